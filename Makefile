@@ -1,0 +1,33 @@
+# The two contract commands (`make run`, `make test`) plus lint and bench.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+MODELS_DIR ?= models
+
+.PHONY: run test lint bench train clean
+
+# Reinstall whenever pyproject.toml changes; the stamp records the last install.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	test -f $(MODELS_DIR)/latest || $(BIN)/python -m training --models-dir $(MODELS_DIR)
+	MODELS_DIR=$(MODELS_DIR) $(BIN)/python -m service --host 127.0.0.1 --port 8000
+
+train: $(STAMP)
+	$(BIN)/python -m training --models-dir $(MODELS_DIR)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,232 @@
+"""The model artifact on disk: layout, hashes, signatures, the `latest` pointer and safe loading.
+
+Unpickling runs code, so nothing here unpickles a file before its bytes have been hashed
+(and, with a signing key, the manifest's signature checked); the bytes that were verified
+are the very bytes that are loaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import io
+import json
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import joblib
+
+MANIFEST_FILE = "manifest.json"
+PIPELINE_FILE = "pipeline.joblib"
+ASSIGNMENTS_FILE = "assignments.csv"
+REPORT_FILE = "report.html"
+LATEST_FILE = "latest"
+FORMAT_VERSION = 1
+SIGNATURE_ALGORITHM = "hmac-sha256"
+
+_VERSION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+class ArtifactError(Exception):
+    """A model version that cannot be used, with a stable code and a readable reason."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class VerifiedVersion:
+    """A version whose manifest (and signature, when required) and file hashes all checked out.
+
+    ``pipeline_bytes`` are the bytes that were hashed: loading from them, not from the
+    file again, closes the gap between checking a file and reading it.
+    """
+
+    version: str
+    path: Path
+    manifest: dict[str, Any]
+    pipeline_bytes: bytes
+
+    def load_pipeline(self) -> Any:
+        """Unpickle the verified pipeline."""
+        return joblib.load(io.BytesIO(self.pipeline_bytes))
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_version_name(version: str) -> str:
+    """Refuse version names that could escape the models directory."""
+    if not _VERSION_NAME.match(version) or version in {".", ".."}:
+        raise ArtifactError(
+            "invalid_version_name",
+            f"version={version!r} is not a valid version name "
+            "(letters, digits, '.', '_' and '-', at most 128 characters)",
+        )
+    return version
+
+
+def canonical_manifest_bytes(manifest: dict[str, Any]) -> bytes:
+    """The manifest without its signature, serialised one way only, for signing."""
+    unsigned = {key: value for key, value in manifest.items() if key != "signature"}
+    return json.dumps(
+        unsigned, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
+    ).encode("ascii")
+
+
+def manifest_signature(manifest: dict[str, Any], key: str) -> str:
+    return hmac.new(key.encode(), canonical_manifest_bytes(manifest), hashlib.sha256).hexdigest()
+
+
+def sign_manifest(manifest: dict[str, Any], key: str) -> dict[str, Any]:
+    """Return a copy of the manifest carrying its HMAC-SHA256 signature."""
+    signed = dict(manifest)
+    signed["signature"] = {
+        "algorithm": SIGNATURE_ALGORITHM,
+        "value": manifest_signature(manifest, key),
+    }
+    return signed
+
+
+def _check_signature(manifest: dict[str, Any], keys: tuple[str, ...]) -> None:
+    signature = manifest.get("signature")
+    if not isinstance(signature, dict) or "value" not in signature:
+        raise ArtifactError("signature_missing", "the manifest is not signed")
+    if signature.get("algorithm") != SIGNATURE_ALGORITHM:
+        raise ArtifactError(
+            "signature_invalid",
+            f"signature algorithm {signature.get('algorithm')!r} is not {SIGNATURE_ALGORITHM!r}",
+        )
+    given = str(signature["value"])
+    if not any(hmac.compare_digest(given, manifest_signature(manifest, key)) for key in keys):
+        raise ArtifactError("signature_invalid", "the manifest signature does not match")
+
+
+def write_bytes_atomically(path: Path, data: bytes) -> None:
+    """Write a file so that readers see either the old content or the new, never a part."""
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        # mkstemp creates 0600; the service may run as another user than training.
+        os.fchmod(handle, 0o644)
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def read_latest(models_dir: Path) -> str:
+    """The version name that `latest` points at."""
+    pointer = models_dir / LATEST_FILE
+    try:
+        version = pointer.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        raise ArtifactError(
+            "model_missing", f"no trained model: {pointer} does not exist (run the training job)"
+        ) from None
+    return check_version_name(version)
+
+
+def point_latest(models_dir: Path, version: str) -> None:
+    """Make `latest` name ``version``, atomically."""
+    write_bytes_atomically(models_dir / LATEST_FILE, f"{check_version_name(version)}\n".encode())
+
+
+def read_manifest(version_dir: Path) -> dict[str, Any]:
+    path = version_dir / MANIFEST_FILE
+    try:
+        manifest = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        raise ArtifactError("model_missing", f"{path} does not exist") from None
+    except ValueError as error:
+        raise ArtifactError("manifest_invalid", f"{path} is not valid JSON: {error}") from None
+    if not isinstance(manifest, dict):
+        raise ArtifactError("manifest_invalid", f"{path} does not hold a JSON object")
+    return manifest
+
+
+def _expected_sha256(name: str, expected: Any) -> str:
+    if not isinstance(expected, dict) or not isinstance(expected.get("sha256"), str):
+        raise ArtifactError("manifest_invalid", f"the manifest gives no sha256 for {name}")
+    return str(expected["sha256"])
+
+
+def _check_hash(name: str, actual: str, expected: str) -> None:
+    if not hmac.compare_digest(actual, expected):
+        raise ArtifactError(
+            "hash_mismatch", f"{name} does not match the sha256 recorded in the manifest"
+        )
+
+
+def _missing(path: Path) -> ArtifactError:
+    return ArtifactError("file_missing", f"{path} is missing")
+
+
+def verify_version(
+    models_dir: Path, version: str, *, signing_keys: tuple[str, ...] = ()
+) -> VerifiedVersion:
+    """Check a version's manifest, signature (when keys are given) and every file's sha256.
+
+    Nothing is unpickled here.
+
+    Raises
+    ------
+    ArtifactError
+        With code ``model_missing``, ``manifest_invalid``, ``signature_missing``,
+        ``signature_invalid``, ``file_missing`` or ``hash_mismatch``.
+    """
+    version_dir = models_dir / check_version_name(version)
+    manifest = read_manifest(version_dir)
+    if signing_keys:
+        _check_signature(manifest, signing_keys)
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise ArtifactError(
+            "manifest_invalid",
+            f"format_version={manifest.get('format_version')!r} is not {FORMAT_VERSION}",
+        )
+    if manifest.get("version") != version:
+        raise ArtifactError(
+            "manifest_invalid",
+            f"the manifest names version {manifest.get('version')!r}, not {version!r}",
+        )
+    files = manifest.get("files")
+    if not isinstance(files, dict) or PIPELINE_FILE not in files:
+        raise ArtifactError("manifest_invalid", "the manifest does not list its files")
+    for name, expected in files.items():
+        if name == PIPELINE_FILE:
+            continue
+        try:
+            actual = sha256_file(version_dir / check_version_name(name))
+        except FileNotFoundError:
+            raise _missing(version_dir / name) from None
+        _check_hash(name, actual, _expected_sha256(name, expected))
+    try:
+        pipeline_bytes = (version_dir / PIPELINE_FILE).read_bytes()
+    except FileNotFoundError:
+        raise _missing(version_dir / PIPELINE_FILE) from None
+    _check_hash(
+        PIPELINE_FILE,
+        sha256_bytes(pipeline_bytes),
+        _expected_sha256(PIPELINE_FILE, files[PIPELINE_FILE]),
+    )
+    return VerifiedVersion(
+        version=version, path=version_dir, manifest=manifest, pipeline_bytes=pipeline_bytes
+    )

@@ -1,0 +1,53 @@
+"""The customer features the model uses and the names the bank's exports give them."""
+
+from __future__ import annotations
+
+import re
+
+FEATURES: tuple[str, ...] = (
+    "avg_credit_limit",
+    "total_credit_cards",
+    "total_visits_bank",
+    "total_visits_online",
+    "total_calls_made",
+)
+"""The five behaviour features, in the order the model sees them."""
+
+COUNT_FEATURES: frozenset[str] = frozenset(FEATURES[1:])
+"""Features that count events and so must be whole numbers."""
+
+CUSTOMER_KEY = "customer_key"
+ROW_NUMBER = "sl_no"
+"""The export's row number: carried along for messages, never a feature or an identifier."""
+
+BANK_COLUMN_NAMES: dict[str, str] = {
+    "Sl_No": ROW_NUMBER,
+    "Customer Key": CUSTOMER_KEY,
+    "Avg_Credit_Limit": "avg_credit_limit",
+    "Total_Credit_Cards": "total_credit_cards",
+    "Total_visits_bank": "total_visits_bank",
+    "Total_visits_online": "total_visits_online",
+    "Total_calls_made": "total_calls_made",
+}
+"""The bank's export headers, exactly as exported, and the snake_case name of each."""
+
+FEATURE_LABELS: dict[str, str] = {
+    "avg_credit_limit": "average credit limit",
+    "total_credit_cards": "credit cards held",
+    "total_visits_bank": "branch visits",
+    "total_visits_online": "online logins",
+    "total_calls_made": "calls to the bank",
+}
+"""How a banker reads each feature, for names, reports and messages."""
+
+
+def canonical_column_name(name: str) -> str:
+    """Map a column header to its snake_case name (bank export or snake_case alike).
+
+    Surrounding whitespace and a byte-order mark are ignored; case, spaces and dashes
+    are folded, so ``"Customer Key"``, ``"customer_key"`` and ``"CUSTOMER-KEY"`` agree.
+    """
+    cleaned = name.replace("\ufeff", "").strip()
+    if cleaned in BANK_COLUMN_NAMES:
+        return BANK_COLUMN_NAMES[cleaned]
+    return re.sub(r"[\s\-]+", "_", cleaned).lower()

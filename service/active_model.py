@@ -1,0 +1,140 @@
+"""The model being served: its scorer, its segment catalog and how its answers are built.
+
+Everything an answer needs that does not depend on the customer (names, actions, ids in
+label order, the catalog) is prepared here once, when the model is loaded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from segmentation.features import FEATURES
+from segmentation.scoring import FloatArray, ScoredBatch, SegmentScorer
+from service.errors import SegmentNotFound
+
+_DIGITS = 6
+
+
+@dataclass(frozen=True)
+class SegmentCard:
+    """What every answer says about a segment."""
+
+    segment_id: str
+    name: str
+    recommended_actions: dict[str, list[str]]
+
+
+class ActiveModel:
+    """A verified, self-tested model version ready to answer.
+
+    Parameters
+    ----------
+    version
+        The version name, as ``latest`` names it.
+    manifest
+        The verified manifest.
+    pipeline
+        The verified, unpickled pipeline.
+    """
+
+    def __init__(self, *, version: str, manifest: dict[str, Any], pipeline: Any) -> None:
+        self.version = version
+        self.manifest = manifest
+        by_label = sorted(manifest["segments"], key=lambda segment: segment["label"])
+        self.cards = [
+            SegmentCard(
+                segment_id=segment["segment_id"],
+                name=segment["name"],
+                recommended_actions=segment["recommended_actions"],
+            )
+            for segment in by_label
+        ]
+        self.segment_ids = [card.segment_id for card in self.cards]
+        scoring = manifest["scoring"]
+        self.scorer = SegmentScorer(
+            pipeline=pipeline,
+            feature_min=[scoring["feature_min"][feature] for feature in FEATURES],
+            feature_max=[scoring["feature_max"][feature] for feature in FEATURES],
+            distance_thresholds=[segment["atypical_distance"] for segment in by_label],
+        )
+        self.catalog = [_catalog_entry(segment, version) for segment in manifest["segments"]]
+        self._catalog_by_id = {entry["segment_id"]: entry for entry in self.catalog}
+
+    def segment(self, segment_id: str) -> dict[str, Any]:
+        """One segment of the catalog."""
+        try:
+            return self._catalog_by_id[segment_id]
+        except KeyError:
+            raise SegmentNotFound(
+                f"segment_id={segment_id!r} is not a segment of model {self.version}; "
+                f"known: {', '.join(self.segment_ids)}"
+            ) from None
+
+    def assign(self, features: FloatArray, keys: Sequence[str | None]) -> list[dict[str, Any]]:
+        """Score ``(n, 5)`` valid features and build one assignment per row."""
+        return self.assignments_from(self.scorer.score(features), keys)
+
+    def assignments_from(
+        self, scored: ScoredBatch, keys: Sequence[str | None]
+    ) -> list[dict[str, Any]]:
+        ids, cards = self.segment_ids, self.cards
+        labels = scored.labels.tolist()
+        runner_up = scored.runner_up_labels.tolist()
+        confidence = np.round(scored.confidence, _DIGITS).tolist()
+        distances = np.round(scored.distances, _DIGITS).tolist()
+        atypical = scored.atypical.tolist()
+        records = []
+        for row, label in enumerate(labels):
+            card = cards[label]
+            records.append(
+                {
+                    "customer_key": keys[row],
+                    "segment_id": card.segment_id,
+                    "segment_name": card.name,
+                    "recommended_actions": card.recommended_actions,
+                    "confidence": confidence[row],
+                    "distances": dict(zip(ids, distances[row], strict=True)),
+                    "runner_up_segment_id": ids[runner_up[row]],
+                    "atypical": atypical[row],
+                    "atypical_reasons": scored.atypical_reasons(row) if atypical[row] else [],
+                    "model_version": self.version,
+                }
+            )
+        return records
+
+    def summary(self) -> dict[str, Any]:
+        """The manifest, as much of it as a client needs."""
+        manifest = self.manifest
+        return {
+            "model_version": self.version,
+            "created_at": manifest["created_at"],
+            "k": manifest["k"],
+            "n_rows": manifest["n_rows"],
+            "features": manifest["features"],
+            "data_sha256": manifest["data_sha256"],
+            "metrics": manifest["metrics"],
+            "libraries": manifest["libraries"],
+            "segments": [entry["segment_id"] for entry in self.catalog],
+            "signed": "signature" in manifest,
+        }
+
+
+def _catalog_entry(segment: dict[str, Any], version: str) -> dict[str, Any]:
+    return {
+        "segment_id": segment["segment_id"],
+        "name": segment["name"],
+        "description": segment["description"],
+        "size": segment["size"],
+        "share": segment["share"],
+        "profile": {
+            feature: {key: summary[key] for key in ("mean", "p25", "median", "p75")}
+            for feature, summary in segment["profile"].items()
+        },
+        "distinguishing_features": segment["distinguishing_features"],
+        "recommended_actions": segment["recommended_actions"],
+        "model_version": version,
+    }

@@ -1,0 +1,93 @@
+"""The service's settings: every environment variable it reads, validated once at start-up."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "sqlite:///data/segmentation.db"
+
+
+class Settings(BaseSettings):
+    """Environment variables, by their upper-case names (``MODELS_DIR``, ``API_KEYS``...)."""
+
+    model_config = SettingsConfigDict(
+        case_sensitive=False, extra="ignore", frozen=True, env_ignore_empty=True
+    )
+
+    models_dir: Path = Field(default=Path("models"), description="Where trained versions live.")
+    database_url: str = Field(
+        default=DEFAULT_DATABASE_URL, description="SQLAlchemy URL of the customer store."
+    )
+    api_keys: Annotated[dict[str, SecretStr], NoDecode] = Field(
+        default_factory=dict,
+        description="Comma-separated client:key pairs; empty leaves the API open.",
+    )
+    admin_api_key: SecretStr | None = Field(
+        default=None, description="Key for /admin/*; unset refuses every admin call."
+    )
+    model_signing_key: SecretStr | None = Field(
+        default=None,
+        description="HMAC-SHA256 secret that every served manifest must be signed with.",
+    )
+    model_signing_previous_keys: Annotated[tuple[SecretStr, ...], NoDecode] = Field(
+        default=(),
+        description="Comma-separated earlier signing keys still accepted while a key is rotated.",
+    )
+    max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    max_batch_size: int = Field(default=10_000, ge=1)
+    rate_limit_per_minute: int | None = Field(default=None, ge=1)
+    request_timeout_seconds: float = Field(default=30.0, gt=0)
+    allow_sklearn_version_mismatch: bool = Field(
+        default=False,
+        description="Serve a model trained with another scikit-learn version (not advised).",
+    )
+    model_poll_seconds: float = Field(
+        default=2.0, gt=0, description="How often each worker checks whether `latest` changed."
+    )
+    self_test_rows: int = Field(
+        default=10_000, ge=1, description="Training rows re-scored before a model is served."
+    )
+    log_level: str = Field(default="INFO")
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _parse_api_keys(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        pairs: dict[str, str] = {}
+        for item in filter(None, (part.strip() for part in value.split(","))):
+            client, separator, key = item.partition(":")
+            if not separator or not client.strip() or not key.strip():
+                raise ValueError(
+                    "API_KEYS must be comma-separated client:key pairs, "
+                    f"got an entry without a client or a key ({client.strip() or '?'}:...)"
+                )
+            if client.strip() in pairs:
+                raise ValueError(f"API_KEYS names client {client.strip()!r} twice")
+            pairs[client.strip()] = key.strip()
+        return pairs
+
+    @field_validator("model_signing_previous_keys", mode="before")
+    @classmethod
+    def _parse_previous_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @property
+    def signing_keys(self) -> tuple[str, ...]:
+        """Every key a manifest may be signed with; empty when signing is off."""
+        if self.model_signing_key is None:
+            return ()
+        current = self.model_signing_key.get_secret_value()
+        return (current, *(key.get_secret_value() for key in self.model_signing_previous_keys))
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

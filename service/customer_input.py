@@ -1,0 +1,188 @@
+"""Turning request bodies (one customer, a JSON batch, a CSV batch) into validated features.
+
+One customer's body is parsed and validated in a single pass by pydantic-core. A batch is
+validated item by item, so that one bad customer yields an error for its index while the
+others are still scored.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import orjson
+from pydantic import ValidationError
+
+from segmentation.features import CUSTOMER_KEY, FEATURES, ROW_NUMBER, canonical_column_name
+from segmentation.scoring import FloatArray
+from service.errors import BatchTooLarge, InvalidInput, MalformedBody, detail
+from service.schemas import CustomerFeatures
+
+_CSV_OPTIONAL = frozenset({CUSTOMER_KEY, ROW_NUMBER})
+
+
+@dataclass
+class CustomerBatch:
+    """A batch after validation: the valid customers' features and every invalid item's error."""
+
+    size: int
+    features: FloatArray
+    keys: list[str | None]
+    positions: list[int]
+    """Input index of each valid customer, in input order."""
+    errors: dict[int, dict[str, Any]] = field(default_factory=dict)
+
+
+def validation_details(error: ValidationError) -> list[dict[str, Any]]:
+    """Pydantic's errors as the error shape's details: the field, the rule, the message."""
+    return [
+        detail(".".join(str(part) for part in item["loc"]) or None, item["type"], item["msg"])
+        for item in error.errors(include_url=False, include_input=False)
+    ]
+
+
+def parse_customer(body: bytes) -> CustomerFeatures:
+    """One customer from a JSON body, parsed and validated in one pass."""
+    try:
+        return CustomerFeatures.model_validate_json(body)
+    except ValidationError as error:
+        raise _invalid_body(error, "the customer is invalid") from None
+
+
+def _invalid_body(error: ValidationError, message: str) -> InvalidInput | MalformedBody:
+    details = validation_details(error)
+    if any(item["rule"] == "json_invalid" for item in details):
+        return MalformedBody("the request body is not valid JSON", details=details)
+    fields = ", ".join(sorted({str(item["field"]) for item in details}))
+    return InvalidInput(f"{message}: {fields}", details=details)
+
+
+def features_of(customers: Sequence[CustomerFeatures]) -> FloatArray:
+    return np.array(
+        [[getattr(customer, name) for name in FEATURES] for customer in customers],
+        dtype=np.float64,
+    ).reshape(len(customers), len(FEATURES))
+
+
+def parse_json_batch(body: bytes, *, max_size: int) -> CustomerBatch:
+    """``{"customers": [...]}``; each item is validated on its own."""
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        raise MalformedBody(
+            "the request body is not valid JSON",
+            details=[detail(None, "json_invalid", str(error))],
+        ) from None
+    if not isinstance(document, dict) or set(document) != {"customers"}:
+        raise InvalidInput(
+            'the body must be an object with exactly one field, "customers"',
+            details=[detail("customers", "missing", 'expected {"customers": [...]}')],
+        )
+    items = document["customers"]
+    if not isinstance(items, list):
+        raise InvalidInput(
+            "customers must be a list",
+            details=[detail("customers", "list_type", "customers must be a list")],
+        )
+    _check_size(len(items), max_size)
+    return validate_items(items)
+
+
+def parse_csv_batch(body: bytes, *, max_size: int) -> CustomerBatch:
+    """A CSV with the bank's (or snake_case) column names, one customer per row."""
+    try:
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise MalformedBody(f"the CSV is not UTF-8 text: {error}") from None
+    rows = csv.reader(io.StringIO(text, newline=""))
+    header = next(rows, None)
+    if not header:
+        raise InvalidInput(
+            "the CSV is empty: expected a header row naming the features",
+            details=[detail(None, "missing", "no header row")],
+        )
+    columns = [canonical_column_name(name) for name in header]
+    _check_csv_columns(columns)
+    records = [row for row in rows if any(cell.strip() for cell in row)]
+    _check_size(len(records), max_size)
+    return validate_items(_csv_items(columns, records))
+
+
+def _check_size(size: int, max_size: int) -> None:
+    if size > max_size:
+        raise BatchTooLarge(
+            f"the batch has {size} customers; the limit is {max_size} (MAX_BATCH_SIZE)",
+            details=[detail("customers", "max_length", f"at most {max_size} customers")],
+        )
+
+
+def _check_csv_columns(columns: list[str]) -> None:
+    missing = [name for name in FEATURES if name not in columns]
+    unknown = [name for name in columns if name not in FEATURES and name not in _CSV_OPTIONAL]
+    repeated = sorted({name for name in columns if columns.count(name) > 1})
+    details = [detail(name, "missing", f"column {name} is required") for name in missing]
+    details += [detail(name, "extra_forbidden", f"column {name} is not known") for name in unknown]
+    details += [detail(name, "duplicate", f"column {name} appears twice") for name in repeated]
+    if details:
+        raise InvalidInput(
+            "the CSV columns are not the customer features "
+            f"(expected {', '.join(FEATURES)}, optionally customer_key)",
+            details=details,
+        )
+
+
+def _csv_items(columns: list[str], records: Iterable[list[str]]) -> list[dict[str, Any]]:
+    kept = [(position, name) for position, name in enumerate(columns) if name != ROW_NUMBER]
+    items: list[dict[str, Any]] = []
+    for record in records:
+        item: dict[str, Any] = {}
+        for position, name in kept:
+            cell = record[position].strip() if position < len(record) else ""
+            if name == CUSTOMER_KEY:
+                if cell:
+                    item[name] = cell
+            else:
+                item[name] = _csv_number(cell)
+        items.append(item)
+    return items
+
+
+def _csv_number(cell: str) -> Any:
+    """A CSV cell as a number when it is one; otherwise as found, for the error to quote."""
+    if not cell:
+        return None
+    try:
+        return int(cell)
+    except ValueError:
+        pass
+    try:
+        number = float(cell)
+    except ValueError:
+        return cell
+    return number if math.isfinite(number) else cell
+
+
+def validate_items(items: Sequence[Any]) -> CustomerBatch:
+    """Validate every item; valid ones become features, invalid ones an error by index."""
+    valid: list[CustomerFeatures] = []
+    positions: list[int] = []
+    errors: dict[int, dict[str, Any]] = {}
+    for index, item in enumerate(items):
+        try:
+            valid.append(CustomerFeatures.model_validate(item))
+        except ValidationError as error:
+            errors[index] = _invalid_body(error, f"customer {index} is invalid").as_body()["error"]
+            continue
+        positions.append(index)
+    return CustomerBatch(
+        size=len(items),
+        features=features_of(valid),
+        keys=[customer.customer_key for customer in valid],
+        positions=positions,
+        errors=errors,
+    )

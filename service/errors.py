@@ -1,0 +1,51 @@
+"""Domain errors of the service: a stable code, a message naming the field and the rule."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ServiceError(Exception):
+    """Base of every error a client can be told about; mapped to HTTP in one place."""
+
+    code = "error"
+
+    def __init__(self, message: str, *, details: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or []
+
+    def as_body(self) -> dict[str, Any]:
+        return {"error": {"code": self.code, "message": self.message, "details": self.details}}
+
+
+class ModelUnavailable(ServiceError):
+    code = "model_unavailable"
+
+
+class SegmentNotFound(ServiceError):
+    code = "segment_not_found"
+
+
+class CustomerNotFound(ServiceError):
+    code = "customer_not_found"
+
+
+class InvalidInput(ServiceError):
+    code = "invalid_input"
+
+
+class MalformedBody(ServiceError):
+    code = "malformed_body"
+
+
+class BatchTooLarge(ServiceError):
+    code = "batch_too_large"
+
+
+class UnsupportedMediaType(ServiceError):
+    code = "unsupported_media_type"
+
+
+def detail(field: str | None, rule: str, message: str) -> dict[str, Any]:
+    return {"field": field, "rule": rule, "message": message}

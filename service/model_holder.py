@@ -1,0 +1,127 @@
+"""The one place that knows which model version this process serves, and swaps it safely.
+
+A request takes the current :class:`Serving` once and uses it to the end, so a swap never
+changes the model under a request in flight; the swap itself is one reference assignment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from segmentation.artifact import ArtifactError, point_latest, read_latest
+from service.active_model import ActiveModel
+from service.config import Settings
+from service.errors import ModelUnavailable
+from service.model_loading import load_model
+from service.snapshot import TrainingSnapshot
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Serving:
+    model: ActiveModel
+    snapshot: TrainingSnapshot
+
+
+class ModelHolder:
+    """Holds the serving model, or the reason there is none."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._serving: Serving | None = None
+        self._failure: str | None = "no model loaded yet"
+        self._swap_lock = threading.Lock()
+        # What `latest` said when it was last acted on: a bad version is tried once, not
+        # on every poll, and a vanished `latest` leaves the served model in place.
+        self._last_seen: str | None = None
+
+    @property
+    def models_dir(self) -> Path:
+        return self._settings.models_dir
+
+    @property
+    def failure(self) -> str | None:
+        """Why no model is served, or why the last attempt to change it failed."""
+        return self._failure
+
+    @property
+    def serving(self) -> Serving | None:
+        return self._serving
+
+    def current(self) -> Serving:
+        serving = self._serving
+        if serving is None:
+            raise ModelUnavailable(f"no model is being served: {self._failure}")
+        return serving
+
+    def _load(self, version: str | None) -> Serving:
+        settings = self._settings
+        model, snapshot = load_model(
+            settings.models_dir,
+            version,
+            signing_keys=settings.signing_keys,
+            allow_sklearn_mismatch=settings.allow_sklearn_version_mismatch,
+            self_test_rows=settings.self_test_rows,
+        )
+        return Serving(model=model, snapshot=snapshot)
+
+    def load_latest(self) -> bool:
+        """Serve what `latest` names; on failure keep serving what was served, if anything."""
+        try:
+            self._last_seen = read_latest(self._settings.models_dir)
+            serving = self._load(self._last_seen)
+        except ArtifactError as error:
+            self._failure = f"{error.code}: {error.message}"
+            logger.error("model not loaded: %s", self._failure)
+            return False
+        self._swap(serving)
+        return True
+
+    def activate(self, version: str | None) -> tuple[str, str | None]:
+        """Verify ``version`` (default: what `latest` names), repoint `latest`, swap it in.
+
+        Returns (new version, previous version). Raises ArtifactError and keeps the
+        current model when the version does not verify.
+        """
+        with self._swap_lock:
+            serving = self._load(version)
+            previous = self._serving.model.version if self._serving else None
+            point_latest(self._settings.models_dir, serving.model.version)
+            self._last_seen = serving.model.version
+            self._swap(serving)
+            return serving.model.version, previous
+
+    def _swap(self, serving: Serving) -> None:
+        previous = self._serving
+        self._serving = serving
+        self._failure = None
+        if previous is None or previous.model.version != serving.model.version:
+            logger.info("serving model %s", serving.model.version)
+
+    def latest_changed(self) -> bool:
+        """Whether `latest` names a version not yet acted on (a tiny file read)."""
+        try:
+            named = read_latest(self._settings.models_dir)
+        except ArtifactError:
+            return False
+        return named != self._last_seen
+
+    async def follow_latest(self, interval: float) -> None:
+        """Poll `latest` off the request path and load what it names when it changes."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                if self.latest_changed():
+                    await asyncio.to_thread(self._follow)
+            except Exception:  # the watcher must outlive any one bad version
+                logger.exception("following latest failed")
+
+    def _follow(self) -> None:
+        with self._swap_lock:
+            if self.latest_changed():
+                self.load_latest()

@@ -1,0 +1,34 @@
+"""Liveness and readiness, for orchestrators and load balancers."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from starlette.responses import Response
+
+from service.deps import HolderDep
+from service.responses import JSONBytesResponse
+from service.schemas import Health, Readiness
+
+router = APIRouter(tags=["health"])
+
+_ALIVE = JSONBytesResponse({"status": "ok"}).body
+
+
+@router.get("/health", response_model=Health)
+async def read_health() -> Response:
+    """The process is alive (says nothing about the model)."""
+    return Response(_ALIVE, media_type="application/json")
+
+
+@router.get("/ready", response_model=Readiness, responses={503: {"model": Readiness}})
+async def read_readiness(holder: HolderDep) -> Response:
+    """A verified model is loaded and the service can answer."""
+    serving = holder.serving
+    if serving is None:
+        return JSONBytesResponse(
+            {"status": "not_ready", "model_version": None, "reason": holder.failure},
+            status_code=503,
+        )
+    return JSONBytesResponse(
+        {"status": "ready", "model_version": serving.model.version, "reason": holder.failure}
+    )

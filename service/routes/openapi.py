@@ -1,0 +1,37 @@
+"""OpenAPI fragments shared by routes that read their bodies themselves."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+
+from service.schemas import ErrorResponse
+
+
+def json_body(model: type[BaseModel], *, csv: bool = False) -> dict[str, Any]:
+    """Document a request body that the route parses itself (to validate it in one pass)."""
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    schema.pop("$defs", None)
+    content: dict[str, Any] = {"application/json": {"schema": schema}}
+    if csv:
+        content["text/csv"] = {
+            "schema": {"type": "string"},
+            "example": (
+                "Customer Key,Avg_Credit_Limit,Total_Credit_Cards,Total_visits_bank,"
+                "Total_visits_online,Total_calls_made\n87073,100000,2,1,1,0\n"
+            ),
+        }
+        content["multipart/form-data"] = {
+            "schema": {
+                "type": "object",
+                "properties": {"file": {"type": "string", "format": "binary"}},
+                "required": ["file"],
+            }
+        }
+    return {"requestBody": {"required": True, "content": content}}
+
+
+def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """Declare that these statuses answer with the error shape."""
+    return {status: {"model": ErrorResponse} for status in statuses}

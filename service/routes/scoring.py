@@ -1,0 +1,85 @@
+"""Scoring routes: one customer on the live path, or a whole batch."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import orjson
+from fastapi import APIRouter, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+from starlette.responses import Response
+
+from service.batch_scoring import reject_invalid_items, score_batch
+from service.customer_input import (
+    CustomerBatch,
+    features_of,
+    parse_csv_batch,
+    parse_customer,
+    parse_json_batch,
+)
+from service.deps import ServingDep, SettingsDep
+from service.errors import InvalidInput, UnsupportedMediaType, detail
+from service.responses import JSONBytesResponse
+from service.routes.openapi import errors, json_body
+from service.schemas import BatchRequest, BatchResponse, CustomerFeatures, SegmentAssignment
+
+router = APIRouter(tags=["scoring"])
+
+
+@router.post(
+    "/segment",
+    response_model=SegmentAssignment,
+    responses=errors(400, 413, 422, 503),
+    openapi_extra=json_body(CustomerFeatures),
+)
+async def score_customer(request: Request, serving: ServingDep) -> Response:
+    """Assign one customer to a segment, with the recommended actions."""
+    customer = parse_customer(await request.body())
+    record = serving.model.assign(features_of([customer]), [customer.customer_key])[0]
+    return JSONBytesResponse(record)
+
+
+@router.post(
+    "/segment/batch",
+    response_model=BatchResponse,
+    responses=errors(400, 413, 415, 422, 503),
+    openapi_extra=json_body(BatchRequest, csv=True),
+)
+async def score_customers(
+    request: Request,
+    serving: ServingDep,
+    settings: SettingsDep,
+    strict: Annotated[
+        bool, Query(description="Reject the whole batch if any item is invalid.")
+    ] = False,
+) -> Response:
+    """Assign many customers (JSON or CSV) to segments; results in input order."""
+    batch = await _read_batch(request, settings.max_batch_size)
+    if strict:
+        reject_invalid_items(batch)
+    payload = await run_in_threadpool(lambda: orjson.dumps(score_batch(serving.model, batch)))
+    return Response(payload, media_type="application/json")
+
+
+async def _read_batch(request: Request, max_size: int) -> CustomerBatch:
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type in {"", "application/json"}:
+        return await run_in_threadpool(parse_json_batch, await request.body(), max_size=max_size)
+    if media_type in {"text/csv", "application/csv"}:
+        return await run_in_threadpool(parse_csv_batch, await request.body(), max_size=max_size)
+    if media_type == "multipart/form-data":
+        async with request.form(max_files=1, max_fields=1) as form:
+            upload = form.get("file")
+            if not isinstance(upload, UploadFile):
+                raise InvalidInput(
+                    'the upload needs a CSV file in the form field "file"',
+                    details=[detail("file", "missing", "no file field")],
+                )
+            content = await upload.read()
+        return await run_in_threadpool(parse_csv_batch, content, max_size=max_size)
+    raise UnsupportedMediaType(
+        f"Content-Type {media_type!r} is not supported: send application/json, "
+        "text/csv or a multipart/form-data upload",
+        details=[detail("content-type", "media_type", f"{media_type!r} is not supported")],
+    )

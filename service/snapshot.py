@@ -1,0 +1,38 @@
+"""The active model's training snapshot: every training customer's features and segment."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from segmentation.features import CUSTOMER_KEY, FEATURES
+
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class TrainingSnapshot:
+    """``assignments.csv`` as arrays, with a key index where the last record wins."""
+
+    keys: list[str]
+    segment_ids: list[str]
+    features: FloatArray
+    row_by_key: dict[str, int]
+
+    @classmethod
+    def read(cls, path: Path, *, rows: int | None = None) -> TrainingSnapshot:
+        table = pd.read_csv(path, dtype={CUSTOMER_KEY: str, "segment_id": str}, nrows=rows)
+        keys = table[CUSTOMER_KEY].tolist()
+        return cls(
+            keys=keys,
+            segment_ids=table["segment_id"].tolist(),
+            features=table[list(FEATURES)].to_numpy(dtype=np.float64),
+            row_by_key={key: row for row, key in enumerate(keys)},
+        )
+
+    def __len__(self) -> int:
+        return len(self.keys)

@@ -1,0 +1,1 @@
+"""Offline training job: from a customer export to a named, versioned, verified model."""

@@ -1,0 +1,111 @@
+"""Publishing a trained model: an immutable version directory, then `latest`, both atomic.
+
+Files are written into a hidden temporary directory beside the versions, the manifest
+last (it carries every other file's sha256), and the directory is renamed into place in
+one step. Only then is `latest` repointed. A failure or interruption anywhere before that
+removes the temporary directory and leaves the previous version and `latest` untouched.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import uuid
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import joblib
+import pandas as pd
+
+from segmentation.artifact import (
+    ASSIGNMENTS_FILE,
+    MANIFEST_FILE,
+    PIPELINE_FILE,
+    REPORT_FILE,
+    point_latest,
+    sha256_file,
+    sign_manifest,
+)
+
+logger = logging.getLogger(__name__)
+
+
+def version_name(created_at: datetime, data_sha256: str) -> str:
+    """When it was trained and on which data, e.g. ``20261123T184512Z-d20d9222``."""
+    return f"{created_at:%Y%m%dT%H%M%SZ}-{data_sha256[:8]}"
+
+
+def publish_version(
+    models_dir: Path,
+    manifest: dict[str, Any],
+    *,
+    pipeline: Any,
+    assignments: pd.DataFrame,
+    report_html: str,
+    signing_key: str | None,
+) -> Path:
+    """Write a new version under ``models_dir`` and make it the one `latest` names.
+
+    ``manifest`` must hold ``version``; a version name already taken gets a numbered
+    suffix, and the manifest records the name actually used. Returns the version's path.
+    """
+    models_dir.mkdir(parents=True, exist_ok=True)
+    staging = models_dir / f".staging-{uuid.uuid4().hex}"
+    staging.mkdir()
+    try:
+        joblib.dump(pipeline, staging / PIPELINE_FILE)
+        assignments.to_csv(staging / ASSIGNMENTS_FILE, index=False)
+        (staging / REPORT_FILE).write_text(report_html, encoding="utf-8")
+        final = _rename_into_place(staging, models_dir, manifest, signing_key)
+        point_latest(models_dir, final.name)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    logger.info("published %s", final)
+    return final
+
+
+def _rename_into_place(
+    staging: Path, models_dir: Path, manifest: dict[str, Any], signing_key: str | None
+) -> Path:
+    base = str(manifest["version"])
+    for attempt in range(1, 100):
+        version = base if attempt == 1 else f"{base}-{attempt}"
+        if (models_dir / version).exists():
+            continue
+        _write_manifest(staging, {**manifest, "version": version}, signing_key)
+        _sync_directory(staging)
+        try:
+            # rename() refuses a non-empty target: a concurrent job cannot be overwritten.
+            staging.rename(models_dir / version)
+        except OSError:
+            if (models_dir / version).exists():
+                continue
+            raise
+        _sync_directory(models_dir)
+        return models_dir / version
+    raise RuntimeError(f"no free version name for {base} in {models_dir}")
+
+
+def _write_manifest(staging: Path, manifest: dict[str, Any], signing_key: str | None) -> None:
+    files = {
+        name: {"sha256": sha256_file(staging / name), "bytes": (staging / name).stat().st_size}
+        for name in (PIPELINE_FILE, ASSIGNMENTS_FILE, REPORT_FILE)
+    }
+    complete = {**manifest, "files": files}
+    if signing_key:
+        complete = sign_manifest(complete, signing_key)
+    text = json.dumps(complete, indent=2, allow_nan=False)
+    (staging / MANIFEST_FILE).write_text(text + "\n", encoding="utf-8")
+
+
+def _sync_directory(path: Path) -> None:
+    """Flush a directory's entries so a rename survives a power cut."""
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
