@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 MODELS_DIR ?= models
+HOST ?= 127.0.0.1
+PORT ?= 8000
 
 .PHONY: run test lint bench train clean
 
@@ -16,7 +18,7 @@ $(STAMP): pyproject.toml
 
 run: $(STAMP)
 	test -f $(MODELS_DIR)/latest || $(BIN)/python -m training --models-dir $(MODELS_DIR)
-	MODELS_DIR=$(MODELS_DIR) $(BIN)/python -m service --host 127.0.0.1 --port 8000
+	MODELS_DIR=$(MODELS_DIR) $(BIN)/python -m service --host $(HOST) --port $(PORT)
 
 train: $(STAMP)
 	$(BIN)/python -m training --models-dir $(MODELS_DIR)

@@ -45,8 +45,8 @@ def _whole_number(value: object) -> object:
 
 CustomerKey = Annotated[
     str,
-    BeforeValidator(_key_as_text),
     StringConstraints(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$"),
+    BeforeValidator(_key_as_text),
 ]
 Count = Annotated[int, BeforeValidator(_whole_number), Field(strict=True, ge=0)]
 

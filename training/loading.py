@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import zipfile
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -71,7 +72,15 @@ def _parse(path: Path, content: bytes) -> pd.DataFrame:
         )
     except pd.errors.EmptyDataError:
         raise InvalidCustomerData(f"--data {path}: the file has no header and no rows") from None
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError, OSError) as error:
+    # A damaged .xlsx fails inside zipfile (not a zip, or a zip without a workbook).
+    except (
+        pd.errors.ParserError,
+        UnicodeDecodeError,
+        ValueError,
+        OSError,
+        zipfile.BadZipFile,
+        KeyError,
+    ) as error:
         raise InvalidCustomerData(
             f"--data {path}: cannot be read as {suffix or 'CSV'}: {error}"
         ) from None

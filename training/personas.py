@@ -92,18 +92,24 @@ def load_playbook(path: Path | None = None) -> Playbook:
         raise InvalidPlaybook(f"--playbook {source}: no such file") from None
     except tomllib.TOMLDecodeError as error:
         raise InvalidPlaybook(f"--playbook {source}: not valid TOML: {error}") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise InvalidPlaybook(f"--playbook {source}: cannot be read: {error}") from None
     generic = _table(document, "generic", "the playbook")
-    personas = tuple(
-        _persona(entry, position) for position, entry in enumerate(document.get("persona", []))
-    )
+    entries = document.get("persona", [])
+    if not isinstance(entries, list) or not all(isinstance(entry, dict) for entry in entries):
+        raise InvalidPlaybook(f"--playbook {source}: persona must be [[persona]] tables")
+    personas = tuple(_persona(entry, position) for position, entry in enumerate(entries))
     if not personas:
         raise InvalidPlaybook(f"--playbook {source}: defines no [[persona]]")
     ids = [persona.id for persona in personas]
     if len(set(ids)) != len(ids):
         raise InvalidPlaybook(f"--playbook {source}: persona ids repeat: {sorted(ids)}")
+    min_fit = document.get("min_fit", 0.3)
+    if isinstance(min_fit, bool) or not isinstance(min_fit, int | float):
+        raise InvalidPlaybook(f"--playbook {source}: min_fit={min_fit!r} should be a number")
     return Playbook(
         source=str(source),
-        min_fit=float(document.get("min_fit", 0.3)),
+        min_fit=float(min_fit),
         personas=personas,
         generic_description=_text(generic, "description", "[generic]"),
         generic_marketing=_texts(generic, "marketing", "[generic]"),
@@ -141,7 +147,7 @@ def _persona(entry: dict[str, Any], position: int) -> Persona:
     for feature, direction in signature.items():
         if feature not in FEATURES:
             raise InvalidPlaybook(f"{where}: signature names unknown feature {feature!r}")
-        if direction not in _DIRECTIONS:
+        if not isinstance(direction, str) or direction not in _DIRECTIONS:
             raise InvalidPlaybook(
                 f"{where}: signature {feature} = {direction!r} should be high, low or average"
             )

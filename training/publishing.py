@@ -25,7 +25,9 @@ from segmentation.artifact import (
     MANIFEST_FILE,
     PIPELINE_FILE,
     REPORT_FILE,
+    ArtifactError,
     point_latest,
+    read_latest,
     sha256_file,
     sign_manifest,
 )
@@ -55,14 +57,18 @@ def publish_version(
     models_dir.mkdir(parents=True, exist_ok=True)
     staging = models_dir / f".staging-{uuid.uuid4().hex}"
     staging.mkdir()
+    final: Path | None = None
     try:
         joblib.dump(pipeline, staging / PIPELINE_FILE)
         assignments.to_csv(staging / ASSIGNMENTS_FILE, index=False)
         (staging / REPORT_FILE).write_text(report_html, encoding="utf-8")
         final = _rename_into_place(staging, models_dir, manifest, signing_key)
+        _sync_directory(models_dir)
         point_latest(models_dir, final.name)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
+        if final is not None:
+            _discard_unpublished(models_dir, final)
         raise
     logger.info("published %s", final)
     return final
@@ -85,9 +91,18 @@ def _rename_into_place(
             if (models_dir / version).exists():
                 continue
             raise
-        _sync_directory(models_dir)
         return models_dir / version
     raise RuntimeError(f"no free version name for {base} in {models_dir}")
+
+
+def _discard_unpublished(models_dir: Path, version_dir: Path) -> None:
+    """Remove a version renamed into place whose `latest` repointing did not happen."""
+    try:
+        if read_latest(models_dir) == version_dir.name:
+            return
+    except ArtifactError:
+        pass
+    shutil.rmtree(version_dir, ignore_errors=True)
 
 
 def _write_manifest(staging: Path, manifest: dict[str, Any], signing_key: str | None) -> None:

@@ -54,8 +54,8 @@ class CustomerTable:
 def validate_customers(frame: pd.DataFrame, *, min_rows: int) -> CustomerTable:
     """Check columns and values; raise one :class:`InvalidCustomerData` listing every problem.
 
-    ``min_rows`` is the number of segments the job will try, so that a file too small to
-    cluster is refused before any fitting.
+    ``min_rows`` is the fewest customers the job can cluster (k + 1 for k segments), so
+    that a file too small to cluster is refused before any fitting.
     """
     _check_columns(frame)
     if len(frame) == 0:
@@ -70,8 +70,8 @@ def validate_customers(frame: pd.DataFrame, *, min_rows: int) -> CustomerTable:
         )
     if len(frame) < min_rows:
         raise InvalidCustomerData(
-            f"n_rows={len(frame)} should be >= n_segments={min_rows}: "
-            "too few customers to find that many segments"
+            f"n_rows={len(frame)} should be >= {min_rows}: too few customers to find "
+            f"{min_rows - 1} segments (k segments need at least k + 1 customers)"
         )
     features = np.column_stack(columns).astype(np.float64)
     return CustomerTable(keys=keys, features=features, quality=_data_quality(keys, features))

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.stats import skew
 from sklearn.cluster import KMeans
 from sklearn.metrics import silhouette_score
 from sklearn.pipeline import make_pipeline
@@ -96,6 +97,7 @@ def test_copied_features_appear_under_different_keys(synthetic: pd.DataFrame) ->
 
 
 def test_copied_features_at_least_export_count_for_export_size(real: pd.DataFrame) -> None:
+    # Planted copies guarantee 11 at this size; chance coincidences add more.
     frame = generate_customers(len(real), seed=5)
     assert frame[FEATURES].duplicated().sum() >= real[FEATURES].duplicated().sum() == 11
 
@@ -129,7 +131,7 @@ def test_values_stay_within_export_ranges(synthetic: pd.DataFrame, real: pd.Data
 def test_credit_limit_is_right_skewed(synthetic: pd.DataFrame) -> None:
     limits = synthetic["Avg_Credit_Limit"]
     assert limits.mean() > limits.median()
-    assert limits.skew() > 1.0
+    assert skew(limits.to_numpy()) > 1.0
 
 
 def test_kmeans_finds_real_groups_for_20000_customers(
@@ -144,6 +146,9 @@ def test_kmeans_finds_real_groups_for_20000_customers(
 
 
 def test_silhouette_picks_three_clusters_for_5000_sample(synthetic: pd.DataFrame) -> None:
+    # As in the real export, splitting off only the small online-heavy group would score
+    # about 0.57, above k=3's 0.52; k=3 wins because K-means at k=2 prefers, on inertia, to
+    # split off the call-heavy group instead (0.42). A few unlucky samples tip that choice.
     sample = synthetic.sample(5_000, random_state=0)
     scaled = StandardScaler().fit_transform(sample[FEATURES])
     scores = {

@@ -1,0 +1,36 @@
+"""Shared fixtures: one model trained on the bank's real export, once per test session."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from training.job import TrainingOptions, TrainingResult, train
+from training.loading import sample_data_path
+
+SHARED_EXPORT = (
+    Path(__file__).resolve().parents[2] / "shared" / "data" / "credit_card_customer_data.csv"
+)
+
+
+@pytest.fixture(scope="session")
+def bank_export() -> Path:
+    """The bank's export as the project bundles it (byte-identical to the shared copy)."""
+    return sample_data_path()
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> TrainingResult:
+    """The default training run on the bank's export; treat its directory as read-only."""
+    models_dir = tmp_path_factory.mktemp("models")
+    return train(TrainingOptions(models_dir=models_dir, n_bootstrap=5))
+
+
+@pytest.fixture
+def models_dir(trained: TrainingResult, tmp_path: Path) -> Path:
+    """A private copy of the trained models directory, free to damage."""
+    copy = tmp_path / "models"
+    shutil.copytree(trained.path.parent, copy)
+    return copy

@@ -1,0 +1,127 @@
+"""What the service does with a missing, damaged, incompatible or self-contradicting model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from segmentation.artifact import (
+    ASSIGNMENTS_FILE,
+    MANIFEST_FILE,
+    PIPELINE_FILE,
+    read_latest,
+    sha256_file,
+)
+from tests.service.conftest import serve, settings_for
+
+CUSTOMER = {
+    "avg_credit_limit": 50000,
+    "total_credit_cards": 3,
+    "total_visits_bank": 0,
+    "total_visits_online": 10,
+    "total_calls_made": 9,
+}
+
+
+def version_dir(models_dir: Path) -> Path:
+    return models_dir / read_latest(models_dir)
+
+
+def rewrite_manifest(models_dir: Path, change: Any) -> None:
+    path = version_dir(models_dir) / MANIFEST_FILE
+    manifest = json.loads(path.read_text())
+    change(manifest)
+    path.write_text(json.dumps(manifest))
+
+
+def rehash(models_dir: Path, name: str) -> None:
+    digest = sha256_file(version_dir(models_dir) / name)
+    rewrite_manifest(models_dir, lambda m: m["files"][name].update(sha256=digest))
+
+
+async def assert_refused(models_dir: Path, reason: str, **settings: Any) -> None:
+    async with serve(settings_for(models_dir, **settings)) as client:
+        assert (await client.get("/health")).status_code == 200
+        ready = await client.get("/ready")
+        assert ready.status_code == 503
+        assert reason in ready.json()["reason"]
+        scored = await client.post("/segment", json=CUSTOMER)
+        assert scored.status_code == 503
+        assert scored.json()["error"]["code"] == "model_unavailable"
+        assert reason in scored.json()["error"]["message"]
+        assert (await client.get("/segments")).status_code == 503
+
+
+async def test_tampered_pipeline_byte_is_refused(models_dir: Path) -> None:
+    path = version_dir(models_dir) / PIPELINE_FILE
+    content = bytearray(path.read_bytes())
+    content[len(content) // 2] ^= 0x01
+    path.write_bytes(bytes(content))
+    await assert_refused(models_dir, "hash_mismatch")
+
+
+async def test_missing_models_dir_is_refused_without_crashing(tmp_path: Path) -> None:
+    await assert_refused(tmp_path / "empty", "model_missing")
+
+
+async def test_latest_naming_missing_version_is_refused(models_dir: Path) -> None:
+    (models_dir / "latest").write_text("20000101T000000Z-00000000\n")
+    await assert_refused(models_dir, "model_missing")
+
+
+async def test_latest_escaping_models_dir_is_refused(models_dir: Path) -> None:
+    (models_dir / "latest").write_text("../../etc\n")
+    await assert_refused(models_dir, "invalid_version_name")
+
+
+async def test_deleted_pipeline_is_refused(models_dir: Path) -> None:
+    (version_dir(models_dir) / PIPELINE_FILE).unlink()
+    await assert_refused(models_dir, "file_missing")
+
+
+async def test_other_scikit_learn_version_is_refused_unless_allowed(models_dir: Path) -> None:
+    rewrite_manifest(models_dir, lambda m: m["libraries"].update({"scikit-learn": "0.24.2"}))
+    await assert_refused(models_dir, "library_mismatch")
+    async with serve(settings_for(models_dir, allow_sklearn_version_mismatch=True)) as client:
+        assert (await client.get("/ready")).status_code == 200
+        assert (await client.post("/segment", json=CUSTOMER)).status_code == 200
+
+
+async def test_other_features_are_refused(models_dir: Path) -> None:
+    rewrite_manifest(models_dir, lambda m: m.update(features=["income", *m["features"][1:]]))
+    await assert_refused(models_dir, "features_mismatch")
+
+
+async def test_snapshot_that_disagrees_with_pipeline_fails_self_test(models_dir: Path) -> None:
+    path = version_dir(models_dir) / ASSIGNMENTS_FILE
+    lines = path.read_text().splitlines()
+    first = lines[1].split(",")
+    first[1] = "digital-affluent" if first[1] != "digital-affluent" else "branch-loyal"
+    lines[1] = ",".join(first)
+    path.write_text("\n".join(lines) + "\n")
+    rehash(models_dir, ASSIGNMENTS_FILE)
+    await assert_refused(models_dir, "self_test_failed")
+
+
+@pytest.mark.parametrize("content", ["not json", "[]"])
+async def test_unreadable_manifest_is_refused(models_dir: Path, content: str) -> None:
+    (version_dir(models_dir) / MANIFEST_FILE).write_text(content)
+    await assert_refused(models_dir, "manifest_invalid")
+
+
+async def test_ready_names_the_reason_as_text(tmp_path: Path) -> None:
+    async with serve(settings_for(tmp_path)) as client:
+        body = (await client.get("/ready")).json()
+    assert body["status"] == "not_ready"
+    assert body["model_version"] is None
+    assert isinstance(body["reason"], str)
+
+
+async def test_client_sees_no_stack_trace_on_refusal(tmp_path: Path) -> None:
+    async with serve(settings_for(tmp_path)) as client:
+        response: httpx.Response = await client.post("/segment", json=CUSTOMER)
+    assert "Traceback" not in response.text
