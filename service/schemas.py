@@ -23,6 +23,49 @@ EXAMPLE_CUSTOMER: dict[str, Any] = {
 }
 
 
+EXAMPLE_ACTIONS: dict[str, list[str]] = {
+    "marketing": ["Offer a starter limit increase after six months of on-time payments"],
+    "service": ["Prioritise call-centre routing and first-call resolution"],
+}
+EXAMPLE_ASSIGNMENT: dict[str, Any] = {
+    "customer_key": "38414",
+    "segment_id": "support-seeking",
+    "segment_name": "Support-seeking customers",
+    "recommended_actions": EXAMPLE_ACTIONS,
+    "confidence": 0.512,
+    "distances": {"branch-loyal": 2.874, "support-seeking": 1.402, "digital-affluent": 4.551},
+    "runner_up_segment_id": "branch-loyal",
+    "atypical": False,
+    "atypical_reasons": [],
+    "model_version": "20261123T184512Z-d20d9222",
+}
+EXAMPLE_PROFILE: dict[str, dict[str, float]] = {
+    "avg_credit_limit": {"mean": 12174.1, "p25": 8000.0, "median": 12000.0, "p75": 16000.0},
+    "total_credit_cards": {"mean": 2.41, "p25": 1.0, "median": 2.0, "p75": 3.0},
+    "total_visits_bank": {"mean": 0.93, "p25": 0.0, "median": 1.0, "p75": 2.0},
+    "total_visits_online": {"mean": 3.55, "p25": 2.0, "median": 4.0, "p75": 5.0},
+    "total_calls_made": {"mean": 6.87, "p25": 5.0, "median": 7.0, "p75": 9.0},
+}
+EXAMPLE_SEGMENT: dict[str, Any] = {
+    "segment_id": "support-seeking",
+    "name": "Support-seeking customers",
+    "description": "Low credit limits and few cards; they call the bank often.",
+    "size": 224,
+    "share": 0.3394,
+    "profile": EXAMPLE_PROFILE,
+    "distinguishing_features": [
+        {"feature": "total_calls_made", "z": 1.152, "direction": "high"},
+        {"feature": "total_credit_cards", "z": -1.06, "direction": "low"},
+    ],
+    "recommended_actions": EXAMPLE_ACTIONS,
+    "model_version": "20261123T184512Z-d20d9222",
+}
+
+
+def _examples(*examples: dict[str, Any]) -> ConfigDict:
+    return ConfigDict(json_schema_extra={"examples": list(examples)})
+
+
 def _key_as_text(value: object) -> object:
     """A customer key may come as a string or an integer; it is always answered as text."""
     if isinstance(value, bool) or not isinstance(value, (str, int)):
@@ -90,6 +133,8 @@ class RecommendedActions(BaseModel):
 class SegmentAssignment(BaseModel):
     """Which segment a customer belongs to, how clearly, and what to do about it."""
 
+    model_config = _examples(EXAMPLE_ASSIGNMENT)
+
     customer_key: str | None
     segment_id: str = Field(description="Stable slug of the segment.")
     segment_name: str
@@ -124,6 +169,22 @@ class ErrorInfo(BaseModel):
 class ErrorResponse(BaseModel):
     """The one shape of every error."""
 
+    model_config = _examples(
+        {
+            "error": {
+                "code": "invalid_input",
+                "message": "the customer is invalid: total_credit_cards",
+                "details": [
+                    {
+                        "field": "total_credit_cards",
+                        "rule": "whole_number",
+                        "message": "Input should be a whole number, got 2.5",
+                    }
+                ],
+            }
+        }
+    )
+
     error: ErrorInfo
 
 
@@ -149,6 +210,32 @@ class BatchItemResult(BaseModel):
 
 
 class BatchResponse(BaseModel):
+    model_config = _examples(
+        {
+            "model_version": "20261123T184512Z-d20d9222",
+            "counts": {"branch-loyal": 0, "support-seeking": 1, "digital-affluent": 0},
+            "n_errors": 1,
+            "results": [
+                {"index": 0, **EXAMPLE_ASSIGNMENT},
+                {
+                    "index": 1,
+                    "customer_key": None,
+                    "error": {
+                        "code": "invalid_input",
+                        "message": "customer 1 is invalid: avg_credit_limit",
+                        "details": [
+                            {
+                                "field": "avg_credit_limit",
+                                "rule": "greater_than",
+                                "message": "Input should be greater than 0",
+                            }
+                        ],
+                    },
+                },
+            ],
+        }
+    )
+
     model_version: str
     counts: dict[str, int] = Field(description="Scored customers per segment.")
     n_errors: int
@@ -171,6 +258,8 @@ class DistinguishingFeature(BaseModel):
 class Segment(BaseModel):
     """What a segment is, how big it is and what to do about it."""
 
+    model_config = _examples(EXAMPLE_SEGMENT)
+
     segment_id: str
     name: str
     description: str
@@ -183,6 +272,10 @@ class Segment(BaseModel):
 
 
 class SegmentCatalog(BaseModel):
+    model_config = _examples(
+        {"model_version": "20261123T184512Z-d20d9222", "segments": [EXAMPLE_SEGMENT]}
+    )
+
     model_version: str
     segments: list[Segment]
 
@@ -190,11 +283,30 @@ class SegmentCatalog(BaseModel):
 class CustomerRecord(SegmentAssignment):
     """A known customer's latest assignment."""
 
+    model_config = _examples(
+        {**EXAMPLE_ASSIGNMENT, "source": "training", "assigned_at": "2026-11-23T18:45:12Z"}
+    )
+
     source: str = Field(description="Where the assignment comes from: training, single or batch.")
     assigned_at: datetime | None = None
 
 
 class ModelSummary(BaseModel):
+    model_config = _examples(
+        {
+            "model_version": "20261123T184512Z-d20d9222",
+            "created_at": "2026-11-23T18:45:12Z",
+            "k": 3,
+            "n_rows": 660,
+            "features": list(EXAMPLE_PROFILE),
+            "data_sha256": "d20d9222771134f858148bea1a144615a874e98551cf12f445ec83c217e91a83",
+            "metrics": {"selection": "silhouette", "silhouette": 0.5157, "knee_k": 3},
+            "libraries": {"scikit-learn": "1.9.1", "numpy": "2.4.6"},
+            "segments": ["branch-loyal", "support-seeking", "digital-affluent"],
+            "signed": False,
+        }
+    )
+
     model_version: str
     created_at: str
     k: int
@@ -208,10 +320,21 @@ class ModelSummary(BaseModel):
 
 
 class Health(BaseModel):
+    model_config = _examples({"status": "ok"})
+
     status: Literal["ok"]
 
 
 class Readiness(BaseModel):
+    model_config = _examples(
+        {"status": "ready", "model_version": "20261123T184512Z-d20d9222", "reason": None},
+        {
+            "status": "not_ready",
+            "model_version": None,
+            "reason": "hash_mismatch: pipeline.joblib does not match the sha256 recorded",
+        },
+    )
+
     status: Literal["ready", "not_ready"]
     model_version: str | None
     reason: str | None = None

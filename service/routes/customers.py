@@ -14,7 +14,7 @@ from service.schemas import CustomerRecord
 router = APIRouter(prefix="/customers", tags=["customers"])
 
 
-@router.get("/{customer_key}", response_model=CustomerRecord, responses=errors(404, 503))
+@router.get("/{customer_key}", response_model=CustomerRecord, responses=errors(404, 422, 503))
 async def read_customer(customer_key: str, serving: ServingDep) -> Response:
     """A known customer's latest assignment."""
     return JSONBytesResponse(training_assignment(serving.model, serving.snapshot, customer_key))

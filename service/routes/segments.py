@@ -20,7 +20,7 @@ async def read_segments(serving: ServingDep) -> Response:
     return JSONBytesResponse({"model_version": model.version, "segments": model.catalog})
 
 
-@router.get("/{segment_id}", response_model=Segment, responses=errors(404, 503))
+@router.get("/{segment_id}", response_model=Segment, responses=errors(404, 422, 503))
 async def read_segment(segment_id: str, serving: ServingDep) -> Response:
     """One segment of the active model."""
     return JSONBytesResponse(serving.model.segment(segment_id))
