@@ -31,5 +31,9 @@ lint: $(STAMP)
 test: lint
 	$(BIN)/python -m pytest
 
+# The performance benchmark (issue 7): all four servers, one table; see benchmarks/README.md.
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.run
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

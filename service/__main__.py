@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
+import tempfile
 from collections.abc import Sequence
 
 import uvicorn
+
+from service.config import get_settings
+from service.logging_setup import uvicorn_log_config
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -13,17 +21,44 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--log-level", default="info")
+    parser.add_argument("--log-level", default=None, help="default: LOG_LEVEL, else info")
     arguments = parser.parse_args(argv)
-    uvicorn.run(
-        "service.main:app",
-        host=arguments.host,
-        port=arguments.port,
-        workers=arguments.workers,
-        log_level=arguments.log_level,
-        timeout_graceful_shutdown=30,
-    )
+    if arguments.log_level:
+        os.environ["LOG_LEVEL"] = arguments.log_level  # the workers read it too
+    log_level = get_settings().log_level.lower()  # also fails fast on bad settings
+    metrics_dir = _share_metrics_between_workers(arguments.workers)
+    try:
+        uvicorn.run(
+            "service.main:app",
+            host=arguments.host,
+            port=arguments.port,
+            workers=arguments.workers,
+            log_level=log_level,
+            log_config=uvicorn_log_config(log_level),
+            access_log=False,  # the service writes its own access log, as JSON
+            timeout_graceful_shutdown=30,
+        )
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
+
+
+def _share_metrics_between_workers(workers: int) -> str | None:
+    """With several workers, give prometheus_client a fresh directory for their files.
+
+    Returns the directory when this process made it (and must remove it). One that is
+    already set is used as it is: whoever set it must empty it between runs.
+    """
+    configured = os.environ.get(MULTIPROC_ENV)
+    if configured:
+        os.makedirs(configured, exist_ok=True)
+        return None
+    if workers <= 1:
+        return None
+    created = tempfile.mkdtemp(prefix="segmentation-metrics-")
+    os.environ[MULTIPROC_ENV] = created  # before any worker imports prometheus_client
+    return created
 
 
 if __name__ == "__main__":

@@ -54,6 +54,7 @@ class ActiveModel:
             for segment in by_label
         ]
         self.segment_ids = [card.segment_id for card in self.cards]
+        self._cards_by_id = {card.segment_id: card for card in self.cards}
         scoring = manifest["scoring"]
         self.scorer = SegmentScorer(
             pipeline=pipeline,
@@ -63,6 +64,10 @@ class ActiveModel:
         )
         self.catalog = [_catalog_entry(segment, version) for segment in manifest["segments"]]
         self._catalog_by_id = {entry["segment_id"]: entry for entry in self.catalog}
+
+    def card(self, segment_id: str) -> SegmentCard | None:
+        """The segment's card, or None for an id this model does not have."""
+        return self._cards_by_id.get(segment_id)
 
     def segment(self, segment_id: str) -> dict[str, Any]:
         """One segment of the catalog."""

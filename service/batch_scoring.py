@@ -1,12 +1,21 @@
-"""Scoring a validated batch: one vectorised pass, results back in input order."""
+"""Scoring a validated batch: one vectorised pass, results back in input order.
+
+Items that give only a customer key are existing customers: their stored features are
+scored with the others (and the new assignment kept when the active model is newer than
+the one that made the stored assignment).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
+from segmentation.features import FEATURES
 from service.active_model import ActiveModel
 from service.customer_input import CustomerBatch
-from service.errors import InvalidInput, detail
+from service.customer_records import CustomerRecords
+from service.errors import CustomerNotFound, InvalidInput, StoreUnavailableError, detail
 
 
 def reject_invalid_items(batch: CustomerBatch) -> None:
@@ -28,19 +37,76 @@ def reject_invalid_items(batch: CustomerBatch) -> None:
     )
 
 
-def score_batch(model: ActiveModel, batch: CustomerBatch) -> dict[str, Any]:
+def score_batch(
+    model: ActiveModel, batch: CustomerBatch, records: CustomerRecords
+) -> dict[str, Any]:
     """The batch response: counts per segment and one result per input item, in order."""
-    records = model.assign(batch.features, batch.keys)
+    errors = dict(batch.errors)
+    features, keys, positions = batch.features, list(batch.keys), list(batch.positions)
+    to_record = np.ones(len(positions), dtype=bool)
+    if batch.references:
+        stored, unchanged = _stored_customers(model, batch.references, records, errors)
+        if stored:
+            features = np.vstack([features, np.array([row for _, _, row in stored])])
+            keys += [key for _, key, _ in stored]
+            positions += [index for index, _, _ in stored]
+            to_record = np.concatenate(
+                [to_record, [index not in unchanged for index, _, _ in stored]]
+            )
+    assignments = model.assign(features, keys)
+    chosen = np.flatnonzero(to_record)
+    recorded = records.record(
+        [assignments[row] for row in chosen], features[chosen], source="batch"
+    )
     results: list[dict[str, Any]] = [{} for _ in range(batch.size)]
     counts = dict.fromkeys(model.segment_ids, 0)
-    for index, record in zip(batch.positions, records, strict=True):
-        counts[record["segment_id"]] += 1
-        results[index] = {"index": index, **record}
-    for index, error in batch.errors.items():
-        results[index] = {"index": index, "customer_key": None, "error": error}
+    for row, (index, assignment) in enumerate(zip(positions, assignments, strict=True)):
+        counts[assignment["segment_id"]] += 1
+        result = {"index": index, **assignment}
+        if assignment["customer_key"] is not None:
+            # Unchanged stored customers were not written again: they are on record.
+            result["recorded"] = recorded is not False if to_record[row] else True
+        results[index] = result
+    for index, error in errors.items():
+        results[index] = {
+            "index": index,
+            "customer_key": batch.references.get(index),
+            "error": error,
+        }
     return {
         "model_version": model.version,
         "counts": counts,
-        "n_errors": len(batch.errors),
+        "n_errors": len(errors),
         "results": results,
     }
+
+
+def _stored_customers(
+    model: ActiveModel,
+    references: dict[int, str],
+    records: CustomerRecords,
+    errors: dict[int, dict[str, Any]],
+) -> tuple[list[tuple[int, str, list[float]]], set[int]]:
+    """(index, key, stored features) of the known customers; unknown ones become errors.
+
+    Also returns the indices whose stored assignment already comes from this model.
+    """
+    try:
+        found = records.stored_features(list(references.values()))
+    except StoreUnavailableError as error:
+        for index in references:
+            errors[index] = error.as_body()["error"]
+        return [], set()
+    stored, unchanged = [], set()
+    for index, key in references.items():
+        row = found.get(key)
+        if row is None:
+            errors[index] = CustomerNotFound(
+                f"customer_key={key!r} is not in the customer store; send its features",
+                details=[detail("customer_key", "not_found", "unknown customer")],
+            ).as_body()["error"]
+            continue
+        stored.append((index, key, [float(row[feature]) for feature in FEATURES]))
+        if row["model_version"] == model.version:
+            unchanged.add(index)
+    return stored, unchanged

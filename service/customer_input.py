@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from segmentation.features import CUSTOMER_KEY, FEATURES, ROW_NUMBER, canonical_column_name
 from segmentation.scoring import FloatArray
 from service.errors import BatchTooLarge, InvalidInput, MalformedBody, detail
-from service.schemas import CustomerFeatures
+from service.schemas import CustomerFeatures, CustomerReference
 
 _CSV_OPTIONAL = frozenset({CUSTOMER_KEY, ROW_NUMBER})
 
@@ -36,6 +36,8 @@ class CustomerBatch:
     positions: list[int]
     """Input index of each valid customer, in input order."""
     errors: dict[int, dict[str, Any]] = field(default_factory=dict)
+    references: dict[int, str] = field(default_factory=dict)
+    """Items that give only a customer key: existing customers, to be found in the store."""
 
 
 def validation_details(error: ValidationError) -> list[dict[str, Any]]:
@@ -172,8 +174,12 @@ def validate_items(items: Sequence[Any]) -> CustomerBatch:
     valid: list[CustomerFeatures] = []
     positions: list[int] = []
     errors: dict[int, dict[str, Any]] = {}
+    references: dict[int, str] = {}
     for index, item in enumerate(items):
         try:
+            if isinstance(item, dict) and item.keys() == {CUSTOMER_KEY}:
+                references[index] = CustomerReference.model_validate(item).customer_key
+                continue
             valid.append(CustomerFeatures.model_validate(item))
         except ValidationError as error:
             errors[index] = _invalid_body(error, f"customer {index} is invalid").as_body()["error"]
@@ -185,4 +191,5 @@ def validate_items(items: Sequence[Any]) -> CustomerBatch:
         keys=[customer.customer_key for customer in valid],
         positions=positions,
         errors=errors,
+        references=references,
     )

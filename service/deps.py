@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from service.config import Settings
+from service.customer_records import CustomerRecords
 from service.model_holder import ModelHolder, Serving
 
 
@@ -20,6 +21,11 @@ def get_holder(request: Request) -> ModelHolder:
     return holder
 
 
+def get_records(request: Request) -> CustomerRecords:
+    records: CustomerRecords = request.app.state.records
+    return records
+
+
 def get_serving(holder: Annotated[ModelHolder, Depends(get_holder)]) -> Serving:
     """The model this request is answered with, taken once for the whole request."""
     return holder.current()
@@ -28,3 +34,4 @@ def get_serving(holder: Annotated[ModelHolder, Depends(get_holder)]) -> Serving:
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 HolderDep = Annotated[ModelHolder, Depends(get_holder)]
 ServingDep = Annotated[Serving, Depends(get_serving)]
+RecordsDep = Annotated[CustomerRecords, Depends(get_records)]

@@ -19,10 +19,13 @@ STATUS_BY_ERROR: dict[type[errors.ServiceError], int] = {
     errors.MalformedBody: 400,
     errors.SegmentNotFound: 404,
     errors.CustomerNotFound: 404,
+    errors.VersionNotFound: 404,
+    errors.VersionRejected: 409,
     errors.BatchTooLarge: 413,
     errors.UnsupportedMediaType: 415,
     errors.InvalidInput: 422,
     errors.ModelUnavailable: 503,
+    errors.StoreUnavailableError: 503,
 }
 
 _CODE_BY_STATUS = {

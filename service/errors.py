@@ -23,6 +23,18 @@ class ModelUnavailable(ServiceError):
     code = "model_unavailable"
 
 
+class StoreUnavailableError(ServiceError):
+    code = "store_unavailable"
+
+
+class VersionNotFound(ServiceError):
+    code = "version_not_found"
+
+
+class VersionRejected(ServiceError):
+    code = "version_rejected"
+
+
 class SegmentNotFound(ServiceError):
     code = "segment_not_found"
 

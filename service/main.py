@@ -12,9 +12,16 @@ from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 
 from service.config import Settings, get_settings
+from service.customer_records import CustomerRecords
 from service.error_handlers import install_error_handlers
-from service.model_holder import ModelHolder
-from service.routes import customers, health, model, scoring, segments
+from service.logging_setup import configure_logging
+from service.metrics import worker_stopped
+from service.middleware import install_middleware
+from service.middleware.access import warn_if_open
+from service.model_holder import ModelHolder, Serving
+from service.routes import admin, customers, health, metrics, model, scoring, segments
+from service.routes.openapi import errors
+from service.store.customer_store import CustomerStore, StoreUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -25,7 +32,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        holder = ModelHolder(settings)
+        configure_logging(settings.log_level)
+        warn_if_open(settings)
+        records = CustomerRecords(CustomerStore(settings.database_url))
+        app.state.records = records
+        await run_in_threadpool(_migrate, records.store)
+        holder = ModelHolder(settings, on_swap=lambda serving: _import_snapshot(records, serving))
         app.state.holder = holder
         await run_in_threadpool(holder.load_latest)
         watcher = asyncio.create_task(holder.follow_latest(settings.model_poll_seconds))
@@ -35,6 +47,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
+            records.store.dispose()
+            worker_stopped()
 
     app = FastAPI(
         title="Customer segmentation",
@@ -47,9 +61,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
-    for router in (scoring.router, segments.router, customers.router, model.router, health.router):
+    install_middleware(app, settings)
+    guarded = (scoring.router, segments.router, customers.router, model.router, admin.router)
+    for router in guarded:
+        # What the middleware may answer on any of these (keys, rate limit, timeout).
+        app.include_router(router, responses=errors(401, 403, 429, 504))
+    for router in (health.router, metrics.router):
         app.include_router(router)
     return app
+
+
+def _migrate(store: CustomerStore) -> None:
+    try:
+        store.migrate()
+    except StoreUnavailable as error:
+        # Scoring does not need the store: start degraded and retry on first use.
+        logger.error("customer store unavailable at start-up: %s", error)
+
+
+def _import_snapshot(records: CustomerRecords, serving: Serving) -> None:
+    records.import_snapshot(serving.model, serving.snapshot)
 
 
 app = create_app()

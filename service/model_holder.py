@@ -9,10 +9,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from segmentation.artifact import ArtifactError, point_latest, read_latest
+from service import metrics
 from service.active_model import ActiveModel
 from service.config import Settings
 from service.errors import ModelUnavailable
@@ -31,8 +33,12 @@ class Serving:
 class ModelHolder:
     """Holds the serving model, or the reason there is none."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self, settings: Settings, *, on_swap: Callable[[Serving], None] | None = None
+    ) -> None:
         self._settings = settings
+        # Called in the loading thread after each swap (e.g. to import the snapshot).
+        self._on_swap = on_swap
         self._serving: Serving | None = None
         self._failure: str | None = "no model loaded yet"
         self._swap_lock = threading.Lock()
@@ -102,6 +108,11 @@ class ModelHolder:
         self._failure = None
         if previous is None or previous.model.version != serving.model.version:
             logger.info("serving model %s", serving.model.version)
+            metrics.set_active_version(
+                serving.model.version, previous.model.version if previous else None
+            )
+            if self._on_swap is not None:
+                self._on_swap(serving)
 
     def latest_changed(self) -> bool:
         """Whether `latest` names a version not yet acted on (a tiny file read)."""
@@ -124,4 +135,5 @@ class ModelHolder:
     def _follow(self) -> None:
         with self._swap_lock:
             if self.latest_changed():
-                self.load_latest()
+                loaded = self.load_latest()
+                metrics.record_reload("watcher", "success" if loaded else "refused")

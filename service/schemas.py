@@ -125,6 +125,14 @@ class CustomerFeatures(BaseModel):
     )
 
 
+class CustomerReference(BaseModel):
+    """An existing customer, by key only: answered from the customer store."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    customer_key: CustomerKey
+
+
 class RecommendedActions(BaseModel):
     marketing: list[str]
     service: list[str]
@@ -269,6 +277,9 @@ class Segment(BaseModel):
     distinguishing_features: list[DistinguishingFeature]
     recommended_actions: RecommendedActions
     model_version: str
+    live_size: int | None = Field(
+        default=None, description="Customers whose latest stored assignment is this segment."
+    )
 
 
 class SegmentCatalog(BaseModel):
@@ -280,15 +291,84 @@ class SegmentCatalog(BaseModel):
     segments: list[Segment]
 
 
-class CustomerRecord(SegmentAssignment):
-    """A known customer's latest assignment."""
+class HistoryEntry(BaseModel):
+    segment_id: str
+    model_version: str
+    source: Literal["training", "single", "batch"]
+    assigned_at: datetime
+
+
+class CustomerRecord(BaseModel):
+    """A known customer's latest assignment, and every earlier one, newest first."""
 
     model_config = _examples(
-        {**EXAMPLE_ASSIGNMENT, "source": "training", "assigned_at": "2026-11-23T18:45:12Z"}
+        {
+            "customer_key": "38414",
+            "segment_id": "support-seeking",
+            "segment_name": "Support-seeking customers",
+            "recommended_actions": EXAMPLE_ACTIONS,
+            "confidence": 0.512,
+            "atypical": False,
+            "model_version": "20261123T184512Z-d20d9222",
+            "source": "single",
+            "assigned_at": "2026-11-23T19:02:41.120331Z",
+            "features": {
+                "avg_credit_limit": 50000.0,
+                "total_credit_cards": 3.0,
+                "total_visits_bank": 0.0,
+                "total_visits_online": 10.0,
+                "total_calls_made": 9.0,
+            },
+            "history": [
+                {
+                    "segment_id": "support-seeking",
+                    "model_version": "20261123T184512Z-d20d9222",
+                    "source": "single",
+                    "assigned_at": "2026-11-23T19:02:41.120331Z",
+                },
+                {
+                    "segment_id": "support-seeking",
+                    "model_version": "20261123T184512Z-d20d9222",
+                    "source": "training",
+                    "assigned_at": "2026-11-23T18:46:02.554810Z",
+                },
+            ],
+        }
     )
 
-    source: str = Field(description="Where the assignment comes from: training, single or batch.")
-    assigned_at: datetime | None = None
+    customer_key: str
+    segment_id: str
+    segment_name: str | None = Field(description="None when the active model lacks the segment.")
+    recommended_actions: RecommendedActions | None
+    confidence: float
+    atypical: bool
+    model_version: str = Field(description="The model that made this assignment.")
+    source: Literal["training", "single", "batch"]
+    assigned_at: datetime
+    features: dict[str, float]
+    history: list[HistoryEntry]
+
+
+class SegmentMember(BaseModel):
+    customer_key: str
+    segment_id: str
+    model_version: str
+    avg_credit_limit: float
+    total_credit_cards: float
+    total_visits_bank: float
+    total_visits_online: float
+    total_calls_made: float
+    confidence: float
+    atypical: bool
+    source: Literal["training", "single", "batch"]
+    assigned_at: datetime
+
+
+class SegmentMembers(BaseModel):
+    """One page of a segment's customers; follow ``next_cursor`` until it is null."""
+
+    customers: list[SegmentMember]
+    next_cursor: str | None
 
 
 class ModelSummary(BaseModel):
@@ -326,6 +406,8 @@ class Health(BaseModel):
 
 
 class Readiness(BaseModel):
+    """``degraded``: answering, but the customer store is unreachable."""
+
     model_config = _examples(
         {"status": "ready", "model_version": "20261123T184512Z-d20d9222", "reason": None},
         {
@@ -335,6 +417,31 @@ class Readiness(BaseModel):
         },
     )
 
-    status: Literal["ready", "not_ready"]
+    status: Literal["ready", "degraded", "not_ready"]
     model_version: str | None
     reason: str | None = None
+    store: str | None = Field(default=None, description="ok, or why the store is unavailable.")
+
+
+class ReloadRequest(BaseModel):
+    """Which version to serve; without one, the version that `latest` names."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"version": "20261123T184512Z-d20d9222"}]}
+    )
+
+    version: str | None = Field(
+        default=None, min_length=1, max_length=128, description="A version name under MODELS_DIR."
+    )
+
+
+class ReloadResult(BaseModel):
+    model_config = _examples(
+        {
+            "model_version": "20261124T090000Z-d20d9222",
+            "previous_version": "20261123T184512Z-d20d9222",
+        }
+    )
+
+    model_version: str = Field(description="The version now served (and named by `latest`).")
+    previous_version: str | None = Field(description="The version served before, if any.")

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
+from fastapi.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from service.deps import HolderDep
+from service.deps import HolderDep, RecordsDep
 from service.responses import JSONBytesResponse
 from service.schemas import Health, Readiness
 
@@ -21,14 +22,25 @@ async def read_health() -> Response:
 
 
 @router.get("/ready", response_model=Readiness, responses={503: {"model": Readiness}})
-async def read_readiness(holder: HolderDep) -> Response:
-    """A verified model is loaded and the service can answer."""
+async def read_readiness(holder: HolderDep, records: RecordsDep) -> Response:
+    """A verified model is loaded and the service can answer (degraded: store unreachable)."""
+    store = await run_in_threadpool(records.status)
     serving = holder.serving
     if serving is None:
         return JSONBytesResponse(
-            {"status": "not_ready", "model_version": None, "reason": holder.failure},
+            {
+                "status": "not_ready",
+                "model_version": None,
+                "reason": holder.failure,
+                "store": store,
+            },
             status_code=503,
         )
     return JSONBytesResponse(
-        {"status": "ready", "model_version": serving.model.version, "reason": holder.failure}
+        {
+            "status": "ready" if store == "ok" else "degraded",
+            "model_version": serving.model.version,
+            "reason": holder.failure,
+            "store": store,
+        }
     )

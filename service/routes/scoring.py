@@ -18,7 +18,7 @@ from service.customer_input import (
     parse_customer,
     parse_json_batch,
 )
-from service.deps import ServingDep, SettingsDep
+from service.deps import RecordsDep, ServingDep, SettingsDep
 from service.errors import InvalidInput, UnsupportedMediaType, detail
 from service.responses import JSONBytesResponse
 from service.routes.openapi import errors, json_body
@@ -33,11 +33,16 @@ router = APIRouter(tags=["scoring"])
     responses=errors(400, 413, 422, 503),
     openapi_extra=json_body(CustomerFeatures),
 )
-async def score_customer(request: Request, serving: ServingDep) -> Response:
+async def score_customer(request: Request, serving: ServingDep, records: RecordsDep) -> Response:
     """Assign one customer to a segment, with the recommended actions."""
     customer = parse_customer(await request.body())
-    record = serving.model.assign(features_of([customer]), [customer.customer_key])[0]
-    return JSONBytesResponse(record)
+    features = features_of([customer])
+    assignment = serving.model.assign(features, [customer.customer_key])[0]
+    if customer.customer_key is not None:
+        # Only known customers are kept; new prospects are scored and forgotten.
+        recorded = await run_in_threadpool(records.record, [assignment], features, source="single")
+        assignment["recorded"] = bool(recorded)
+    return JSONBytesResponse(assignment)
 
 
 @router.post(
@@ -49,6 +54,7 @@ async def score_customer(request: Request, serving: ServingDep) -> Response:
 async def score_customers(
     request: Request,
     serving: ServingDep,
+    records: RecordsDep,
     settings: SettingsDep,
     strict: Annotated[
         bool, Query(description="Reject the whole batch if any item is invalid.")
@@ -58,7 +64,9 @@ async def score_customers(
     batch = await _read_batch(request, settings.max_batch_size)
     if strict:
         reject_invalid_items(batch)
-    payload = await run_in_threadpool(lambda: orjson.dumps(score_batch(serving.model, batch)))
+    payload = await run_in_threadpool(
+        lambda: orjson.dumps(score_batch(serving.model, batch, records))
+    )
     return Response(payload, media_type="application/json")
 
 

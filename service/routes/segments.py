@@ -1,26 +1,81 @@
-"""Segment catalog routes, for operations: what each segment is and what to do about it."""
+"""Segment catalog routes, for operations and campaigns: what each segment is, who is in it."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import csv
+import io
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Header, Query
+from fastapi.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from service.deps import ServingDep
+from service.deps import RecordsDep, ServingDep
+from service.errors import InvalidInput, detail
 from service.responses import JSONBytesResponse
 from service.routes.openapi import errors
-from service.schemas import Segment, SegmentCatalog
+from service.schemas import Segment, SegmentCatalog, SegmentMember, SegmentMembers
+from service.store.customer_store import InvalidCursor
 
 router = APIRouter(prefix="/segments", tags=["segments"])
 
+MEMBER_COLUMNS = tuple(SegmentMember.model_fields)
+
 
 @router.get("", response_model=SegmentCatalog, responses=errors(503))
-async def read_segments(serving: ServingDep) -> Response:
-    """Every segment's profile, size and recommended actions."""
+async def read_segments(serving: ServingDep, records: RecordsDep) -> Response:
+    """Every segment's profile, size (training and live) and recommended actions."""
     model = serving.model
-    return JSONBytesResponse({"model_version": model.version, "segments": model.catalog})
+    live = await run_in_threadpool(records.live_counts)
+    segments = [
+        {**entry, "live_size": None if live is None else live.get(entry["segment_id"], 0)}
+        for entry in model.catalog
+    ]
+    return JSONBytesResponse({"model_version": model.version, "segments": segments})
 
 
 @router.get("/{segment_id}", response_model=Segment, responses=errors(404, 422, 503))
 async def read_segment(segment_id: str, serving: ServingDep) -> Response:
     """One segment of the active model."""
     return JSONBytesResponse(serving.model.segment(segment_id))
+
+
+@router.get(
+    "/{segment_id}/customers",
+    response_model=SegmentMembers,
+    responses={
+        **errors(404, 422, 503),
+        200: {"content": {"text/csv": {"schema": {"type": "string"}}}},
+    },
+)
+async def read_segment_members(
+    segment_id: str,
+    serving: ServingDep,
+    records: RecordsDep,
+    limit: Annotated[int, Query(ge=1, le=10_000, description="Customers per page.")] = 1000,
+    cursor: Annotated[
+        str | None, Query(max_length=512, description="next_cursor of the previous page.")
+    ] = None,
+    format: Annotated[Literal["json", "csv"] | None, Query(description="json or csv.")] = None,
+    accept: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> Response:
+    """The segment's customers for a campaign, by customer key, a page at a time."""
+    serving.model.segment(segment_id)
+    try:
+        members, next_cursor = await run_in_threadpool(
+            records.members, segment_id, limit=limit, cursor=cursor
+        )
+    except InvalidCursor as error:
+        raise InvalidInput(str(error), details=[detail("cursor", "cursor", str(error))]) from None
+    if format == "csv" or (format is None and "text/csv" in (accept or "")):
+        headers = {"Next-Cursor": next_cursor} if next_cursor else {}
+        return Response(_as_csv(members), media_type="text/csv", headers=headers)
+    return JSONBytesResponse({"customers": members, "next_cursor": next_cursor})
+
+
+def _as_csv(members: list[dict[str, Any]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=MEMBER_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(members)
+    return buffer.getvalue()

@@ -57,10 +57,8 @@ async def test_read_customer_uses_last_record_of_duplicated_key(
         assert body["customer_key"] == key
         assert body["segment_id"] == last["segment_id"]
         assert body["source"] == "training"
-        rescored = await client.post(
-            "/segment", json={"customer_key": key, **{f: int(last[f]) for f in FEATURES}}
-        )
-        assert body["distances"] == rescored.json()["distances"]
+        assert body["features"] == {f: float(last[f]) for f in FEATURES}
+        assert [entry["source"] for entry in body["history"]] == ["training", "training"]
 
 
 async def test_read_customer_unknown_key_is_404(client: httpx.AsyncClient) -> None:

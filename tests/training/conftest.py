@@ -12,8 +12,6 @@ import pytest
 
 from training.job import TrainingOptions, TrainingResult, train
 
-BANK_SHA256 = "d20d9222771134f858148bea1a144615a874e98551cf12f445ec83c217e91a83"
-
 
 def _read_export(path: Path) -> tuple[list[str], list[list[str]]]:
     lines = path.read_bytes().decode("utf-8-sig").splitlines()
@@ -71,10 +69,10 @@ def write_export(bank_export: Path, tmp_path: Path) -> Callable[..., Path]:
 
 @pytest.fixture
 def quick_train() -> Callable[..., TrainingResult]:
-    """Train with few bootstrap resamples and a short k sweep unless told otherwise."""
+    """Train with two bootstrap resamples and k swept over 2..3 unless told otherwise."""
 
     def run(models_dir: Path, **options: Any) -> TrainingResult:
-        settings: dict[str, Any] = {"n_bootstrap": 2, "k_max": 4, **options}
+        settings: dict[str, Any] = {"n_bootstrap": 2, "k_max": 3, **options}
         return train(TrainingOptions(models_dir=models_dir, **settings))
 
     return run

@@ -16,12 +16,13 @@ import pandas as pd
 import pytest
 
 from segmentation.features import FEATURES
-from training.job import TrainingResult
+from training.job import TrainingOptions, TrainingResult, train
 from training.loading import sample_data_path
 from training.personas import load_playbook
 
 BANK_SHA256 = "d20d9222771134f858148bea1a144615a874e98551cf12f445ec83c217e91a83"
-SHARED_EXPORT = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+# tests/training/<file> -> the checkout's parent directory, beside which the shared data lives.
+SHARED_EXPORT = Path(__file__).resolve().parents[3] / "shared" / "data"
 SWEEP_METRICS = ("inertia", "silhouette", "calinski_harabasz", "davies_bouldin")
 QUANTILES = ("mean", "p25", "median", "p75")
 
@@ -233,8 +234,6 @@ class _RecordingProgress:
 
 
 def test_progress_reports_every_sweep_step_and_resample(tmp_path: Path) -> None:
-    from training.job import TrainingOptions, train
-
     progress = _RecordingProgress()
     train(TrainingOptions(models_dir=tmp_path, k_max=4, n_bootstrap=2), progress=progress)
     assert progress.tasks == {"k sweep": [3, 3], "bootstrap": [2, 2]}

@@ -1,0 +1,108 @@
+"""What is measured: the servers, in order, and each server's cases with their request bodies."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+
+from benchmarks.request_bodies import (
+    Customer,
+    csv_batch_body,
+    json_batch_body,
+    mlflow_bodies,
+    single_bodies,
+    write_bodies,
+)
+
+logger = logging.getLogger(__name__)
+
+SERVERS: tuple[str, ...] = ("ours", "naive", "mlflow", "ceiling")
+"""Every server, in the order they are run and shown."""
+
+BATCH_SIZES: tuple[int, ...] = (1, 100, 1_000, 10_000)
+FOOTPRINT_BATCH_ROWS = 10_000
+JSON = "application/json"
+CSV = "text/csv"
+
+
+@dataclass(frozen=True)
+class Case:
+    """One wrk run: a server, a path and the bodies it cycles through."""
+
+    name: str
+    server: str
+    path: str
+    content_type: str
+    bodies_file: Path
+    rows: int
+    """Customers per request."""
+    is_batch: bool = False
+
+
+def build_cases(customers: list[Customer], work_dir: Path) -> dict[str, list[Case]]:
+    """Every server's cases, their bodies written under ``work_dir``."""
+    singles = write_bodies(work_dir / "single.bodies", single_bodies(customers))
+    cases: dict[str, list[Case]] = {
+        "ours": [Case("ours /segment", "ours", "/segment", JSON, singles, rows=1)],
+        "naive": [Case("naive /segment", "naive", "/segment", JSON, singles, rows=1)],
+        "mlflow": [
+            Case(
+                "mlflow /invocations",
+                "mlflow",
+                "/invocations",
+                JSON,
+                write_bodies(work_dir / "mlflow.bodies", mlflow_bodies(customers)),
+                rows=1,
+            )
+        ],
+        "ceiling": [Case("ceiling /segment", "ceiling", "/segment", JSON, singles, rows=1)],
+    }
+    for form, content_type, render in (
+        ("json", JSON, json_batch_body),
+        ("csv", CSV, csv_batch_body),
+    ):
+        for size in BATCH_SIZES:
+            bodies_file = write_bodies(
+                work_dir / f"batch_{form}_{size}.bodies", [render(customers, size)]
+            )
+            cases["ours"].append(
+                Case(
+                    f"ours /segment/batch {form.upper()} {size:,}",
+                    "ours",
+                    "/segment/batch",
+                    content_type,
+                    bodies_file,
+                    rows=size,
+                    is_batch=True,
+                )
+            )
+    return cases
+
+
+def first_body(case: Case) -> bytes:
+    """The first body of a case's file (the one the answer check sends)."""
+    content = case.bodies_file.read_bytes()
+    length, _, rest = content.partition(b"\n")
+    return rest[: int(length)]
+
+
+def check_answer(case: Case, status: int, body: bytes) -> str | None:
+    """Why one answer shows the case would measure the wrong thing, or None when it is right."""
+    if not 200 <= status < 300:
+        return f"answered {status} to a sample request: {body[:200]!r}"
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return f"answered {status} with a body that is not JSON: {body[:200]!r}"
+    expected = {"ours": "segment_id", "naive": "segment", "mlflow": "predictions"}.get(case.server)
+    if case.is_batch:
+        results = document.get("results", []) if isinstance(document, dict) else []
+        failed = sum(1 for result in results if "error" in result)
+        if len(results) != case.rows or failed:
+            return f"{len(results)} results ({failed} errors) for {case.rows} customers"
+    elif expected and not (isinstance(document, dict) and expected in document):
+        return f"the answer has no {expected!r}: {body[:200]!r}"
+    return None

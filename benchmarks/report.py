@@ -1,0 +1,186 @@
+"""The benchmark's one table: figures per case, ratios, in-process figures and the targets."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from benchmarks.inprocess import ScoringFigures, ServiceFootprint
+from benchmarks.wrk import WrkResult
+
+logger = logging.getLogger(__name__)
+
+OURS_SINGLE = "ours /segment"
+SINGLE_CASES = {
+    "naive": "naive /segment",
+    "mlflow": "mlflow /invocations",
+    "ceiling": "ceiling /segment",
+}
+
+
+@dataclass
+class CaseResult:
+    """One case's figures, or why it has none."""
+
+    case: str
+    server: str
+    rows: int
+    is_batch: bool
+    connections: int
+    wrk: WrkResult | None = None
+    note: str = ""
+    drain_seconds: float = 0.0
+    """How long the server took to finish the warm-up's abandoned requests."""
+
+    @property
+    def requests_per_second(self) -> float | None:
+        return self.wrk.requests_per_second if self.wrk else None
+
+    @property
+    def rows_per_second(self) -> float | None:
+        rate = self.requests_per_second
+        return rate * self.rows if rate is not None and self.is_batch else None
+
+    def as_dict(self) -> dict[str, Any]:
+        wrk = self.wrk
+        return {
+            "case": self.case,
+            "server": self.server,
+            "rows_per_request": self.rows,
+            "connections": self.connections,
+            "requests_per_second": _round(self.requests_per_second, 1),
+            "p50_ms": _round(wrk.latency_p50_us / 1000 if wrk else None, 3),
+            "p90_ms": _round(wrk.latency_p90_us / 1000 if wrk else None, 3),
+            "p99_ms": _round(wrk.latency_p99_us / 1000 if wrk else None, 3),
+            "max_ms": _round(wrk.latency_max_us / 1000 if wrk else None, 3),
+            "errors": wrk.errors if wrk else None,
+            "rows_per_second": _round(self.rows_per_second, 0),
+            "drain_after_warmup_seconds": self.drain_seconds,
+            "wrk": asdict(wrk) if wrk else None,
+            "note": self.note,
+        }
+
+
+@dataclass
+class Report:
+    """Everything one run measured."""
+
+    created_at: str
+    settings: dict[str, Any]
+    environment: dict[str, Any]
+    cases: list[CaseResult] = field(default_factory=list)
+    servers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    scoring: ScoringFigures | None = None
+    footprint: ServiceFootprint | None = None
+
+    def case(self, name: str) -> CaseResult | None:
+        return next((result for result in self.cases if result.case == name), None)
+
+    def ratios(self) -> dict[str, float | None]:
+        """Requests per second of ours ``/segment`` over each other server's single case."""
+        ours = self.case(OURS_SINGLE)
+        ours_rate = ours.requests_per_second if ours else None
+        ratios: dict[str, float | None] = {}
+        for server, name in SINGLE_CASES.items():
+            other = self.case(name)
+            rate = other.requests_per_second if other else None
+            ratios[server] = ours_rate / rate if ours_rate and rate else None
+        return ratios
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "created_at": self.created_at,
+            "settings": self.settings,
+            "environment": self.environment,
+            "cases": [result.as_dict() for result in self.cases],
+            "ratios_of_ours_segment": {k: _round(v, 2) for k, v in self.ratios().items()},
+            "servers": self.servers,
+            "inprocess": {
+                "scoring": self.scoring.as_dict() if self.scoring else None,
+                "service": self.footprint.as_dict() if self.footprint else None,
+            },
+            "targets": [asdict(target) for target in targets(self)],
+        }
+
+
+@dataclass(frozen=True)
+class Target:
+    """One of the issue's targets, the figure it is judged on and whether it was met."""
+
+    name: str
+    figure: str
+    target: str
+    passed: bool | None
+    """None when the figure could not be measured."""
+
+
+def _check(
+    name: str, value: float | None, target: str, ok: Callable[[float], bool], shown: str
+) -> Target:
+    if value is None:
+        return Target(name, "not measured", target, None)
+    return Target(name, shown.format(value), target, ok(value))
+
+
+def targets(report: Report) -> list[Target]:
+    """The issue's targets, judged on this run's figures."""
+    ratios = report.ratios()
+    ours = report.case(OURS_SINGLE)
+    wrk = ours.wrk if ours else None
+    json_10k = report.case("ours /segment/batch JSON 10,000")
+    csv_10k = report.case("ours /segment/batch CSV 10,000")
+    footprint = report.footprint
+    return [
+        _check("/segment vs naive", ratios["naive"], ">= 10x", lambda v: v >= 10, "{:.1f}x"),
+        _check("/segment vs MLflow", ratios["mlflow"], ">= 20x", lambda v: v >= 20, "{:.1f}x"),
+        _check("/segment vs ceiling", ratios["ceiling"], ">= 0.6x", lambda v: v >= 0.6, "{:.2f}x"),
+        _check(
+            "/segment p99 at 16 connections",
+            wrk.latency_p99_us / 1000 if wrk else None,
+            "<= 5 ms",
+            lambda v: v <= 5,
+            "{:.2f} ms",
+        ),
+        _check("/segment errors", wrk.errors if wrk else None, "0", lambda v: v == 0, "{:.0f}"),
+        _check(
+            "batch 10,000 JSON rows/s",
+            json_10k.rows_per_second if json_10k else None,
+            ">= 700,000",
+            lambda v: v >= 700_000,
+            "{:,.0f}",
+        ),
+        _check(
+            "batch 10,000 CSV rows/s",
+            csv_10k.rows_per_second if csv_10k else None,
+            ">= 1,000,000",
+            lambda v: v >= 1_000_000,
+            "{:,.0f}",
+        ),
+        _check(
+            "in-process scoring, 1,000,000 rows/s",
+            report.scoring.bulk_rows_per_second if report.scoring else None,
+            ">= 40,000,000",
+            lambda v: v >= 40e6,
+            "{:,.0f}",
+        ),
+        _check(
+            "RSS after load",
+            footprint.rss_after_ready_mb if footprint else None,
+            "< 200 MB",
+            lambda v: v < 200,
+            "{:.1f} MB",
+        ),
+        _check(
+            "process start to /ready",
+            footprint.startup_seconds if footprint else None,
+            "<= 3 s",
+            lambda v: v <= 3,
+            "{:.2f} s",
+        ),
+    ]
+
+
+def _round(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)

@@ -1,0 +1,123 @@
+"""Request bodies for the load generator, rendered once from the bank's real customers."""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import logging
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+
+from segmentation.features import CUSTOMER_KEY, FEATURES, canonical_column_name
+
+logger = logging.getLogger(__name__)
+
+SHARED_DATA = Path("..") / "shared" / "data" / "credit_card_customer_data.csv"
+"""The bank's export, relative to the repository root."""
+
+BUNDLED_DATA = Path("training") / "sample_data" / "credit_card_customer_data.csv"
+"""The same export as shipped inside the project."""
+
+BANK_HEADER = (
+    "Sl_No",
+    "Customer Key",
+    "Avg_Credit_Limit",
+    "Total_Credit_Cards",
+    "Total_visits_bank",
+    "Total_visits_online",
+    "Total_calls_made",
+)
+"""The export's header, exactly as the bank writes it (CSV batches are sent with it)."""
+
+
+@dataclass(frozen=True)
+class Customer:
+    """One real customer: the export's key and the five features as the export gives them."""
+
+    key: str
+    features: tuple[int | float, ...]
+
+
+def find_customer_data(repo_root: Path) -> Path:
+    """The shared export when it is there, else the copy bundled with training."""
+    for candidate in (repo_root / SHARED_DATA, repo_root / BUNDLED_DATA):
+        if candidate.is_file():
+            return candidate.resolve()
+    raise FileNotFoundError(
+        f"no customer data: neither {repo_root / SHARED_DATA} nor {repo_root / BUNDLED_DATA}"
+    )
+
+
+def read_customers(path: Path) -> list[Customer]:
+    """Every customer of a bank export, in file order."""
+    with path.open(encoding="utf-8-sig", newline="") as stream:
+        reader = csv.reader(stream)
+        columns = [canonical_column_name(name) for name in next(reader)]
+        key_at = columns.index(CUSTOMER_KEY)
+        feature_at = [columns.index(name) for name in FEATURES]
+        return [
+            Customer(key=row[key_at].strip(), features=tuple(_number(row[i]) for i in feature_at))
+            for row in reader
+            if row
+        ]
+
+
+def _number(cell: str) -> int | float:
+    try:
+        return int(cell)
+    except ValueError:
+        return float(cell)
+
+
+def _cycle(customers: list[Customer], count: int) -> Iterator[Customer]:
+    """``count`` customers, going round the real ones as often as needed."""
+    return itertools.islice(itertools.cycle(customers), count)
+
+
+def _customer_object(customer: Customer) -> dict[str, object]:
+    return {CUSTOMER_KEY: customer.key, **dict(zip(FEATURES, customer.features, strict=True))}
+
+
+def single_bodies(customers: list[Customer]) -> list[bytes]:
+    """One ``POST /segment`` body per customer (snake_case, with the customer key)."""
+    return [orjson.dumps(_customer_object(customer)) for customer in customers]
+
+
+def mlflow_bodies(customers: list[Customer]) -> list[bytes]:
+    """One MLflow ``/invocations`` body per customer, as a one-row ``dataframe_split``."""
+    return [
+        orjson.dumps(
+            {"dataframe_split": {"columns": list(FEATURES), "data": [list(customer.features)]}}
+        )
+        for customer in customers
+    ]
+
+
+def json_batch_body(customers: list[Customer], count: int) -> bytes:
+    """``{"customers": [...]}`` with ``count`` customers."""
+    return orjson.dumps(
+        {"customers": [_customer_object(customer) for customer in _cycle(customers, count)]}
+    )
+
+
+def csv_batch_body(customers: list[Customer], count: int) -> bytes:
+    """A CSV batch of ``count`` customers under the bank's own header."""
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(BANK_HEADER)
+    for row_number, customer in enumerate(_cycle(customers, count), start=1):
+        writer.writerow((row_number, customer.key, *customer.features))
+    return text.getvalue().encode()
+
+
+def write_bodies(path: Path, bodies: Iterable[bytes]) -> Path:
+    """Write bodies as ``<byte length>\\n<body>`` records, the format the Lua script reads."""
+    with path.open("wb") as stream:
+        for body in bodies:
+            stream.write(b"%d\n" % len(body))
+            stream.write(body)
+    return path

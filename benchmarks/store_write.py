@@ -1,0 +1,135 @@
+"""Write 100,000 assignments through the batch path into PostgreSQL and SQLite; print rows/s.
+
+    .venv/bin/python -m benchmarks.store_write [--customers 100000] [--postgres-url URL]
+
+Each customer has a key, so every assignment is recorded (history row + latest upsert).
+The batches go through the real HTTP API in process (httpx over ASGI): parsing,
+validation, scoring, recording and rendering are all counted. The store-only figure
+times `CustomerStore.record` alone on the same rows.
+Target (issue: customer store): at least 20,000 rows/s into PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+from sqlalchemy.engine import make_url
+
+from segmentation.features import FEATURES
+from service.config import Settings
+from service.main import create_app
+from service.store.customer_store import AssignmentRow, CustomerStore
+from training.job import TrainingOptions, train
+from training.synthetic import generate_customers
+
+BATCH = 10_000
+RESULTS = Path(__file__).parent / "results"
+
+
+def customers(count: int) -> list[dict[str, Any]]:
+    frame = generate_customers(count, seed=11)
+    frame.columns = ["sl_no", "customer_key", *FEATURES]
+    items = frame.drop(columns="sl_no").to_dict("records")
+    for item in items:
+        item["customer_key"] = f"bench-{item['customer_key']}"
+    return items
+
+
+async def through_api(settings: Settings, items: list[dict[str, Any]]) -> float:
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
+            started = time.perf_counter()
+            for start in range(0, len(items), BATCH):
+                response = await client.post(
+                    "/segment/batch", json={"customers": items[start : start + BATCH]}
+                )
+                results = response.json()["results"]
+                if not all(result.get("recorded") for result in results):
+                    raise SystemExit("some assignments were not recorded: is the store up?")
+            return time.perf_counter() - started
+
+
+def store_only(url: str, items: list[dict[str, Any]]) -> float:
+    store = CustomerStore(url)
+    now = datetime.now(UTC)
+    rows = [
+        AssignmentRow(
+            customer_key=item["customer_key"],
+            segment_id="branch-loyal",
+            model_version="bench",
+            features=tuple(float(item[f]) for f in FEATURES),
+            confidence=0.5,
+            atypical=False,
+            source="batch",
+            assigned_at=now,
+        )
+        for item in items
+    ]
+    store.migrate()
+    started = time.perf_counter()
+    for start in range(0, len(rows), BATCH):
+        store.record(rows[start : start + BATCH])
+    elapsed = time.perf_counter() - started
+    store.dispose()
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--customers", type=int, default=100_000)
+    parser.add_argument("--postgres-url", default="postgresql://postgres@127.0.0.1:5432/test")
+    arguments = parser.parse_args()
+    items = customers(arguments.customers)
+    figures: dict[str, dict[str, float]] = {}
+    with tempfile.TemporaryDirectory() as work:
+        models_dir = Path(work) / "models"
+        train(TrainingOptions(models_dir=models_dir, n_bootstrap=2))
+        database = f"bench_{uuid.uuid4().hex[:10]}"
+        with psycopg.connect(arguments.postgres_url, autocommit=True) as admin:
+            admin.execute(f'CREATE DATABASE "{database}"')
+        postgres = make_url(arguments.postgres_url).set(database=database)
+        targets = {
+            "postgresql": postgres.render_as_string(hide_password=False),
+            "sqlite": f"sqlite:///{work}/bench.db",
+        }
+        try:
+            for name, url in targets.items():
+                settings = Settings(
+                    models_dir=models_dir,
+                    database_url=url,
+                    max_batch_size=BATCH,
+                    model_poll_seconds=3600,
+                )
+                api_seconds = asyncio.run(through_api(settings, items))
+                figures[name] = {
+                    "api_rows_per_second": round(len(items) / api_seconds),
+                    "store_rows_per_second": round(len(items) / store_only(url, items)),
+                }
+        finally:
+            with psycopg.connect(arguments.postgres_url, autocommit=True) as admin:
+                admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+    print(f"{len(items):,} assignments in batches of {BATCH:,}")
+    print(f"{'database':<12}{'batch API rows/s':>18}{'store only rows/s':>20}")
+    for name, values in figures.items():
+        print(
+            f"{name:<12}{values['api_rows_per_second']:>18,}{values['store_rows_per_second']:>20,}"
+        )
+    print("target: >= 20,000 rows/s into PostgreSQL through the batch path")
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "store_write.json").write_text(json.dumps(figures, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

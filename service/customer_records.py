@@ -1,0 +1,209 @@
+"""Keeping and reading existing customers' assignments through the store, degrading safely.
+
+When the database is unreachable, scoring still answers: writes report ``False`` (the
+answer says ``"recorded": false``), look-ups fall back to the training snapshot, and every
+failure is logged and counted.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from segmentation.features import FEATURES
+from segmentation.scoring import FloatArray
+from service.active_model import ActiveModel
+from service.errors import CustomerNotFound, StoreUnavailableError
+from service.snapshot import TrainingSnapshot
+from service.store.customer_store import AssignmentRow, CustomerStore, StoreUnavailable
+
+logger = logging.getLogger(__name__)
+
+HISTORY_LIMIT = 100
+
+
+class CustomerRecords:
+    """The service's view of the store: recording answers, importing snapshots, look-ups."""
+
+    def __init__(self, store: CustomerStore) -> None:
+        self.store = store
+        self.failures = 0
+
+    def _failed(self, action: str, error: StoreUnavailable) -> None:
+        self.failures += 1
+        logger.warning("customer store unavailable while %s: %s", action, error)
+
+    def status(self) -> str:
+        """``ok``, or why the store cannot be used right now."""
+        try:
+            self.store.ping()
+        except StoreUnavailable as error:
+            self._failed("checking readiness", error)
+            return f"unavailable: {error}"
+        return "ok"
+
+    def record(
+        self,
+        records: Sequence[dict[str, Any]],
+        features: FloatArray,
+        *,
+        source: str,
+    ) -> bool | None:
+        """Keep the assignments of customers with a key; None when none had a key."""
+        now = datetime.now(UTC)
+        values = features.tolist()
+        rows = [
+            _row(record, values[position], source=source, at=now)
+            for position, record in enumerate(records)
+            if record["customer_key"] is not None
+        ]
+        if not rows:
+            return None
+        try:
+            self.store.record(rows)
+        except StoreUnavailable as error:
+            self._failed(f"recording {len(rows)} assignments", error)
+            return False
+        return True
+
+    def import_snapshot(self, model: ActiveModel, snapshot: TrainingSnapshot) -> bool:
+        """Import the model's training assignments once (other replicas may race: fine)."""
+        try:
+            if self.store.is_imported(model.version):
+                return False
+            records = model.assign(snapshot.features, snapshot.keys)
+            now = datetime.now(UTC)
+            values = snapshot.features.tolist()
+            rows = [
+                _row(record, values[row], source="training", at=now)
+                for row, record in enumerate(records)
+            ]
+            imported = self.store.import_snapshot(model.version, rows)
+        except StoreUnavailable as error:
+            self._failed(f"importing the snapshot of {model.version}", error)
+            return False
+        if imported:
+            logger.info("imported %d training assignments of %s", len(rows), model.version)
+        return imported
+
+    def stored_features(self, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Latest stored rows of these customers (raises when the store is unreachable)."""
+        try:
+            return self.store.latest_many(keys)
+        except StoreUnavailable as error:
+            self._failed("looking up customers", error)
+            raise StoreUnavailableError(f"the customer store is unavailable: {error}") from None
+
+    def live_counts(self) -> dict[str, int] | None:
+        try:
+            return self.store.live_counts()
+        except StoreUnavailable as error:
+            self._failed("counting segment members", error)
+            return None
+
+    def members(
+        self, segment_id: str, *, limit: int, cursor: str | None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        try:
+            rows, next_cursor = self.store.members(segment_id, limit=limit, cursor=cursor)
+        except StoreUnavailable as error:
+            self._failed("listing segment members", error)
+            raise StoreUnavailableError(f"the customer store is unavailable: {error}") from None
+        return [_member(row) for row in rows], next_cursor
+
+    def customer(
+        self, model: ActiveModel, snapshot: TrainingSnapshot, customer_key: str
+    ) -> dict[str, Any]:
+        """The customer's latest assignment and history; the snapshot when the store fails."""
+        key = customer_key.strip()
+        try:
+            latest = self.store.latest(key)
+            history = self.store.history(key, limit=HISTORY_LIMIT) if latest else []
+        except StoreUnavailable as error:
+            self._failed("looking up a customer", error)
+            latest, history = None, []
+        if latest is not None:
+            return {**_stored_answer(model, latest), "history": [_dated(h) for h in history]}
+        return {**_training_answer(model, snapshot, key), "history": []}
+
+
+def _row(
+    record: dict[str, Any], features: FloatArray, *, source: str, at: datetime
+) -> AssignmentRow:
+    return AssignmentRow(
+        customer_key=record["customer_key"],
+        segment_id=record["segment_id"],
+        model_version=record["model_version"],
+        features=tuple(features),
+        confidence=record["confidence"],
+        atypical=record["atypical"],
+        source=source,
+        assigned_at=at,
+    )
+
+
+def _utc(moment: datetime) -> str:
+    # SQLite hands datetimes back without their zone; everything is stored in UTC.
+    aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return aware.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _dated(entry: dict[str, Any]) -> dict[str, Any]:
+    return {**entry, "assigned_at": _utc(entry["assigned_at"])}
+
+
+def _member(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "customer_key": row["customer_key"],
+        "segment_id": row["segment_id"],
+        "model_version": row["model_version"],
+        **{feature: row[feature] for feature in FEATURES},
+        "confidence": row["confidence"],
+        "atypical": row["atypical"],
+        "source": row["source"],
+        "assigned_at": _utc(row["assigned_at"]),
+    }
+
+
+def _stored_answer(model: ActiveModel, row: dict[str, Any]) -> dict[str, Any]:
+    card = model.card(row["segment_id"])
+    return {
+        "customer_key": row["customer_key"],
+        "segment_id": row["segment_id"],
+        "segment_name": card.name if card else None,
+        "recommended_actions": card.recommended_actions if card else None,
+        "confidence": row["confidence"],
+        "atypical": row["atypical"],
+        "model_version": row["model_version"],
+        "source": row["source"],
+        "assigned_at": _utc(row["assigned_at"]),
+        "features": {feature: row[feature] for feature in FEATURES},
+    }
+
+
+def _training_answer(
+    model: ActiveModel, snapshot: TrainingSnapshot, customer_key: str
+) -> dict[str, Any]:
+    row = snapshot.row_by_key.get(customer_key)
+    if row is None:
+        raise CustomerNotFound(
+            f"customer_key={customer_key!r} is not a known customer "
+            f"(not in the store, nor among the {len(snapshot)} training customers of "
+            f"model {model.version})"
+        )
+    features = snapshot.features[row : row + 1]
+    record = model.assign(features, [snapshot.keys[row]])[0]
+    return {
+        "customer_key": record["customer_key"],
+        "segment_id": record["segment_id"],
+        "segment_name": record["segment_name"],
+        "recommended_actions": record["recommended_actions"],
+        "confidence": record["confidence"],
+        "atypical": record["atypical"],
+        "model_version": model.version,
+        "source": "training",
+        "assigned_at": model.manifest["created_at"],
+        "features": dict(zip(FEATURES, features[0].tolist(), strict=True)),
+    }

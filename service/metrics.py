@@ -1,0 +1,171 @@
+"""The service's Prometheus metrics: what they are called, their labels, how they are read.
+
+Every label takes values from a bounded set (route templates, HTTP methods and statuses,
+segment ids, atypical reason codes, model versions, reload outcomes), so memory and the
+size of ``/metrics`` stay flat however many requests and customers pass through.
+
+With ``PROMETHEUS_MULTIPROC_DIR`` set (``python -m service --workers N`` sets it), each
+worker writes its values to files there and ``/metrics`` adds up every worker's, so any
+worker answers for all of them; the active-model gauge keeps one series per worker
+(``pid`` label) so that operators see each worker follow a new version.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+from collections.abc import Iterable, Sequence
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+from prometheus_client.gc_collector import GCCollector
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
+
+from segmentation.features import FEATURES
+from segmentation.scoring import FAR_FROM_CENTROID, above_range_reason, below_range_reason
+
+MULTIPROCESS = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+"""Whether values live in shared files (read once, at import, as prometheus_client does)."""
+
+UNMATCHED_ROUTE = "unmatched"
+"""The route label of a request that matches no route (a 404, or a probe for paths)."""
+
+OTHER = "other"
+
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+ATYPICAL_REASONS = frozenset(
+    {
+        *(below_range_reason(feature) for feature in FEATURES),
+        *(above_range_reason(feature) for feature in FEATURES),
+        FAR_FROM_CENTROID,
+    }
+)
+
+RELOAD_TRIGGERS = ("admin", "watcher")
+RELOAD_OUTCOMES = ("success", "refused", "not_found", "error")
+
+# Fast routes answer in well under a millisecond; a large batch takes seconds.
+LATENCY_BUCKETS = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0
+)  # fmt: skip
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+if not MULTIPROCESS:
+    # Per-process figures (memory, CPU, open files): meaningless summed over workers.
+    ProcessCollector(registry=REGISTRY)
+    PlatformCollector(registry=REGISTRY)
+    GCCollector(registry=REGISTRY)
+
+HTTP_REQUESTS = Counter(
+    "segmentation_http_requests",
+    "HTTP requests answered, by method, route template and status.",
+    ["method", "route", "status"],
+    registry=REGISTRY,
+)
+HTTP_REQUEST_DURATION = Histogram(
+    "segmentation_http_request_duration_seconds",
+    "Time from receiving a request to the end of its response, by method and route template.",
+    ["method", "route"],
+    buckets=LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
+ASSIGNMENTS = Counter(
+    "segmentation_assignments",
+    "Customers assigned to each segment (single and batch scoring).",
+    ["segment_id"],
+    registry=REGISTRY,
+)
+ATYPICAL_CUSTOMERS = Counter(
+    "segmentation_atypical_customers",
+    "Atypical customers scored, by reason code: a rising rate is an early sign of drift.",
+    ["reason"],
+    registry=REGISTRY,
+)
+ACTIVE_MODEL = Gauge(
+    "segmentation_active_model",
+    "1 for the model version this process serves (0 for versions it served before).",
+    ["version"],
+    multiprocess_mode="liveall",
+    registry=REGISTRY,
+)
+MODEL_RELOADS = Counter(
+    "segmentation_model_reloads",
+    "Attempts to change the served model, by trigger (admin, watcher) and outcome.",
+    ["trigger", "outcome"],
+    registry=REGISTRY,
+)
+
+
+def method_label(method: str) -> str:
+    """The method, or ``other`` for anything non-standard (clients choose the method)."""
+    return method if method in KNOWN_METHODS else OTHER
+
+
+def record_assignments(segment_ids: Sequence[str]) -> None:
+    """Count scored customers by the segment each was assigned to.
+
+    Parameters
+    ----------
+    segment_ids
+        The segment id of every scored customer (one entry per customer).
+    """
+    if len(segment_ids) == 1:
+        ASSIGNMENTS.labels(segment_ids[0]).inc()
+        return
+    for segment_id, count in collections.Counter(segment_ids).items():
+        ASSIGNMENTS.labels(segment_id).inc(count)
+
+
+def record_atypical(reasons: Iterable[str]) -> None:
+    """Count atypical customers by reason.
+
+    Parameters
+    ----------
+    reasons
+        The ``atypical_reasons`` of every atypical customer scored, flattened: a customer
+        with two reasons counts once under each. Codes outside the scorer's own set are
+        counted as ``other`` so that the label stays bounded.
+    """
+    for reason, count in collections.Counter(reasons).items():
+        label = reason if reason in ATYPICAL_REASONS else OTHER
+        ATYPICAL_CUSTOMERS.labels(label).inc(count)
+
+
+def set_active_version(version: str, previous: str | None) -> None:
+    """Make ``version`` the one version this process reports as served."""
+    if previous is not None and previous != version:
+        ACTIVE_MODEL.labels(previous).set(0)
+    if not MULTIPROCESS:
+        # One series, however many versions this process has served. (Shared files keep
+        # every series; there the previous version's is set to 0 above.)
+        ACTIVE_MODEL.clear()
+    ACTIVE_MODEL.labels(version).set(1)
+
+
+def record_reload(trigger: str, outcome: str) -> None:
+    """Count one attempt to change the served model (see RELOAD_TRIGGERS and _OUTCOMES)."""
+    MODEL_RELOADS.labels(trigger, outcome).inc()
+
+
+def exposition() -> tuple[bytes, str]:
+    """Every metric in Prometheus text format, and its content type."""
+    if MULTIPROCESS:
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+
+
+def worker_stopped() -> None:
+    """Drop this worker's live series from the shared files when it exits."""
+    if MULTIPROCESS:
+        multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]

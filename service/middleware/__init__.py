@@ -1,0 +1,31 @@
+"""The request pipeline around the routes: pure ASGI layers, one module per concern.
+
+From the outside in: request id, metrics and access log, unexpected errors, body size,
+timeout, keys, rate limit, then the application.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from service.config import Settings
+from service.middleware.access import ApiKeyAccess
+from service.middleware.limits import BodySizeLimit, RequestTimeout
+from service.middleware.metrics import RequestMetrics
+from service.middleware.rate_limit import RateLimit
+from service.middleware.request_id import RequestId
+from service.middleware.server_errors import UnexpectedErrors
+
+
+def install_middleware(app: FastAPI, settings: Settings) -> None:
+    """Add every layer; each one added wraps those added before it, so innermost first."""
+    if settings.rate_limit_per_minute is not None:
+        app.add_middleware(RateLimit, per_minute=settings.rate_limit_per_minute)
+    app.add_middleware(
+        ApiKeyAccess, client_keys=settings.api_keys, admin_key=settings.admin_api_key
+    )
+    app.add_middleware(RequestTimeout, seconds=settings.request_timeout_seconds)
+    app.add_middleware(BodySizeLimit, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(UnexpectedErrors)
+    app.add_middleware(RequestMetrics)
+    app.add_middleware(RequestId)

@@ -1,0 +1,125 @@
+"""Who may call what: client keys (``API_KEYS``) and the admin key (``ADMIN_API_KEY``).
+
+Keys are compared in constant time against every configured key (no early exit on the
+first match), as SHA-256 digests so that not even their lengths show in the timing. Only
+the digests are kept; a key is never logged, only the name of the client it belongs to.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+from collections.abc import Mapping
+
+from pydantic import SecretStr
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from service.config import Settings
+from service.middleware.asgi import header, route_path, scope_state, send_error
+from service.request_context import CLIENT_NAME
+
+logger = logging.getLogger(__name__)
+
+OPEN_PATHS = frozenset({"/health", "/ready", "/metrics"})
+"""Probes and scraping: open to all, whatever the keys."""
+
+ADMIN_PREFIX = "/admin"
+ADMIN_CLIENT = "admin"
+"""The client name recorded for requests made with the admin key."""
+
+API_KEY_HEADER = b"x-api-key"
+
+
+def _digest(key: str | bytes) -> bytes:
+    return hashlib.sha256(key.encode() if isinstance(key, str) else key).digest()
+
+
+def is_admin_path(path: str) -> bool:
+    return path == ADMIN_PREFIX or path.startswith(ADMIN_PREFIX + "/")
+
+
+class ApiKeyAccess:
+    """Check ``X-API-Key``: 401 when missing, 403 when wrong, with the error shape.
+
+    With client keys, every path except OPEN_PATHS needs one of them (``/docs`` and
+    ``/openapi.json`` included). ``/admin/*`` always needs exactly the admin key: a
+    client key gets 403, and with no admin key configured every admin call gets 403.
+    Without client keys the rest of the API is open. The client's name goes into
+    ``scope["state"]["client_name"]`` and the ``CLIENT_NAME`` context variable.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        client_keys: Mapping[str, SecretStr],
+        admin_key: SecretStr | None,
+    ) -> None:
+        self.app = app
+        self._clients = tuple(
+            (name, _digest(key.get_secret_value())) for name, key in client_keys.items()
+        )
+        self._admin = _digest(admin_key.get_secret_value()) if admin_key is not None else None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = route_path(scope)
+        if path in OPEN_PATHS:
+            await self.app(scope, receive, send)
+            return
+        admin = is_admin_path(path)
+        if not admin and not self._clients:
+            await self.app(scope, receive, send)
+            return
+        if admin and self._admin is None:
+            await send_error(
+                send, 403, "forbidden", "admin endpoints are disabled: ADMIN_API_KEY is not set"
+            )
+            return
+        given = header(scope, API_KEY_HEADER)
+        if not given:
+            await send_error(send, 401, "unauthorized", "this endpoint needs an X-API-Key header")
+            return
+        client = self._admin_client(given) if admin else self._client_of(given)
+        if client is None:
+            message = (
+                "this endpoint needs the admin key (ADMIN_API_KEY)"
+                if admin
+                else "the X-API-Key is not a valid key"
+            )
+            await send_error(send, 403, "forbidden", message)
+            return
+        scope_state(scope)["client_name"] = client
+        token = CLIENT_NAME.set(client)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            CLIENT_NAME.reset(token)
+
+    def _client_of(self, given: bytes) -> str | None:
+        digest = _digest(given)
+        found = None
+        for name, key in self._clients:
+            if hmac.compare_digest(digest, key):
+                found = name
+        return found
+
+    def _admin_client(self, given: bytes) -> str | None:
+        assert self._admin is not None
+        return ADMIN_CLIENT if hmac.compare_digest(_digest(given), self._admin) else None
+
+
+def warn_if_open(settings: Settings) -> None:
+    """Say loudly at start-up when the API needs no key."""
+    if not settings.api_keys:
+        logger.warning(
+            "API_KEYS is not set: the API is OPEN, every endpoint but /admin/* answers "
+            "anyone who can reach this service; set API_KEYS=client:key,... to require keys"
+        )
+    else:
+        logger.info("API keys required for clients: %s", ", ".join(sorted(settings.api_keys)))
+    if settings.admin_api_key is None:
+        logger.info("ADMIN_API_KEY is not set: /admin/* refuses every call")

@@ -1,0 +1,59 @@
+"""What the middleware layers share: a request's headers, path and state; error answers."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+from starlette.types import Scope, Send
+
+from service.error_handlers import error_body
+
+
+async def send_error(
+    send: Send,
+    status: int,
+    code: str,
+    message: str,
+    *,
+    details: list[dict[str, Any]] | None = None,
+    headers: Sequence[tuple[bytes, bytes]] = (),
+) -> None:
+    """Send a whole error response: ``{"error": {"code", "message", "details"}}``."""
+    body = orjson.dumps(error_body(code, message, details))
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def header(scope: Scope, name: bytes) -> bytes | None:
+    """The first value of a request header (``name`` in lower case), or None."""
+    for key, value in scope["headers"]:
+        if key == name:
+            return bytes(value)
+    return None
+
+
+def scope_state(scope: Scope) -> dict[str, Any]:
+    """The request's ``state`` (what ``request.state`` reads), created if absent."""
+    state: dict[str, Any] = scope.setdefault("state", {})
+    return state
+
+
+def route_path(scope: Scope) -> str:
+    """The path the router matches: without the ``root_path`` a proxy mounted us under."""
+    path: str = scope["path"]
+    root_path: str = scope.get("root_path", "")
+    if root_path and path.startswith(root_path + "/"):
+        return path[len(root_path) :]
+    return path

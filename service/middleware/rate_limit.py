@@ -1,0 +1,103 @@
+"""``RATE_LIMIT_PER_MINUTE`` per client: GCRA (a token bucket kept as one timestamp).
+
+Each client has a bucket of ``per_minute`` requests that refills continuously at
+``per_minute`` a minute: a quiet client may send a whole minute's worth at once, a busy
+one is held to the rate. A bucket is one float; a client is its name from ``API_KEYS``
+(or ``admin``), or its remote address when keys are off. The table is an LRU of at most
+``max_clients`` entries, so memory stays bounded whatever the number of addresses;
+forgetting a client is the same as giving it a full bucket. The limit is per process:
+with N workers a client can get up to N times the limit.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from service.middleware.access import OPEN_PATHS
+from service.middleware.asgi import route_path, scope_state, send_error
+
+DEFAULT_MAX_CLIENTS = 10_000
+
+
+class RequestBudget:
+    """Per-client GCRA state: admit a request now, or say how long to wait."""
+
+    def __init__(
+        self,
+        per_minute: int,
+        *,
+        max_clients: int = DEFAULT_MAX_CLIENTS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if per_minute < 1:
+            raise ValueError(f"per_minute={per_minute} should be >= 1")
+        self.per_minute = per_minute
+        self._interval = 60.0 / per_minute
+        # How far ahead of now a client's schedule may run: a full minute's burst.
+        self._tolerance = 60.0 - self._interval
+        self._max_clients = max_clients
+        self._clock = clock
+        self._next_free: OrderedDict[str, float] = OrderedDict()
+
+    def admit(self, client: str) -> float:
+        """0.0 if ``client`` may go ahead (and count it), else the seconds to wait."""
+        now = self._clock()
+        table = self._next_free
+        scheduled = max(table.get(client, now), now)
+        if scheduled - now > self._tolerance:
+            table.move_to_end(client)
+            return scheduled - now - self._tolerance
+        table[client] = scheduled + self._interval
+        table.move_to_end(client)
+        if len(table) > self._max_clients:
+            table.popitem(last=False)
+        return 0.0
+
+    def __len__(self) -> int:
+        return len(self._next_free)
+
+
+class RateLimit:
+    """Answer 429 (``rate_limited``) with ``Retry-After`` when a client is over its budget.
+
+    Sits inside the key check, so the client is known; probes (``/health``, ``/ready``,
+    ``/metrics``) are never limited.
+    """
+
+    def __init__(
+        self, app: ASGIApp, *, per_minute: int, max_clients: int = DEFAULT_MAX_CLIENTS
+    ) -> None:
+        self.app = app
+        self.budget = RequestBudget(per_minute, max_clients=max_clients)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or route_path(scope) in OPEN_PATHS:
+            await self.app(scope, receive, send)
+            return
+        client = _client_of(scope)
+        wait = self.budget.admit(client)
+        if wait > 0:
+            retry_after = max(1, math.ceil(wait))
+            await send_error(
+                send,
+                429,
+                "rate_limited",
+                f"more than {self.budget.per_minute} requests a minute "
+                f"(RATE_LIMIT_PER_MINUTE); retry in {retry_after} s",
+                headers=[(b"retry-after", str(retry_after).encode())],
+            )
+            return
+        await self.app(scope, receive, send)
+
+
+def _client_of(scope: Scope) -> str:
+    name = scope_state(scope).get("client_name")
+    if name is not None:
+        return f"client:{name}"
+    address = scope.get("client")
+    return f"address:{address[0]}" if address else "address:unknown"

@@ -1,0 +1,62 @@
+"""Operations on the running service, behind ``ADMIN_API_KEY``: switching the served model."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+from fastapi import APIRouter, Body
+from fastapi.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from segmentation.artifact import ArtifactError
+from service import metrics
+from service.deps import HolderDep
+from service.errors import InvalidInput, ServiceError, VersionNotFound, VersionRejected, detail
+from service.model_holder import ModelHolder
+from service.responses import JSONBytesResponse
+from service.routes.openapi import errors
+from service.schemas import ReloadRequest, ReloadResult
+
+logger = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/admin", tags=["admin"])
+
+
+@router.post("/reload", response_model=ReloadResult, responses=errors(401, 403, 404, 409, 422, 429))
+async def reload_model(
+    holder: HolderDep, request: Annotated[ReloadRequest | None, Body()] = None
+) -> Response:
+    """Verify a version (default: what `latest` names), point `latest` at it and serve it.
+
+    A version that fails verification gets 409 and the current model keeps serving; an
+    unknown version gets 404. Requests in flight finish on the model they started with.
+    """
+    version = request.version if request is not None else None
+    try:
+        activated, previous = await run_in_threadpool(holder.activate, version)
+    except ArtifactError as error:
+        refusal = _refusal(error, version, holder)
+        metrics.record_reload(
+            "admin", "not_found" if isinstance(refusal, VersionNotFound) else "refused"
+        )
+        logger.warning("admin reload of %s refused: %s", version or "latest", refusal.message)
+        raise refusal from None
+    except Exception:
+        metrics.record_reload("admin", "error")
+        raise
+    metrics.record_reload("admin", "success")
+    logger.info("admin reload: serving %s (was %s)", activated, previous)
+    return JSONBytesResponse({"model_version": activated, "previous_version": previous})
+
+
+def _refusal(error: ArtifactError, version: str | None, holder: ModelHolder) -> ServiceError:
+    named = f"version {version!r}" if version else "the version `latest` names"
+    serving = holder.serving
+    still = f"; {serving.model.version} keeps serving" if serving else ""
+    details = [detail("version", error.code, error.message)]
+    if error.code == "invalid_version_name":
+        return InvalidInput(f"{error.message}{still}", details=details)
+    if error.code == "model_missing":
+        return VersionNotFound(f"{named} does not exist: {error.message}{still}", details=details)
+    return VersionRejected(f"{named} was not activated: {error.message}{still}", details=details)

@@ -1,0 +1,374 @@
+"""The customer store over SQLAlchemy: SQLite by default, PostgreSQL for several replicas.
+
+Writes are transactional: a batch's history rows and latest rows commit together or not
+at all. Latest rows are upserted in customer-key order, so concurrent writers lock rows in
+the same order and cannot deadlock each other; the rare lock conflict is retried.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import psycopg
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, Engine, create_engine, event, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
+from segmentation.features import FEATURES
+from service.store.tables import assignment_history, latest_assignments, snapshot_imports
+
+logger = logging.getLogger(__name__)
+
+_ASSIGNMENT_FIELDS = (
+    "segment_id",
+    "model_version",
+    *FEATURES,
+    "confidence",
+    "atypical",
+    "source",
+    "assigned_at",
+)
+_WRITE_ATTEMPTS = 4
+# Below this many rows, plain INSERTs cost less than setting up COPY.
+_COPY_THRESHOLD = 200
+_T = TypeVar("_T")
+
+
+class StoreUnavailable(Exception):
+    """The database could not be reached or refused the operation."""
+
+
+class InvalidCursor(ValueError):
+    """A pagination cursor that this store did not hand out."""
+
+
+@dataclass(frozen=True)
+class AssignmentRow:
+    """One assignment to keep: who, which segment, by which model, from what, and when."""
+
+    customer_key: str
+    segment_id: str
+    model_version: str
+    features: tuple[float, ...]
+    confidence: float
+    atypical: bool
+    source: str
+    assigned_at: datetime
+
+    def as_params(self) -> dict[str, Any]:
+        return {
+            "customer_key": self.customer_key,
+            "segment_id": self.segment_id,
+            "model_version": self.model_version,
+            **dict(zip(FEATURES, self.features, strict=True)),
+            "confidence": self.confidence,
+            "atypical": self.atypical,
+            "source": self.source,
+            "assigned_at": self.assigned_at,
+        }
+
+
+def sqlalchemy_url(url: str) -> str:
+    """Accept ``postgresql://`` as well as ``postgresql+psycopg://`` (psycopg 3 either way)."""
+    parsed = make_url(url)
+    if parsed.drivername in {"postgresql", "postgres"}:
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed.render_as_string(hide_password=False)
+
+
+def encode_cursor(customer_key: str) -> str:
+    return base64.urlsafe_b64encode(customer_key.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> str:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        key = base64.b64decode(padded, altchars=b"-_", validate=True).decode()
+        if not key:
+            raise ValueError("empty cursor")
+        return key
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise InvalidCursor(f"cursor={cursor!r} is not a cursor this service handed out") from None
+
+
+class CustomerStore:
+    """Latest assignment per customer and the full history, behind one small interface."""
+
+    def __init__(self, url: str, *, connect_timeout_seconds: int = 3) -> None:
+        self.url = sqlalchemy_url(url)
+        self.engine = _create_engine(self.url, connect_timeout_seconds)
+        self.dialect = self.engine.dialect.name
+        self._migrated = False
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def _connection(self, *, write: bool) -> Iterator[Connection]:
+        if not self._migrated:
+            self.migrate()
+        try:
+            with self.engine.begin() if write else self.engine.connect() as connection:
+                yield connection
+        except (SQLAlchemyError, psycopg.Error) as error:
+            raise StoreUnavailable(_reason(error)) from error
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest migration (a no-op when it is there already)."""
+        config = Config()
+        config.set_main_option("script_location", "service.store:migrations")
+        try:
+            with self.engine.begin() as connection:
+                config.attributes["connection"] = connection
+                command.upgrade(config, "head")
+        except SQLAlchemyError as error:
+            raise StoreUnavailable(_reason(error)) from error
+        self._migrated = True
+
+    def ping(self) -> None:
+        with self._connection(write=False) as connection:
+            connection.exec_driver_sql("SELECT 1")
+
+    def record(self, rows: Sequence[AssignmentRow]) -> None:
+        """Add every row to the history and make each customer's last row their latest."""
+        if rows:
+            self._write(lambda connection: self._write_rows(connection, rows))
+
+    def is_imported(self, model_version: str) -> bool:
+        with self._connection(write=False) as connection:
+            found = connection.execute(
+                select(snapshot_imports.c.model_version).where(
+                    snapshot_imports.c.model_version == model_version
+                )
+            ).first()
+        return found is not None
+
+    def import_snapshot(self, model_version: str, rows: Sequence[AssignmentRow]) -> bool:
+        """Import a model's training assignments once; False when already imported.
+
+        The claim on ``snapshot_imports`` and the rows commit in one transaction, so
+        several replicas importing at once leave exactly one copy.
+        """
+
+        def claim_and_write(connection: Connection) -> bool:
+            claim = (
+                self._insert(snapshot_imports)
+                .values(
+                    model_version=model_version, n_rows=len(rows), imported_at=datetime.now(UTC)
+                )
+                .on_conflict_do_nothing(index_elements=["model_version"])
+                .returning(snapshot_imports.c.model_version)
+            )
+            # RETURNING, not rowcount: drivers disagree on rowcount after ON CONFLICT.
+            if connection.execute(claim).first() is None:
+                return False
+            self._write_rows(connection, rows)
+            return True
+
+        return self._write(claim_and_write)
+
+    def _write(self, operation: Callable[[Connection], _T]) -> _T:
+        for attempt in range(1, _WRITE_ATTEMPTS + 1):
+            try:
+                with self._connection(write=True) as connection:
+                    return operation(connection)
+            except StoreUnavailable as error:
+                if attempt == _WRITE_ATTEMPTS or not _is_lock_conflict(error.__cause__):
+                    raise
+                time.sleep(0.05 * attempt)
+        raise AssertionError("unreachable")
+
+    def _insert(self, table: Any) -> Any:
+        return postgresql.insert(table) if self.dialect == "postgresql" else sqlite.insert(table)
+
+    def _write_rows(self, connection: Connection, rows: Sequence[AssignmentRow]) -> None:
+        params = [row.as_params() for row in rows]
+        latest_by_key = {item["customer_key"]: item for item in params}
+        ordered = [latest_by_key[key] for key in sorted(latest_by_key)]
+        if self.dialect == "postgresql" and len(params) >= _COPY_THRESHOLD:
+            _copy_rows_postgresql(connection, params, ordered)
+            return
+        connection.execute(assignment_history.insert(), params)
+        upsert = self._insert(latest_assignments)
+        upsert = upsert.on_conflict_do_update(
+            index_elements=["customer_key"],
+            set_={name: upsert.excluded[name] for name in _ASSIGNMENT_FIELDS},
+        )
+        connection.execute(upsert, ordered)
+
+    def latest(self, customer_key: str) -> dict[str, Any] | None:
+        with self._connection(write=False) as connection:
+            row = connection.execute(
+                select(latest_assignments).where(latest_assignments.c.customer_key == customer_key)
+            ).first()
+        return _as_dict(row) if row else None
+
+    def latest_many(self, customer_keys: Sequence[str]) -> dict[str, dict[str, Any]]:
+        found: dict[str, dict[str, Any]] = {}
+        unique = sorted(set(customer_keys))
+        with self._connection(write=False) as connection:
+            for start in range(0, len(unique), 1000):
+                chunk = unique[start : start + 1000]
+                rows = connection.execute(
+                    select(latest_assignments).where(latest_assignments.c.customer_key.in_(chunk))
+                )
+                found.update((row.customer_key, _as_dict(row)) for row in rows)
+        return found
+
+    def history(self, customer_key: str, *, limit: int = 100) -> list[dict[str, Any]]:
+        """A customer's assignments, newest first."""
+        table = assignment_history
+        with self._connection(write=False) as connection:
+            rows = connection.execute(
+                select(
+                    table.c.segment_id, table.c.model_version, table.c.source, table.c.assigned_at
+                )
+                .where(table.c.customer_key == customer_key)
+                .order_by(table.c.id.desc())
+                .limit(limit)
+            )
+            return [_as_dict(row) for row in rows]
+
+    def members(
+        self, segment_id: str, *, limit: int, cursor: str | None = None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """One page of a segment's customers by key, and the cursor of the next page."""
+        table = latest_assignments
+        query = select(table).where(table.c.segment_id == segment_id)
+        if cursor is not None:
+            query = query.where(table.c.customer_key > decode_cursor(cursor))
+        query = query.order_by(table.c.customer_key).limit(limit + 1)
+        with self._connection(write=False) as connection:
+            rows = [_as_dict(row) for row in connection.execute(query)]
+        if len(rows) <= limit:
+            return rows, None
+        page = rows[:limit]
+        return page, encode_cursor(page[-1]["customer_key"])
+
+    def live_counts(self) -> dict[str, int]:
+        table = latest_assignments
+        with self._connection(write=False) as connection:
+            rows = connection.execute(
+                select(table.c.segment_id, func.count()).group_by(table.c.segment_id)
+            )
+            return {segment_id: int(count) for segment_id, count in rows}
+
+
+_COLUMNS = ("customer_key", *_ASSIGNMENT_FIELDS)
+# _copy_text writes these columns in this order, by name.
+assert _COLUMNS[3:8] == FEATURES, "update _copy_text with the feature list"
+_COLUMN_LIST = ", ".join(_COLUMNS)
+_UPDATES = ", ".join(f"{name} = EXCLUDED.{name}" for name in _ASSIGNMENT_FIELDS)
+
+
+def _copy_rows_postgresql(
+    connection: Connection, history: list[dict[str, Any]], latest: list[dict[str, Any]]
+) -> None:
+    """Bulk path for PostgreSQL: COPY beats multi-row INSERT several times over.
+
+    Latest rows go through a session-local staging table so that the upsert is still one
+    ``INSERT ... ON CONFLICT`` in key order.
+    """
+    driver = connection.connection.driver_connection
+    assert driver is not None
+    with driver.cursor() as cursor:
+        with cursor.copy(f"COPY assignment_history ({_COLUMN_LIST}) FROM STDIN") as copy:
+            copy.write(_copy_text(history))
+        cursor.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS incoming_latest "
+            "(LIKE latest_assignments) ON COMMIT DELETE ROWS"
+        )
+        with cursor.copy(f"COPY incoming_latest ({_COLUMN_LIST}) FROM STDIN") as copy:
+            copy.write(_copy_text(latest))
+        cursor.execute(
+            f"INSERT INTO latest_assignments ({_COLUMN_LIST}) "
+            f"SELECT {_COLUMN_LIST} FROM incoming_latest ORDER BY customer_key "
+            f"ON CONFLICT (customer_key) DO UPDATE SET {_UPDATES}"
+        )
+
+
+def _copy_text_field(value: str | None) -> str:
+    return "\\N" if value is None else value.replace("\\", "\\\\")
+
+
+def _copy_text(rows: list[dict[str, Any]]) -> str:
+    """Rows in COPY's text format, one f-string per row (far cheaper than field by field).
+
+    Keys cannot hold control characters (validated on the way in); backslashes, COPY's
+    escape character, are doubled. Segment ids and versions are slugs.
+    """
+    stamps: dict[datetime, str] = {}
+    lines = []
+    for row in rows:
+        moment = row["assigned_at"]
+        stamp = stamps.get(moment) or stamps.setdefault(moment, moment.isoformat())
+        lines.append(
+            f"{_copy_text_field(row['customer_key'])}\t{_copy_text_field(row['segment_id'])}\t"
+            f"{_copy_text_field(row['model_version'])}\t"
+            f"{row['avg_credit_limit']!r}\t{row['total_credit_cards']!r}\t"
+            f"{row['total_visits_bank']!r}\t{row['total_visits_online']!r}\t"
+            f"{row['total_calls_made']!r}\t{row['confidence']!r}\t"
+            f"{'t' if row['atypical'] else 'f'}\t{row['source']}\t{stamp}\n"
+        )
+    return "".join(lines)
+
+
+def _create_engine(url: str, connect_timeout_seconds: int) -> Engine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(
+            url,
+            pool_pre_ping=True,
+            pool_size=8,
+            max_overflow=8,
+            connect_args={"connect_timeout": connect_timeout_seconds},
+        )
+    if parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+
+    @event.listens_for(engine, "connect")
+    def _configure(dbapi_connection: Any, _record: Any) -> None:
+        # SQLAlchemy issues BEGIN itself (below); the driver must not start its own.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection: Connection) -> None:
+        # IMMEDIATE takes the write lock up front: two writers queue on the busy timeout
+        # instead of failing when both try to upgrade a read lock.
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def _as_dict(row: Any) -> dict[str, Any]:
+    # Column names come back as str subclasses, which orjson refuses as keys.
+    return {str(name): value for name, value in row._mapping.items()}
+
+
+def _reason(error: Exception) -> str:
+    origin = getattr(error, "orig", None) or error
+    return f"{type(origin).__name__}: {str(origin).strip().splitlines()[0] if str(origin) else ''}"
+
+
+def _is_lock_conflict(error: BaseException | None) -> bool:
+    origin = error.orig if isinstance(error, DBAPIError) else error
+    code = getattr(origin, "sqlstate", None)
+    return code in {"40P01", "40001", "55P03"} or "database is locked" in str(origin)

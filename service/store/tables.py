@@ -1,0 +1,66 @@
+"""Table definitions of the customer store (the migrations create exactly these)."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+)
+
+from segmentation.features import FEATURES
+
+metadata = MetaData()
+
+KEY_LENGTH = 64
+ID_LENGTH = 128
+
+
+def _assignment_columns() -> list[Column[object]]:
+    return [
+        Column("segment_id", String(ID_LENGTH), nullable=False),
+        Column("model_version", String(ID_LENGTH), nullable=False),
+        *(Column(feature, Float, nullable=False) for feature in FEATURES),
+        Column("confidence", Float, nullable=False),
+        Column("atypical", Boolean, nullable=False),
+        Column("source", String(16), nullable=False),
+        Column("assigned_at", DateTime(timezone=True), nullable=False),
+    ]
+
+
+latest_assignments = Table(
+    "latest_assignments",
+    metadata,
+    Column("customer_key", String(KEY_LENGTH), primary_key=True),
+    *_assignment_columns(),
+    Index("ix_latest_assignments_segment_key", "segment_id", "customer_key"),
+)
+"""One row per customer: the most recent assignment."""
+
+assignment_history = Table(
+    "assignment_history",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("customer_key", String(KEY_LENGTH), nullable=False),
+    *_assignment_columns(),
+    Index("ix_assignment_history_key_id", "customer_key", "id"),
+)
+"""Every assignment ever made, never updated."""
+
+snapshot_imports = Table(
+    "snapshot_imports",
+    metadata,
+    Column("model_version", String(ID_LENGTH), primary_key=True),
+    Column("n_rows", Integer, nullable=False),
+    Column("imported_at", DateTime(timezone=True), nullable=False),
+)
+"""Training snapshots already imported: the primary key makes an import happen once."""
