@@ -29,7 +29,7 @@ from training.loading import (
     read_customer_file,
     sample_data_path,
 )
-from training.personas import load_playbook, name_segments
+from training.personas import Playbook, load_playbook, name_segments
 from training.profiles import SegmentProfile, profile_segments
 from training.publishing import publish_version, version_name
 from training.report import render_report
@@ -97,6 +97,8 @@ def train(options: TrainingOptions, *, progress: Progress | None = None) -> Trai
     progress = progress or _Silent()
     clock = _Stopwatch()
     with clock.stage("load"):
+        # The playbook first: a broken one must be refused before minutes of fitting.
+        playbook = load_playbook(options.playbook)
         export = _load(options)
     with clock.stage("validate"):
         customers = validate_customers(export.frame, min_rows=_fewest_rows(options))
@@ -144,7 +146,7 @@ def train(options: TrainingOptions, *, progress: Progress | None = None) -> Trai
             distances_to_own=np.linalg.norm(standardised - z_centroids[labels], axis=1),
         )
     with clock.stage("name"):
-        segments, lineage_summary = _catalog(options, profiles, customers, labels)
+        segments, lineage_summary = _catalog(options, playbook, profiles, customers, labels)
     metrics = {
         "selection": "fixed" if options.k else "silhouette",
         "k_range": [k_values[0], k_values[-1]],
@@ -250,12 +252,12 @@ def _fit(features: FloatArray, sample: npt.NDArray[np.intp], k: int, seed: int) 
 
 def _catalog(
     options: TrainingOptions,
+    playbook: Playbook,
     profiles: list[SegmentProfile],
     customers: CustomerTable,
     labels: npt.NDArray[np.intp],
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Names, actions and stable ids for every segment, largest segment first."""
-    playbook = load_playbook(options.playbook)
     namings = name_segments(np.array([p.z_vector() for p in profiles]), playbook)
     previous = lineage.read_previous_model(options.models_dir)
     centroids = np.array([[p.centroid[f] for f in FEATURES] for p in profiles])
