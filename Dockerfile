@@ -74,11 +74,16 @@ WORKDIR /app
 # MODELS_DIR: where training writes and the service reads (the volume).
 # PATH: the venv first, so `python` is the venv's interpreter with the project.
 # PYTHONUNBUFFERED: logs reach `docker logs` immediately, not when a buffer fills.
+# NUMBA_CACHE_DIR: the compiled scoring kernels; site-packages is not writable by app.
 ENV MODELS_DIR=/models \
     PATH=/opt/venv/bin:$PATH \
-    PYTHONUNBUFFERED=1
+    PYTHONUNBUFFERED=1 \
+    NUMBA_CACHE_DIR=/home/app/.cache/numba
 
 USER app
+
+# Compile the scoring kernels once, into the image, so no container pays it at start.
+RUN python -c "from segmentation.kernels import warm_up; warm_up()"
 
 EXPOSE 8000
 

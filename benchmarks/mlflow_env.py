@@ -203,4 +203,7 @@ def _append(log_file: Path, text: str) -> None:
 
 
 def _tail(text: str, lines: int = 3) -> str:
-    return " / ".join(text.strip().splitlines()[-lines:])[-400:]
+    """The end of a command's output; pip's own ERROR lines when it printed some."""
+    kept = text.strip().splitlines()
+    errors = [line for line in kept if line.startswith("ERROR:")]
+    return " / ".join((errors or kept)[-lines:])[-400:]

@@ -53,7 +53,7 @@ class ServerSpec:
     port: int
     environment: Mapping[str, str] = field(default_factory=dict)
     """The server's whole environment (nothing is inherited)."""
-    ready_timeout_seconds: float = 120.0
+    ready_timeout_seconds: float = 60.0
 
     @property
     def base_url(self) -> str:

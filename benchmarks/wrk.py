@@ -53,7 +53,7 @@ class WrkResult:
 
     @property
     def errors(self) -> int:
-        """Non-2xx/3xx answers plus socket errors (connect, read, write, timeout)."""
+        """Error answers (wrk counts status >= 400) plus connect, read, write and timeout errors."""
         sockets = self.connect_errors + self.read_errors + self.write_errors + self.timeouts
         return self.status_errors + sockets
 

@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from segmentation.features import FEATURES
+from segmentation.kernels import score_parallel, score_serial
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.intp]
@@ -25,8 +26,11 @@ BoolArray = npt.NDArray[np.bool_]
 FAR_FROM_CENTROID = "far_from_segment_centroid"
 """Atypical reason: farther from the segment's centre than 99% of its training customers."""
 
-# Relative size of a squared-distance gap below which the fast formula cannot be trusted
-# to order two centroids exactly as scikit-learn's own arithmetic does.
+# From this many rows on, spreading the work over the cores pays for starting threads.
+_PARALLEL_ROWS = 20_000
+
+# Relative size of a squared-distance gap below which this arithmetic and scikit-learn's
+# (which expands the square and may round differently) might not agree on the nearer one.
 _TIE_TOLERANCE = 1e-9
 
 
@@ -49,6 +53,19 @@ class ScoredBatch:
     below_range: BoolArray
     above_range: BoolArray
     far_from_centroid: BoolArray
+
+    @classmethod
+    def empty(cls, n_rows: int, n_segments: int) -> ScoredBatch:
+        n_features = len(FEATURES)
+        return cls(
+            labels=np.empty(n_rows, dtype=np.intp),
+            runner_up_labels=np.empty(n_rows, dtype=np.intp),
+            distances=np.empty((n_rows, n_segments), dtype=np.float64),
+            confidence=np.empty(n_rows, dtype=np.float64),
+            below_range=np.empty((n_rows, n_features), dtype=np.bool_),
+            above_range=np.empty((n_rows, n_features), dtype=np.bool_),
+            far_from_centroid=np.empty(n_rows, dtype=np.bool_),
+        )
 
     @property
     def atypical(self) -> BoolArray:
@@ -75,6 +92,9 @@ class ScoredBatch:
 class SegmentScorer:
     """Nearest-centroid scoring equal to a fitted ``StandardScaler -> KMeans`` pipeline.
 
+    Distances are computed in the direct form (see :mod:`segmentation.kernels`): no
+    cancellation, and bit-identical whether one customer is scored or a million.
+
     Parameters
     ----------
     pipeline
@@ -98,18 +118,13 @@ class SegmentScorer:
         self._pipeline = pipeline
         self.mean: FloatArray = np.asarray(scaler.mean_, dtype=np.float64)
         self.scale: FloatArray = np.asarray(scaler.scale_, dtype=np.float64)
-        centroids = np.asarray(kmeans.cluster_centers_, dtype=np.float64)
-        self.n_segments = centroids.shape[0]
-        if centroids.shape[1] != len(FEATURES) or self.n_segments < 2:
+        self.centroids: FloatArray = np.asarray(kmeans.cluster_centers_, dtype=np.float64)
+        self.n_segments = self.centroids.shape[0]
+        if self.centroids.shape[1] != len(FEATURES) or self.n_segments < 2:
             raise ValueError(
-                f"centroids of shape {centroids.shape} do not fit {len(FEATURES)} features "
-                "and at least 2 segments"
+                f"centroids of shape {self.centroids.shape} do not fit {len(FEATURES)} "
+                "features and at least 2 segments"
             )
-        # ||z - c||^2 = ||z||^2 - 2 z.c + ||c||^2: keep -2c and ||c||^2 so that one
-        # matrix product and one addition give every squared distance.
-        self._minus_two_centroids_t: FloatArray = np.ascontiguousarray(-2.0 * centroids.T)
-        self._centroid_sq_norms: FloatArray = np.einsum("ij,ij->i", centroids, centroids)
-        self._tie_scale = float(self._centroid_sq_norms.max()) + 1.0
         self.feature_min: FloatArray = np.asarray(feature_min, dtype=np.float64)
         self.feature_max: FloatArray = np.asarray(feature_max, dtype=np.float64)
         self.distance_thresholds: FloatArray = np.asarray(distance_thresholds, dtype=np.float64)
@@ -118,51 +133,55 @@ class SegmentScorer:
                 f"{self.distance_thresholds.shape[0]} distance thresholds for "
                 f"{self.n_segments} segments"
             )
+        # Squared distances are at most 2||z||^2 + 2||c||^2 away from the terms that
+        # scikit-learn's expanded formula rounds; this bounds its error from above.
+        self._tie_scale = 2.0 * float(np.einsum("ij,ij->i", self.centroids, self.centroids).max())
 
     def score(self, features: FloatArray) -> ScoredBatch:
-        """Score an ``(n, 5)`` array of customers in original units (valid input assumed)."""
-        # Subtract then divide, as StandardScaler.transform does, for the same rounding.
-        standardised = (features - self.mean) / self.scale
-        own_sq_norms = np.einsum("ij,ij->i", standardised, standardised)
-        squared = standardised @ self._minus_two_centroids_t
-        squared += self._centroid_sq_norms
-        squared += own_sq_norms[:, None]
-        np.maximum(squared, 0.0, out=squared)
+        """Score an ``(n, 5)`` array of customers in original units (valid input assumed).
 
-        order = np.argsort(squared, axis=1, kind="stable")
-        labels = order[:, 0].copy()
-        runner_up = order[:, 1].copy()
-        rows = np.arange(len(features))
-        best = squared[rows, labels]
-        second = squared[rows, runner_up]
-        near_tie = (second - best) <= _TIE_TOLERANCE * (own_sq_norms + self._tie_scale)
-        if near_tie.any():
-            self._settle_ties(features, near_tie, labels, runner_up)
-
-        distances = np.sqrt(squared)
-        best_distance = distances[rows, labels]
-        second_distance = distances[rows, runner_up]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            confidence = np.where(second_distance > 0.0, 1.0 - best_distance / second_distance, 0.0)
-        np.clip(confidence, 0.0, 1.0, out=confidence)
-        return ScoredBatch(
-            labels=labels,
-            runner_up_labels=runner_up,
-            distances=distances,
-            confidence=confidence,
-            below_range=features < self.feature_min,
-            above_range=features > self.feature_max,
-            far_from_centroid=best_distance > self.distance_thresholds[labels],
+        Large inputs are spread over every core; a few customers are scored on the calling
+        thread, where starting threads would cost more than the arithmetic.
+        """
+        n_rows = len(features)
+        scored = ScoredBatch.empty(n_rows, self.n_segments)
+        tied = np.empty(n_rows, dtype=np.bool_)
+        kernel = score_parallel if n_rows >= _PARALLEL_ROWS else score_serial
+        kernel(
+            np.ascontiguousarray(features, dtype=np.float64),
+            self.mean,
+            self.scale,
+            self.centroids,
+            self.feature_min,
+            self.feature_max,
+            self.distance_thresholds,
+            self._tie_scale,
+            _TIE_TOLERANCE,
+            scored.labels,
+            scored.runner_up_labels,
+            scored.distances,
+            scored.confidence,
+            scored.below_range,
+            scored.above_range,
+            scored.far_from_centroid,
+            tied,
         )
+        if tied.any():
+            self._settle_ties(features, np.flatnonzero(tied), scored)
+        return scored
 
-    def _settle_ties(
-        self, features: FloatArray, near_tie: BoolArray, labels: IntArray, runner_up: IntArray
-    ) -> None:
+    def _settle_ties(self, features: FloatArray, tied: IntArray, scored: ScoredBatch) -> None:
         """Let the pipeline itself label rows whose nearest centroids are too close to call."""
-        tied_rows = np.flatnonzero(near_tie)
-        decided = np.asarray(self._pipeline.predict(features[tied_rows]), dtype=np.intp)
-        swapped = decided != labels[tied_rows]
-        if swapped.any():
-            rows = tied_rows[swapped]
-            runner_up[rows] = labels[rows]
-            labels[rows] = decided[swapped]
+        decided = np.asarray(self._pipeline.predict(features[tied]), dtype=np.intp)
+        swapped = decided != scored.labels[tied]
+        if not swapped.any():
+            return
+        rows = tied[swapped]
+        scored.runner_up_labels[rows] = scored.labels[rows]
+        scored.labels[rows] = decided[swapped]
+        nearest = scored.distances[rows, scored.labels[rows]]
+        runner = scored.distances[rows, scored.runner_up_labels[rows]]
+        scored.confidence[rows] = np.where(
+            runner > 0.0, 1.0 - nearest / np.maximum(runner, 1e-300), 0.0
+        ).clip(0.0, 1.0)
+        scored.far_from_centroid[rows] = nearest > self.distance_thresholds[scored.labels[rows]]

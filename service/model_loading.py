@@ -10,6 +10,7 @@ import sklearn
 
 from segmentation.artifact import ASSIGNMENTS_FILE, ArtifactError, read_latest, verify_version
 from segmentation.features import FEATURES
+from segmentation.kernels import warm_up
 from service.active_model import ActiveModel
 from service.snapshot import TrainingSnapshot
 
@@ -38,6 +39,7 @@ def load_model(
     _check_compatibility(manifest, allow_sklearn_mismatch=allow_sklearn_mismatch)
     pipeline = verified.load_pipeline()
     _check_pipeline(pipeline, manifest)
+    warm_up()  # compiled kernels loaded now, not on the first request
     model = ActiveModel(version=version, manifest=manifest, pipeline=pipeline)
     snapshot = TrainingSnapshot.read(verified.path / ASSIGNMENTS_FILE)
     self_test(model, snapshot, rows=self_test_rows)

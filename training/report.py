@@ -291,6 +291,7 @@ def _figure_sweep(
         axes.annotate(
             f"{mark_label} k = {mark:g}", (mark, y), xytext=(8, 8), textcoords="offset points"
         )
+    axes.margins(y=0.15)
     axes.set_xticks(ks)
     axes.set_xlabel("number of segments k")
     axes.set_ylabel(ylabel)
@@ -485,6 +486,14 @@ def _profile_table(profile: object, feature_names: Sequence[str]) -> str:
     return _table(head, rows)
 
 
+def _persona_text(holder: object) -> str:
+    """The persona a segment got: escaped, "none" when it got none, or not available."""
+    if not isinstance(holder, Mapping) or "persona" not in holder:
+        return _NOT_AVAILABLE
+    persona = holder["persona"]
+    return "none" if persona is None else _esc(persona)
+
+
 def _segment_meta(segment: Mapping[str, Any]) -> str:
     size = _fmt(segment.get("size"), ",.0f")
     share = _percent(segment.get("share"))
@@ -492,7 +501,7 @@ def _segment_meta(segment: Mapping[str, Any]) -> str:
     parts = [
         f"Segment id <code>{_esc(segment.get('segment_id', ''))}</code>",
         f"{size} customers ({share} of all)",
-        f"persona: {_fmt(segment.get('persona')) if 'persona' in segment else _NOT_AVAILABLE}",
+        f"persona: {_persona_text(segment)}",
         f"atypical beyond distance {_fmt(atypical, '.2f')}",
     ]
     return '<p class="meta">' + " · ".join(parts) + "</p>\n"
@@ -513,7 +522,8 @@ def _segment_card(
         f'<h3><span class="swatch" style="background:{colour}"></span>'
         f"{_esc(segment.get('name', ''))}</h3>\n"
         + _segment_meta(segment)
-        + f"<p>{_fmt(description)}</p>\n<h4>What sets it apart</h4>\n"
+        + f"<p>{_esc(description) if description is not None else 'Description: ' + _NOT_AVAILABLE}"
+        + "</p>\n<h4>What sets it apart</h4>\n"
         + _distinguishing_text(segment)
         + '<div class="row">'
         + _figure_profile(segment, feature_names, colour)
@@ -719,18 +729,15 @@ def _persona_rows(manifest: Mapping[str, Any]) -> list[list[str]]:
     fits = _get(manifest, "persona_matching", "fits")
     if not isinstance(fits, list):
         fits = [
-            {
-                "segment_id": s.get("segment_id"),
-                "persona": s.get("persona"),
-                "fit": s.get("persona_fit"),
-            }
+            {"segment_id": s.get("segment_id"), "fit": s.get("persona_fit")}
+            | ({"persona": s["persona"]} if "persona" in s else {})
             for s in segments
         ]
     return [
         [
             _esc(names.get(str(_get(fit, "segment_id")), "")),
             f"<code>{_fmt(_get(fit, 'segment_id'))}</code>",
-            _esc(_get(fit, "persona")) if _get(fit, "persona") is not None else "none",
+            _persona_text(fit),
             _fmt(_get(fit, "fit"), ".2f"),
         ]
         for fit in fits

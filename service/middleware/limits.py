@@ -7,10 +7,9 @@ as the application pulls it and refused the moment it passes the limit.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import math
 
-import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.middleware.asgi import header, send_error
@@ -111,17 +110,21 @@ class RequestTimeout:
             await self.app(scope, receive, send)
             return
         response_started = False
-        with anyio.move_on_after(self.seconds) as deadline:
+        timer = asyncio.timeout(self.seconds)
 
-            async def send_stopping_clock(message: Message) -> None:
-                nonlocal response_started
-                if message["type"] == "http.response.start":
-                    response_started = True
-                    deadline.deadline = math.inf
-                await send(message)
+        async def send_stopping_clock(message: Message) -> None:
+            nonlocal response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+                timer.reschedule(None)
+            await send(message)
 
-            await self.app(scope, receive, send_stopping_clock)
-        if deadline.cancelled_caught and not response_started:
+        try:
+            async with timer:
+                await self.app(scope, receive, send_stopping_clock)
+        except TimeoutError:
+            if not timer.expired() or response_started:
+                raise  # not ours, or too late to answer
             logger.warning(
                 "%s %s gave no answer within %s s", scope["method"], scope["path"], self.seconds
             )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +13,6 @@ import httpx
 import pytest
 
 from segmentation.artifact import PIPELINE_FILE, point_latest, read_latest
-from service.config import Settings
 from tests.service.conftest import serve, settings_for
 from tests.service.helpers import ADMIN_KEY, CRM_KEY, KEYS, assert_error, customer
 from tests.service.test_metrics import value
@@ -46,13 +47,16 @@ async def reload(client: httpx.AsyncClient, body: Any = None) -> httpx.Response:
     return await client.post("/admin/reload", json=body, headers=ADMIN)
 
 
-def keyed(models: Path) -> Settings:
-    return settings_for(models, **KEYS)
+@asynccontextmanager
+async def serve_with_keys(models: Path) -> AsyncIterator[httpx.AsyncClient]:
+    """The app with keys on; the client speaks as ``crm`` unless told otherwise."""
+    async with serve(settings_for(models, **KEYS)) as client:
+        client.headers["X-API-Key"] = CRM_KEY
+        yield client
 
 
 async def answers_come_from(client: httpx.AsyncClient, version: str) -> None:
     """Every kind of answer names ``version`` as the model that produced it."""
-    client.headers["X-API-Key"] = CRM_KEY
     single = await client.post("/segment", json=customer())
     batch = await client.post("/segment/batch", json={"customers": [customer()] * 3})
     catalog = await client.get("/segments")
@@ -68,7 +72,7 @@ async def answers_come_from(client: httpx.AsyncClient, version: str) -> None:
 
 async def test_reload_to_a_named_version_serves_it(versions: tuple[Path, str, str]) -> None:
     models, first, second = versions
-    async with serve(keyed(models)) as client:
+    async with serve_with_keys(models) as client:
         await answers_come_from(client, first)
         response = await reload(client, {"version": second})
         assert response.status_code == 200
@@ -85,7 +89,7 @@ async def test_reload_to_a_named_version_serves_it(versions: tuple[Path, str, st
 
 async def test_rollback_to_the_first_version_by_name(versions: tuple[Path, str, str]) -> None:
     models, first, second = versions
-    async with serve(keyed(models)) as client:
+    async with serve_with_keys(models) as client:
         assert (await reload(client, {"version": second})).status_code == 200
         response = await reload(client, {"version": first})
         assert response.status_code == 200
@@ -98,7 +102,7 @@ async def test_reload_without_a_version_serves_what_latest_names(
     versions: tuple[Path, str, str],
 ) -> None:
     models, first, second = versions
-    async with serve(keyed(models)) as client:
+    async with serve_with_keys(models) as client:
         point_latest(models, second)
         response = await client.post("/admin/reload", headers=ADMIN)
         assert response.status_code == 200
@@ -115,7 +119,7 @@ async def test_tampered_version_is_409_and_the_old_one_keeps_serving(
     data = bytearray(pipeline.read_bytes())
     data[len(data) // 2] ^= 0xFF
     pipeline.write_bytes(bytes(data))
-    async with serve(keyed(models)) as client:
+    async with serve_with_keys(models) as client:
         before = (await client.get("/metrics")).text
         response = await reload(client, {"version": second})
         error = assert_error(response, 409, "version_rejected")
@@ -134,7 +138,7 @@ async def test_tampered_version_is_409_and_the_old_one_keeps_serving(
 
 async def test_unknown_version_is_404(versions: tuple[Path, str, str]) -> None:
     models, first, _ = versions
-    async with serve(keyed(models)) as client:
+    async with serve_with_keys(models) as client:
         error = assert_error(
             await reload(client, {"version": "20990101T000000Z-nothere"}), 404, "version_not_found"
         )
@@ -148,7 +152,7 @@ async def test_unknown_version_is_404(versions: tuple[Path, str, str]) -> None:
 )
 async def test_invalid_reload_request_is_422(versions: tuple[Path, str, str], body: Any) -> None:
     models, first, _ = versions
-    async with serve(keyed(models)) as client:
+    async with serve_with_keys(models) as client:
         assert_error(await reload(client, body), 422, "invalid_input")
         await answers_come_from(client, first)
     assert read_latest(models) == first
@@ -158,7 +162,7 @@ async def test_answers_during_a_reload_name_the_model_that_made_them(
     versions: tuple[Path, str, str],
 ) -> None:
     models, first, second = versions
-    async with serve(keyed(models)) as client:
+    async with serve_with_keys(models) as client:
 
         async def score() -> str:
             answer = await client.post("/segment", json=customer())

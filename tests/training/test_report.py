@@ -370,7 +370,7 @@ def test_report_renders_when_input_has_200000_rows(model: Model) -> None:
 
 
 def test_report_is_identical_when_rendered_twice_from_sampled_input(model: Model) -> None:
-    features, positions, standardised = _large_input(model, 20_000)
+    features, positions, standardised = _large_input(model, 6_000)
 
     first, second = (
         render_report(

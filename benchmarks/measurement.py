@@ -1,0 +1,210 @@
+"""Running each server in turn and measuring its cases under wrk."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+from benchmarks import inprocess
+from benchmarks.mlflow_env import (
+    BenchEnvironment,
+    MlflowUnavailable,
+    mlflow_server_spec,
+    prepare_bench_environment,
+    save_mlflow_model,
+)
+from benchmarks.plan import FOOTPRINT_BATCH_ROWS, JSON, Case, build_cases, check_answer, first_body
+from benchmarks.report import CaseResult, Report
+from benchmarks.request_bodies import Customer
+from benchmarks.servers import (
+    RunningServer,
+    ServerFailed,
+    ServerSpec,
+    free_port,
+    post,
+    uvicorn_command,
+)
+from benchmarks.wrk import LoadSettings, run_wrk
+from segmentation.artifact import read_latest, verify_version
+
+logger = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# Limits a caller's shell may have set; the benchmark measures the documented defaults.
+_UNSET_FOR_SERVERS = (
+    "API_KEYS",
+    "ADMIN_API_KEY",
+    "RATE_LIMIT_PER_MINUTE",
+    "MAX_BODY_BYTES",
+    "MAX_BATCH_SIZE",
+)
+_UVICORN_APPS = {
+    "ours": "service.main:app",
+    "naive": "benchmarks.naive_server:app",
+    "ceiling": "benchmarks.ceiling_server:app",
+}
+
+
+class BenchmarkRun:
+    """One run: the servers in turn, their cases, and what could not be measured."""
+
+    def __init__(
+        self,
+        *,
+        wrk: str,
+        load: LoadSettings,
+        warmup: float,
+        work_dir: Path,
+        models_dir: Path,
+        customers: list[Customer],
+        report: Report,
+    ) -> None:
+        self.wrk = wrk
+        self.load = load
+        self.warmup = LoadSettings(warmup, load.threads, load.connections, load.timeout_seconds)
+        self.work_dir = work_dir
+        self.models_dir = models_dir
+        self.customers = customers
+        self.report = report
+        self.cases = build_cases(customers, work_dir)
+        self.failed_servers: list[str] = []
+        self.server_notes: dict[str, str] = {}
+        self.environment = {
+            **{k: v for k, v in os.environ.items() if k not in _UNSET_FOR_SERVERS},
+            "MODELS_DIR": str(models_dir),
+            # A store of our own, so the run never writes into the checkout.
+            "DATABASE_URL": f"sqlite:///{work_dir / 'store.db'}",
+        }
+
+    def run_server(self, server: str) -> None:
+        spec = self._spec(server)
+        if isinstance(spec, str):
+            self._not_run(server, spec)
+            return
+        print(f"\n[{server}] starting: {' '.join(spec.command[:4])} ...", flush=True)
+        running = RunningServer(spec, cwd=REPO_ROOT, log_file=self.work_dir / f"{server}.log")
+        try:
+            startup = running.start()
+        except ServerFailed as error:
+            print(f"[{server}] FAILED to start: {error}", flush=True)
+            self.failed_servers.append(server)
+            self._not_run(server, f"server did not start: {error}"[:300])
+            return
+        facts = self.report.servers.setdefault(server, {})
+        facts["startup_seconds"] = round(startup, 3)
+        facts["summary"] = f"ready in {startup:.2f} s" + facts.get("summary", "")
+        try:
+            if server == "ours":
+                self._measure_footprint(running)
+            for case in self.cases[server]:
+                self.report.cases.append(self._measure(case, running))
+            if server == "ours":
+                facts["peak_rss_mb"] = inprocess.peak_memory_mb(running)
+        finally:
+            running.stop()
+
+    def _spec(self, server: str) -> ServerSpec | str:
+        port = free_port()
+        if server != "mlflow":
+            command = uvicorn_command(Path(sys.executable), _UVICORN_APPS[server], port)
+            return ServerSpec(server, command, "/ready", port, self.environment)
+        bench = prepare_bench_environment(REPO_ROOT, log_file=self.work_dir / "bench-venv.log")
+        if isinstance(bench, MlflowUnavailable):
+            self.report.environment["mlflow"] = f"unavailable: {bench.reason}"
+            return f"MLflow unavailable: {bench.reason}"
+        self._describe_mlflow(bench)
+        try:
+            model_dir = save_mlflow_model(
+                bench,
+                pipeline_bytes=self._verified_pipeline_bytes(),
+                customers=self.customers,
+                work_dir=self.work_dir,
+                log_file=self.work_dir / "mlflow-save.log",
+            )
+        except RuntimeError as error:
+            self.failed_servers.append(server)
+            return str(error)[:300]
+        return mlflow_server_spec(bench, model_dir=model_dir, port=port, base=self.environment)
+
+    def _describe_mlflow(self, bench: BenchEnvironment) -> None:
+        main_sklearn = metadata.version("scikit-learn")
+        same = "same as" if bench.sklearn_matches else "DIFFERS from"
+        self.report.environment["mlflow"] = bench.mlflow_version
+        if not bench.sklearn_matches:
+            self.server_notes["mlflow"] = (
+                f"scikit-learn {bench.sklearn_version} in {bench.venv.name}/, "
+                f"{main_sklearn} in .venv"
+            )
+        self.report.environment["mlflow_scikit_learn"] = bench.sklearn_version
+        self.report.servers.setdefault("mlflow", {})["summary"] = (
+            f", MLflow {bench.mlflow_version} in {bench.venv.name}/, scikit-learn "
+            f"{bench.sklearn_version} ({same} .venv's {main_sklearn})"
+        )
+
+    def _verified_pipeline_bytes(self) -> bytes:
+        signing_key = os.environ.get("MODEL_SIGNING_KEY")
+        keys = (signing_key,) if signing_key else ()
+        return verify_version(
+            self.models_dir, read_latest(self.models_dir), signing_keys=keys
+        ).pipeline_bytes
+
+    def _measure_footprint(self, running: RunningServer) -> None:
+        batch = next(c for c in self.cases["ours"] if c.is_batch and c.rows == FOOTPRINT_BATCH_ROWS)
+        self.report.footprint = inprocess.measure_footprint(
+            running, batch_body=first_body(batch), batch_rows=batch.rows, content_type=JSON
+        )
+
+    def _measure(self, case: Case, running: RunningServer) -> CaseResult:
+        """Check one answer, warm up, then measure; the server is idle before each wrk run."""
+        result = CaseResult(case.name, case.server, case.rows, case.is_batch, self.load.connections)
+        result.note = self.server_notes.get(case.server, "")
+        url = running.spec.base_url + case.path
+        running.wait_until_idle()
+        problem = check_answer(case, *post(url, first_body(case), case.content_type))
+        if problem:
+            result.note = f"not measured: {problem}"[:300]
+            _print_progress(result)
+            return result
+        try:
+            for load in (self.warmup, self.load):
+                result.drain_seconds = round(running.wait_until_idle(), 1)
+                result.wrk = run_wrk(
+                    self.wrk,
+                    url=url,
+                    bodies_file=case.bodies_file,
+                    content_type=case.content_type,
+                    load=load,
+                    log_file=self.work_dir / "wrk.log",
+                )
+        except (RuntimeError, subprocess.TimeoutExpired) as error:
+            result.wrk = None
+            result.note = f"wrk failed: {error}"[:300]
+        _print_progress(result)
+        return result
+
+    def _not_run(self, server: str, reason: str) -> None:
+        for case in self.cases[server]:
+            self.report.cases.append(
+                CaseResult(case.name, server, case.rows, case.is_batch, 0, note=reason)
+            )
+
+
+def _print_progress(result: CaseResult) -> None:
+    if result.wrk is None:
+        print(f"  {result.case}: {result.note}", flush=True)
+        return
+    wrk = result.wrk
+    rows = f", {result.rows_per_second:,.0f} rows/s" if result.rows_per_second else ""
+    if result.drain_seconds >= 1:
+        rows += f" (server busy {result.drain_seconds:.0f} s after the warm-up)"
+    print(
+        f"  {result.case}: {wrk.requests_per_second:,.1f} req/s, "
+        f"p50 {wrk.latency_p50_us / 1000:.2f} ms, p99 {wrk.latency_p99_us / 1000:.2f} ms, "
+        f"{wrk.errors} errors{rows}",
+        flush=True,
+    )

@@ -1,0 +1,79 @@
+"""Structured logs: one JSON object a line, with the request id and the client name."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+import pytest
+
+from service.logging_setup import JsonFormatter, configure_logging
+from service.request_context import CLIENT_NAME, REQUEST_ID
+from tests.service.conftest import serve, settings_for
+from tests.service.helpers import CRM_KEY, KEYS
+
+
+def record(message: str, **extra: object) -> logging.LogRecord:
+    entry = logging.LogRecord("service.test", logging.INFO, __file__, 1, message, (), None)
+    entry.__dict__.update(extra)
+    return entry
+
+
+def test_formatter_writes_one_json_object_with_the_request_context() -> None:
+    request_token, client_token = REQUEST_ID.set("req-1"), CLIENT_NAME.set("crm")
+    try:
+        line = JsonFormatter().format(record("scored\nthree customers", segment="branch-loyal"))
+    finally:
+        REQUEST_ID.reset(request_token)
+        CLIENT_NAME.reset(client_token)
+    assert "\n" not in line
+    entry = json.loads(line)
+    assert entry["time"].endswith("Z")
+    assert entry["level"] == "INFO"
+    assert entry["logger"] == "service.test"
+    assert entry["message"] == "scored\nthree customers"
+    assert (entry["request_id"], entry["client"]) == ("req-1", "crm")
+    assert entry["segment"] == "branch-loyal"
+
+
+def test_formatter_outside_a_request_has_null_context_and_keeps_tracebacks() -> None:
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        entry = record("failed")
+        entry.exc_info = sys.exc_info()
+    parsed = json.loads(JsonFormatter().format(entry))
+    assert parsed["request_id"] is None and parsed["client"] is None
+    assert "ValueError: boom" in parsed["exception"]
+
+
+def test_configure_logging_installs_one_handler_however_often_called() -> None:
+    root = logging.getLogger()
+    level = root.level
+    try:
+        configure_logging("warning")
+        configure_logging("info")
+        ours = [h for h in root.handlers if isinstance(h.formatter, JsonFormatter)]
+        assert len(ours) == 1
+        assert root.level == logging.INFO
+    finally:
+        for handler in [h for h in root.handlers if isinstance(h.formatter, JsonFormatter)]:
+            root.removeHandler(handler)
+        root.setLevel(level)
+
+
+async def test_access_log_lines_are_json_with_id_and_client(
+    models_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async with serve(settings_for(models_dir, **KEYS)) as client:
+        await client.get("/segments", headers={"X-API-Key": CRM_KEY, "X-Request-ID": "abc-123"})
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line]
+    (access,) = [line for line in lines if line.get("request_id") == "abc-123"]
+    assert access["logger"] == "service.access"
+    assert access["client"] == "crm"
+    assert access["route"] == "/segments"
+    assert access["status"] == 200
+    assert access["method"] == "GET"
+    assert isinstance(access["duration_ms"], float)
