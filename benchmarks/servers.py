@@ -206,12 +206,15 @@ class RunningServer:
             used = now
         return time.perf_counter() - started
 
-    def log_tail(self, lines: int = 8) -> str:
+    def log_tail(self, lines: int = 2) -> str:
+        """The last lines of the server's output that name an error (else its last lines)."""
         try:
             text = self._log_file.read_text(errors="replace")
         except OSError:
             return "(no log)"
-        return " / ".join(text.strip().splitlines()[-lines:]) or "(empty log)"
+        kept = [line.strip() for line in text.splitlines() if line.strip()]
+        errors = [line for line in kept if "error" in line.lower()]
+        return " / ".join((errors or kept)[-lines:]) or "(empty log)"
 
     def stop(self) -> None:
         """SIGTERM the server's process group, then SIGKILL it if it lingers."""

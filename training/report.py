@@ -29,6 +29,7 @@ _CURRENCY: Final = "$"
 _MONEY_FEATURES: Final = frozenset({"avg_credit_limit"})
 _LISTED_KEYS: Final = 50
 _QUARTILES: Final = ("p25", "median", "p75")
+_AGREEMENT_BANDS: Final = ((0.9, "strong"), (0.75, "good"), (0.5, "moderate"), (-math.inf, "weak"))
 _PLOT_LABEL_CHARS: Final = 40
 _NOT_AVAILABLE: Final = '<span class="na">not available</span>'
 _PALETTE: Final[tuple[str, ...]] = tuple(to_hex(colormaps["tab10"](i)) for i in range(10))
@@ -645,22 +646,14 @@ def _section_projection(
     return _section("map", title, image)
 
 
-# --------------------------------------------------------------------------- checks
+# ------------------------------------------------------------ cross-checks, data quality
 
 
 def _agreement(ari: object) -> str:
+    """Plain words for an ARI; the bands are a reading aid, not a statistical test."""
     if not _is_number(ari):
         return ""
-    value = float(ari)
-    words = (
-        "strong"
-        if value >= 0.9
-        else "good"
-        if value >= 0.75
-        else "moderate"
-        if value >= 0.5
-        else "weak"
-    )
+    words = next(word for floor, word in _AGREEMENT_BANDS if float(ari) >= floor)
     return f" ({words} agreement)"
 
 
