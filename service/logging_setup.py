@@ -29,25 +29,35 @@ class JsonFormatter(logging.Formatter):
     Fields given with ``extra=`` are added as they are; an exception adds ``exception``.
     """
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._second = -1
+        self._second_text = ""
+
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, UTC)
-            .isoformat(timespec="milliseconds")
-            .replace("+00:00", "Z"),
+            "time": self._time(record.created),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
             "request_id": getattr(record, "request_id", None) or REQUEST_ID.get(),
             "client": getattr(record, "client", None) or CLIENT_NAME.get(),
         }
-        for name, value in record.__dict__.items():
-            if name not in _STANDARD_ATTRIBUTES and name not in entry:
-                entry[name] = value
+        for name in sorted(record.__dict__.keys() - _STANDARD_ATTRIBUTES - entry.keys()):
+            entry[name] = record.__dict__[name]
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         if record.stack_info:
             entry["stack"] = self.formatStack(record.stack_info)
         return orjson.dumps(entry, default=str).decode()
+
+    def _time(self, created: float) -> str:
+        """ISO 8601 in UTC with milliseconds; the date part is formatted once a second."""
+        second = int(created)
+        if second != self._second:
+            self._second = second
+            self._second_text = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        return f"{self._second_text}.{int((created - second) * 1000):03d}Z"
 
 
 class _JsonHandler(logging.StreamHandler):  # type: ignore[type-arg]

@@ -25,7 +25,7 @@ SCATTER_SAMPLE_SIZE: Final = 5_000
 
 _SCATTER_SEED: Final = 0
 _DPI: Final = 100
-_CURRENCY: Final = "$"
+_CURRENCY: Final = ""  # the export does not say which currency; amounts stay plain
 _MONEY_FEATURES: Final = frozenset({"avg_credit_limit"})
 _LISTED_KEYS: Final = 50
 _QUARTILES: Final = ("p25", "median", "p75")
