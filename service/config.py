@@ -72,6 +72,16 @@ class Settings(BaseSettings):
             pairs[client.strip()] = key.strip()
         return pairs
 
+    @field_validator("log_level")
+    @classmethod
+    def _known_log_level(cls, value: str) -> str:
+        level = value.strip().upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError(
+                f"LOG_LEVEL={value!r} should be DEBUG, INFO, WARNING, ERROR or CRITICAL"
+            )
+        return level
+
     @field_validator("model_signing_previous_keys", mode="before")
     @classmethod
     def _parse_previous_keys(cls, value: object) -> object:

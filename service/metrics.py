@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import collections
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -123,6 +123,13 @@ def record_assignments(segment_ids: Sequence[str]) -> None:
         return
     for segment_id, count in collections.Counter(segment_ids).items():
         ASSIGNMENTS.labels(segment_id).inc(count)
+
+
+def record_segment_counts(counts: Mapping[str, int]) -> None:
+    """Count a batch's scored customers, already tallied by segment."""
+    for segment_id, count in counts.items():
+        if count:
+            ASSIGNMENTS.labels(segment_id).inc(count)
 
 
 def record_atypical(reasons: Iterable[str]) -> None:

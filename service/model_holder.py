@@ -112,7 +112,12 @@ class ModelHolder:
                 serving.model.version, previous.model.version if previous else None
             )
             if self._on_swap is not None:
-                self._on_swap(serving)
+                try:
+                    self._on_swap(serving)
+                except Exception:  # the swap stands; a follower's failure is only logged
+                    logger.exception(
+                        "after serving %s, the swap hook failed", serving.model.version
+                    )
 
     def latest_changed(self) -> bool:
         """Whether `latest` names a version not yet acted on (a tiny file read)."""

@@ -23,14 +23,18 @@ logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/admin", tags=["admin"])
 
 
-@router.post("/reload", response_model=ReloadResult, responses=errors(401, 403, 404, 409, 422, 429))
+@router.post(
+    "/reload", response_model=ReloadResult, responses=errors(401, 403, 404, 409, 413, 422, 429)
+)
 async def reload_model(
     holder: HolderDep, request: Annotated[ReloadRequest | None, Body()] = None
 ) -> Response:
     """Verify a version (default: what `latest` names), point `latest` at it and serve it.
 
     A version that fails verification gets 409 and the current model keeps serving; an
-    unknown version gets 404. Requests in flight finish on the model they started with.
+    unknown version gets 404, an invalid version name 422. Requests in flight finish on
+    the model they started with. A load that outlasts REQUEST_TIMEOUT_SECONDS answers
+    504 but still completes (or fails) in its thread.
     """
     version = request.version if request is not None else None
     try:

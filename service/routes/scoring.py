@@ -10,6 +10,8 @@ from fastapi.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.responses import Response
 
+from service import metrics
+from service.active_model import ActiveModel
 from service.batch_scoring import reject_invalid_items, score_batch
 from service.customer_input import (
     CustomerBatch,
@@ -18,6 +20,7 @@ from service.customer_input import (
     parse_customer,
     parse_json_batch,
 )
+from service.customer_records import CustomerRecords
 from service.deps import RecordsDep, ServingDep, SettingsDep
 from service.errors import InvalidInput, UnsupportedMediaType, detail
 from service.responses import JSONBytesResponse
@@ -42,6 +45,9 @@ async def score_customer(request: Request, serving: ServingDep, records: Records
         # Only known customers are kept; new prospects are scored and forgotten.
         recorded = await run_in_threadpool(records.record, [assignment], features, source="single")
         assignment["recorded"] = bool(recorded)
+    metrics.record_assignments((assignment["segment_id"],))
+    if assignment["atypical"]:
+        metrics.record_atypical(assignment["atypical_reasons"])
     return JSONBytesResponse(assignment)
 
 
@@ -64,10 +70,17 @@ async def score_customers(
     batch = await _read_batch(request, settings.max_batch_size)
     if strict:
         reject_invalid_items(batch)
-    payload = await run_in_threadpool(
-        lambda: orjson.dumps(score_batch(serving.model, batch, records))
-    )
+    payload = await run_in_threadpool(_score_and_render, serving.model, batch, records)
     return Response(payload, media_type="application/json")
+
+
+def _score_and_render(model: ActiveModel, batch: CustomerBatch, records: CustomerRecords) -> bytes:
+    response = score_batch(model, batch, records)
+    metrics.record_segment_counts(response["counts"])
+    metrics.record_atypical(
+        reason for result in response["results"] for reason in result.get("atypical_reasons", ())
+    )
+    return orjson.dumps(response)
 
 
 async def _read_batch(request: Request, max_size: int) -> CustomerBatch:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -149,4 +152,55 @@ def test_set_active_version_keeps_one_series() -> None:
     assert metrics.REGISTRY.get_sample_value("segmentation_active_model", {"version": "v-old"}) in (
         None,
         0.0,
+    )
+
+
+def test_several_workers_share_their_metrics_through_files(tmp_path: Path) -> None:
+    """With PROMETHEUS_MULTIPROC_DIR, /metrics adds up every worker's counters."""
+    worker = (
+        "from service import metrics\n"
+        "metrics.record_assignments(['branch-loyal'] * 2)\n"
+        "metrics.set_active_version('v1', None)\n"
+    )
+    reader = (
+        "import sys\n"
+        "from service import metrics\n"
+        "assert metrics.MULTIPROCESS\n"
+        "body, content_type = metrics.exposition()\n"
+        "sys.stdout.write(body.decode())\n"
+    )
+    environment = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    for _ in range(2):
+        subprocess.run([sys.executable, "-c", worker], env=environment, check=True)
+    text = subprocess.run(
+        [sys.executable, "-c", reader], env=environment, check=True, capture_output=True, text=True
+    ).stdout
+    assert value(text, "segmentation_assignments_total", segment_id="branch-loyal") == 4.0
+    gauges = [
+        dict(labels)
+        for (name, labels), sample in samples(text).items()
+        if name == "segmentation_active_model" and sample == 1.0
+    ]
+    assert len(gauges) == 2 and {gauge["version"] for gauge in gauges} == {"v1"}
+
+
+async def test_scoring_routes_count_assignments_and_atypical_reasons(
+    client: httpx.AsyncClient,
+) -> None:
+    def read(text: str, name: str, **labels: str) -> float:
+        return value(text, name, **labels) or 0.0
+
+    before = (await client.get("/metrics")).text
+    single = (await client.post("/segment", json={**customer(), "total_calls_made": 60})).json()
+    batch = (await client.post("/segment/batch", json={"customers": [customer()] * 3})).json()
+    after = (await client.get("/metrics")).text
+    calls = above_range_reason("total_calls_made")
+    assert calls in single["atypical_reasons"]
+    assert read(after, "segmentation_atypical_customers_total", reason=calls) == (
+        read(before, "segmentation_atypical_customers_total", reason=calls) + 1
+    )
+    batch_segment = batch["results"][0]["segment_id"]
+    expected = 3 + (single["segment_id"] == batch_segment)
+    assert read(after, "segmentation_assignments_total", segment_id=batch_segment) == (
+        read(before, "segmentation_assignments_total", segment_id=batch_segment) + expected
     )
