@@ -42,6 +42,10 @@ def above_range_reason(feature: str) -> str:
     return f"{feature}_above_training_range"
 
 
+_BELOW_RANGE = tuple(below_range_reason(feature) for feature in FEATURES)
+_ABOVE_RANGE = tuple(above_range_reason(feature) for feature in FEATURES)
+
+
 @dataclass(frozen=True)
 class ScoredBatch:
     """Scores for ``n`` customers against ``k`` segments (labels are K-means labels)."""
@@ -74,16 +78,9 @@ class ScoredBatch:
 
     def atypical_reasons(self, row: int) -> list[str]:
         """Reason codes for one row, in feature order, the centroid distance last."""
-        reasons = [
-            below_range_reason(feature)
-            for feature, flagged in zip(FEATURES, self.below_range[row], strict=True)
-            if flagged
-        ]
-        reasons += [
-            above_range_reason(feature)
-            for feature, flagged in zip(FEATURES, self.above_range[row], strict=True)
-            if flagged
-        ]
+        below, above = self.below_range[row].tolist(), self.above_range[row].tolist()
+        reasons = [reason for reason, flagged in zip(_BELOW_RANGE, below, strict=True) if flagged]
+        reasons += [reason for reason, flagged in zip(_ABOVE_RANGE, above, strict=True) if flagged]
         if self.far_from_centroid[row]:
             reasons.append(FAR_FROM_CENTROID)
         return reasons

@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import tempfile
 from collections.abc import Sequence
+from types import FrameType
 
 import uvicorn
 
@@ -27,6 +29,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.environ["LOG_LEVEL"] = arguments.log_level  # the workers read it too
     log_level = get_settings().log_level.lower()  # also fails fast on bad settings
     metrics_dir = _share_metrics_between_workers(arguments.workers)
+    signal.signal(signal.SIGTERM, _stopped_by_sigterm)
     try:
         uvicorn.run(
             "service.main:app",
@@ -42,6 +45,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         if metrics_dir is not None:
             shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
+
+
+def _stopped_by_sigterm(signum: int, frame: FrameType | None) -> None:
+    """Leave with status 0: SIGTERM is how orchestrators stop the service, not a failure.
+
+    While it serves, uvicorn handles SIGTERM itself (stop accepting, finish the requests in
+    flight, run the lifespan shutdown); then it puts back the handler it found, this one,
+    and raises the signal again. Under the default handler the process would die of it
+    (status 143), which supervisors report as a crash. Before uvicorn serves, this ends
+    start-up the same way. With several workers uvicorn's supervisor installs its own
+    handlers in this process and returns normally once its workers have finished.
+    """
+    raise SystemExit(0)
 
 
 def _share_metrics_between_workers(workers: int) -> str | None:

@@ -6,6 +6,7 @@ label order, the catalog) is prepared here once, when the model is loaded.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -79,36 +80,66 @@ class ActiveModel:
                 f"known: {', '.join(self.segment_ids)}"
             ) from None
 
-    def assign(self, features: FloatArray, keys: Sequence[str | None]) -> list[dict[str, Any]]:
-        """Score ``(n, 5)`` valid features and build one assignment per row."""
-        return self.assignments_from(self.scorer.score(features), keys)
+    def assign(
+        self,
+        features: FloatArray,
+        keys: Sequence[str | None],
+        *,
+        indices: Sequence[int] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Score ``(n, 5)`` valid features and build one assignment per row.
+
+        With ``indices``, each assignment starts with its ``index`` (a batch's input order).
+        """
+        return self.assignments_from(self.scorer.score(features), keys, indices=indices)
 
     def assignments_from(
-        self, scored: ScoredBatch, keys: Sequence[str | None]
+        self,
+        scored: ScoredBatch,
+        keys: Sequence[str | None],
+        *,
+        indices: Sequence[int] | None = None,
     ) -> list[dict[str, Any]]:
-        ids, cards = self.segment_ids, self.cards
-        labels = scored.labels.tolist()
-        runner_up = scored.runner_up_labels.tolist()
+        ids, cards, version = self.segment_ids, self.cards, self.version
+        runner_up_ids = [ids[label] for label in scored.runner_up_labels.tolist()]
         confidence = np.round(scored.confidence, _DIGITS).tolist()
         distances = np.round(scored.distances, _DIGITS).tolist()
         atypical = scored.atypical.tolist()
-        records = []
-        for row, label in enumerate(labels):
-            card = cards[label]
-            records.append(
-                {
-                    "customer_key": keys[row],
-                    "segment_id": card.segment_id,
-                    "segment_name": card.name,
-                    "recommended_actions": card.recommended_actions,
-                    "confidence": confidence[row],
-                    "distances": dict(zip(ids, distances[row], strict=True)),
-                    "runner_up_segment_id": ids[runner_up[row]],
-                    "atypical": atypical[row],
-                    "atypical_reasons": scored.atypical_reasons(row) if atypical[row] else [],
-                    "model_version": self.version,
-                }
-            )
+        reasons = [
+            scored.atypical_reasons(row) if flag else [] for row, flag in enumerate(atypical)
+        ]
+        rows = zip(
+            indices if indices is not None else itertools.repeat(None, len(atypical)),
+            [cards[label] for label in scored.labels.tolist()],
+            keys,
+            confidence,
+            distances,
+            runner_up_ids,
+            atypical,
+            reasons,
+            strict=True,
+        )
+        # One dict literal per customer, everything else prepared column-wise above:
+        # this loop is the whole per-customer cost of building a batch's answer.
+        records = [
+            {
+                "index": index,
+                "customer_key": key,
+                "segment_id": card.segment_id,
+                "segment_name": card.name,
+                "recommended_actions": card.recommended_actions,
+                "confidence": certainty,
+                "distances": dict(zip(ids, distance, strict=True)),
+                "runner_up_segment_id": runner_up,
+                "atypical": flag,
+                "atypical_reasons": why,
+                "model_version": version,
+            }
+            for index, card, key, certainty, distance, runner_up, flag, why in rows
+        ]
+        if indices is None:
+            for record in records:
+                del record["index"]
         return records
 
     def summary(self) -> dict[str, Any]:

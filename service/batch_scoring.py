@@ -7,6 +7,7 @@ the one that made the stored assignment).
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 import numpy as np
@@ -53,20 +54,21 @@ def score_batch(
             to_record = np.concatenate(
                 [to_record, [index not in unchanged for index, _, _ in stored]]
             )
-    assignments = model.assign(features, keys)
+    assignments = model.assign(features, keys, indices=positions)
     chosen = np.flatnonzero(to_record)
     recorded = records.record(
         [assignments[row] for row in chosen], features[chosen], source="batch"
     )
-    results: list[dict[str, Any]] = [{} for _ in range(batch.size)]
     counts = dict.fromkeys(model.segment_ids, 0)
-    for row, (index, assignment) in enumerate(zip(positions, assignments, strict=True)):
-        counts[assignment["segment_id"]] += 1
-        result = {"index": index, **assignment}
-        if assignment["customer_key"] is not None:
-            # Unchanged stored customers were not written again: they are on record.
-            result["recorded"] = recorded is not False if to_record[row] else True
-        results[index] = result
+    counts.update(Counter(assignment["segment_id"] for assignment in assignments))
+    if any(key is not None for key in keys):
+        for row, assignment in enumerate(assignments):
+            if assignment["customer_key"] is not None:
+                # Unchanged stored customers were not written again: they are on record.
+                assignment["recorded"] = recorded is not False if to_record[row] else True
+    results: list[dict[str, Any]] = [{} for _ in range(batch.size)]
+    for assignment in assignments:
+        results[assignment["index"]] = assignment
     for index, error in errors.items():
         results[index] = {
             "index": index,

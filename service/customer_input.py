@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from segmentation.features import CUSTOMER_KEY, FEATURES, ROW_NUMBER, canonical_column_name
 from segmentation.scoring import FloatArray
+from service.batch_screening import screen_items
 from service.errors import BatchTooLarge, InvalidInput, MalformedBody, detail
 from service.schemas import CustomerFeatures, CustomerReference
 
@@ -170,12 +171,18 @@ def _csv_number(cell: str) -> Any:
 
 
 def validate_items(items: Sequence[Any]) -> CustomerBatch:
-    """Validate every item; valid ones become features, invalid ones an error by index."""
+    """Validate every item; valid ones become features, invalid ones an error by index.
+
+    Screening vouches for the plainly valid items at once; the rest are validated one by
+    one (which also gives each invalid item its precise error).
+    """
+    screened = screen_items(items)
     valid: list[CustomerFeatures] = []
     positions: list[int] = []
     errors: dict[int, dict[str, Any]] = {}
     references: dict[int, str] = {}
-    for index, item in enumerate(items):
+    for index in screened.leftovers:
+        item = items[index]
         try:
             if isinstance(item, dict) and item.keys() == {CUSTOMER_KEY}:
                 references[index] = CustomerReference.model_validate(item).customer_key
@@ -185,10 +192,19 @@ def validate_items(items: Sequence[Any]) -> CustomerBatch:
             errors[index] = _invalid_body(error, f"customer {index} is invalid").as_body()["error"]
             continue
         positions.append(index)
+    features, keys = screened.features, screened.keys
+    if valid:
+        order = np.argsort(screened.positions + positions, kind="stable")
+        features = np.vstack([features, features_of(valid)])[order]
+        every_key = keys + [customer.customer_key for customer in valid]
+        keys = [every_key[row] for row in order.tolist()]
+        positions = sorted(screened.positions + positions)
+    else:
+        positions = screened.positions
     return CustomerBatch(
         size=len(items),
-        features=features_of(valid),
-        keys=[customer.customer_key for customer in valid],
+        features=features,
+        keys=keys,
         positions=positions,
         errors=errors,
         references=references,

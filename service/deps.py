@@ -1,4 +1,8 @@
-"""Dependencies the routes share: settings, the model holder and the serving model."""
+"""Dependencies the routes share: settings, the model holder and the serving model.
+
+They are ``async def`` on purpose: FastAPI runs a plain ``def`` dependency in the thread
+pool, a thread hop per dependency per request, for what is only an attribute read.
+"""
 
 from __future__ import annotations
 
@@ -11,23 +15,24 @@ from service.customer_records import CustomerRecords
 from service.model_holder import ModelHolder, Serving
 
 
-def get_app_settings(request: Request) -> Settings:
+async def get_app_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_holder(request: Request) -> ModelHolder:
+async def get_holder(request: Request) -> ModelHolder:
     holder: ModelHolder = request.app.state.holder
     return holder
 
 
-def get_records(request: Request) -> CustomerRecords:
+async def get_records(request: Request) -> CustomerRecords:
     records: CustomerRecords = request.app.state.records
     return records
 
 
-def get_serving(holder: Annotated[ModelHolder, Depends(get_holder)]) -> Serving:
+async def get_serving(request: Request) -> Serving:
     """The model this request is answered with, taken once for the whole request."""
+    holder: ModelHolder = request.app.state.holder
     return holder.current()
 
 

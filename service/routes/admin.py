@@ -24,7 +24,7 @@ router = APIRouter(prefix="/admin", tags=["admin"])
 
 
 @router.post(
-    "/reload", response_model=ReloadResult, responses=errors(401, 403, 404, 409, 413, 422, 429)
+    "/reload", response_model=ReloadResult, responses=errors(400, 401, 403, 404, 409, 413, 422, 429)
 )
 async def reload_model(
     holder: HolderDep, request: Annotated[ReloadRequest | None, Body()] = None

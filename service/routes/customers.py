@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Path
 from fastapi.concurrency import run_in_threadpool
 from starlette.responses import Response
 
@@ -13,9 +15,13 @@ from service.schemas import CustomerRecord
 
 router = APIRouter(prefix="/customers", tags=["customers"])
 
+CustomerKey = Annotated[str, Path(description="The bank's customer key.", examples=["38414"])]
+
 
 @router.get("/{customer_key}", response_model=CustomerRecord, responses=errors(404, 422, 503))
-async def read_customer(customer_key: str, serving: ServingDep, records: RecordsDep) -> Response:
+async def read_customer(
+    customer_key: CustomerKey, serving: ServingDep, records: RecordsDep
+) -> Response:
     """A known customer's latest assignment, with its history newest first."""
     answer = await run_in_threadpool(
         records.customer, serving.model, serving.snapshot, customer_key

@@ -6,7 +6,7 @@ import csv
 import io
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Header, Path, Query
 from fastapi.concurrency import run_in_threadpool
 from starlette.responses import Response
 
@@ -20,6 +20,10 @@ from service.store.customer_store import InvalidCursor
 router = APIRouter(prefix="/segments", tags=["segments"])
 
 MEMBER_COLUMNS = tuple(SegmentMember.model_fields)
+
+SegmentId = Annotated[
+    str, Path(description="The segment's stable slug.", examples=["support-seeking"])
+]
 
 
 @router.get("", response_model=SegmentCatalog, responses=errors(503))
@@ -35,7 +39,7 @@ async def read_segments(serving: ServingDep, records: RecordsDep) -> Response:
 
 
 @router.get("/{segment_id}", response_model=Segment, responses=errors(404, 422, 503))
-async def read_segment(segment_id: str, serving: ServingDep) -> Response:
+async def read_segment(segment_id: SegmentId, serving: ServingDep) -> Response:
     """One segment of the active model."""
     return JSONBytesResponse(serving.model.segment(segment_id))
 
@@ -49,7 +53,7 @@ async def read_segment(segment_id: str, serving: ServingDep) -> Response:
     },
 )
 async def read_segment_members(
-    segment_id: str,
+    segment_id: SegmentId,
     serving: ServingDep,
     records: RecordsDep,
     limit: Annotated[int, Query(ge=1, le=10_000, description="Customers per page.")] = 1000,
