@@ -21,6 +21,7 @@ from benchmarks.plan import FOOTPRINT_BATCH_ROWS, JSON, Case, build_cases, check
 from benchmarks.report import CaseResult, Report
 from benchmarks.request_bodies import Customer
 from benchmarks.servers import (
+    BENCH_API_KEY,
     RunningServer,
     ServerFailed,
     ServerSpec,
@@ -112,7 +113,11 @@ class BenchmarkRun:
         port = free_port()
         if server != "mlflow":
             command = uvicorn_command(Path(sys.executable), _UVICORN_APPS[server], port)
-            return ServerSpec(server, command, "/ready", port, self.environment)
+            environment = dict(self.environment)
+            if server == "ours":
+                # Production configuration: client keys checked (and metrics, always on).
+                environment["API_KEYS"] = f"bench:{BENCH_API_KEY}"
+            return ServerSpec(server, command, "/ready", port, environment)
         bench = prepare_bench_environment(REPO_ROOT, log_file=self.work_dir / "bench-venv.log")
         if isinstance(bench, MlflowUnavailable):
             self.report.environment["mlflow"] = f"unavailable: {bench.reason}"

@@ -234,10 +234,17 @@ class RunningServer:
             os.killpg(process.pid, signal.SIGKILL)
 
 
+BENCH_API_KEY = "bench-key"
+"""The client key every request carries (servers without keys ignore the header)."""
+
+
 def post(url: str, body: bytes, content_type: str, *, timeout: float = 60.0) -> tuple[int, bytes]:
     """One POST; the status and body, also for 4xx and 5xx answers."""
     request = urllib.request.Request(
-        url, data=body, method="POST", headers={"Content-Type": content_type}
+        url,
+        data=body,
+        method="POST",
+        headers={"Content-Type": content_type, "X-API-Key": BENCH_API_KEY},
     )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:

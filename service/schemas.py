@@ -6,7 +6,14 @@ import math
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    WithJsonSchema,
+)
 from pydantic_core import PydanticCustomError
 
 MAX_CREDIT_LIMIT = 10_000_000.0
@@ -90,8 +97,29 @@ CustomerKey = Annotated[
     str,
     StringConstraints(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$"),
     BeforeValidator(_key_as_text),
+    # What a client may send (the validators above see it after the integer became text
+    # and the surrounding blanks were stripped).
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": 64,
+                    "pattern": r"^\s*[^\x00-\x1f\x7f\s][^\x00-\x1f\x7f]*$",
+                },
+                {"type": "integer", "minimum": -(2**63), "maximum": 2**63 - 1},
+            ],
+            "description": "A string or an integer; answered as a string.",
+        }
+    ),
 ]
-Count = Annotated[int, BeforeValidator(_whole_number), Field(strict=True, ge=0)]
+
+
+# The bounds come before the validator: after it, pydantic would document them under its
+# own names (ge, le) instead of JSON Schema's minimum and maximum.
+CardCount = Annotated[int, Field(strict=True, ge=0, le=MAX_CARDS), BeforeValidator(_whole_number)]
+VisitCount = Annotated[int, Field(strict=True, ge=0, le=MAX_VISITS), BeforeValidator(_whole_number)]
 
 
 class CustomerFeatures(BaseModel):
@@ -111,18 +139,10 @@ class CustomerFeatures(BaseModel):
         allow_inf_nan=False,
         description="Average credit limit across the customer's cards.",
     )
-    total_credit_cards: Annotated[Count, Field(le=MAX_CARDS)] = Field(
-        description="Number of credit cards held."
-    )
-    total_visits_bank: Annotated[Count, Field(le=MAX_VISITS)] = Field(
-        description="Branch visits per year."
-    )
-    total_visits_online: Annotated[Count, Field(le=MAX_VISITS)] = Field(
-        description="Online logins per year."
-    )
-    total_calls_made: Annotated[Count, Field(le=MAX_VISITS)] = Field(
-        description="Calls to the bank per year."
-    )
+    total_credit_cards: CardCount = Field(description="Number of credit cards held.")
+    total_visits_bank: VisitCount = Field(description="Branch visits per year.")
+    total_visits_online: VisitCount = Field(description="Online logins per year.")
+    total_calls_made: VisitCount = Field(description="Calls to the bank per year.")
 
 
 class CustomerReference(BaseModel):

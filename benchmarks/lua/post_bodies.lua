@@ -33,7 +33,8 @@ function setup(thread)
 end
 
 function init(args)
-   local headers = { ["Content-Type"] = args[2] or "application/json" }
+   -- Every server gets the client key; only ours checks it (production configuration).
+   local headers = { ["Content-Type"] = args[2] or "application/json", ["X-API-Key"] = "bench-key" }
    for index, body in ipairs(read_bodies(args[1])) do
       requests[index] = wrk.format("POST", nil, headers, body)
    end
