@@ -112,8 +112,13 @@ def _check_signature(manifest: dict[str, Any], keys: tuple[str, ...]) -> None:
             "signature_invalid",
             f"signature algorithm {signature.get('algorithm')!r} is not {SIGNATURE_ALGORITHM!r}",
         )
-    given = str(signature["value"])
-    if not any(hmac.compare_digest(given, manifest_signature(manifest, key)) for key in keys):
+    # As bytes: compare_digest refuses str with non-ASCII characters, and whoever wrote
+    # the manifest chose these characters.
+    given = str(signature["value"]).encode("utf-8")
+    if not any(
+        hmac.compare_digest(given, manifest_signature(manifest, key).encode("ascii"))
+        for key in keys
+    ):
         raise ArtifactError("signature_invalid", "the manifest signature does not match")
 
 
@@ -153,14 +158,20 @@ def point_latest(models_dir: Path, version: str) -> None:
 def read_manifest(version_dir: Path) -> dict[str, Any]:
     path = version_dir / MANIFEST_FILE
     try:
-        manifest = json.loads(path.read_bytes())
+        manifest = json.loads(path.read_bytes(), parse_constant=_refuse_constant)
     except FileNotFoundError:
         raise ArtifactError("model_missing", f"{path} does not exist") from None
-    except ValueError as error:
+    except (ValueError, RecursionError) as error:
+        # RecursionError: nesting deeper than the parser goes is not a manifest either.
         raise ArtifactError("manifest_invalid", f"{path} is not valid JSON: {error}") from None
     if not isinstance(manifest, dict):
         raise ArtifactError("manifest_invalid", f"{path} does not hold a JSON object")
     return manifest
+
+
+def _refuse_constant(name: str) -> Any:
+    # NaN and Infinity are not JSON, and the canonical form a signature covers refuses them.
+    raise ValueError(f"{name} is not a JSON value")
 
 
 def _expected_sha256(name: str, expected: Any) -> str:

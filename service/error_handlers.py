@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import logging
 from typing import Any
 
@@ -43,7 +44,9 @@ _CODE_BY_STATUS = {
 def error_body(
     code: str, message: str, details: list[dict[str, Any]] | None = None
 ) -> dict[str, Any]:
-    return {"error": {"code": code, "message": message, "details": details or []}}
+    return {
+        "error": {"code": code, "message": message, "details": errors.capped_details(details or [])}
+    }
 
 
 async def _service_error(request: Request, error: Exception) -> Response:
@@ -81,6 +84,19 @@ async def _request_validation_error(request: Request, error: Exception) -> Respo
     )
 
 
+async def _unreadable_csv(request: Request, error: Exception) -> Response:
+    # The only CSV the service reads over HTTP is the client's upload, and the csv module
+    # refuses some of it outright (a field past its size limit, say): the client's fault.
+    return JSONBytesResponse(
+        error_body(
+            "malformed_body",
+            f"the CSV could not be read: {error}",
+            [errors.detail(None, "csv_invalid", str(error))],
+        ),
+        status_code=400,
+    )
+
+
 async def _unexpected_error(request: Request, error: Exception) -> Response:
     logger.exception("unexpected error on %s %s", request.method, request.url.path)
     return JSONBytesResponse(
@@ -93,4 +109,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(errors.ServiceError, _service_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _request_validation_error)
+    app.add_exception_handler(csv.Error, _unreadable_csv)
     app.add_exception_handler(Exception, _unexpected_error)

@@ -4,6 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+MAX_DETAILS = 20
+"""At most this many details in one error; the rest are counted in a last one.
+
+A body of many unknown fields would otherwise get an answer ten times its own size.
+"""
+
 
 class ServiceError(Exception):
     """Base of every error a client can be told about; mapped to HTTP in one place."""
@@ -13,7 +19,7 @@ class ServiceError(Exception):
     def __init__(self, message: str, *, details: list[dict[str, Any]] | None = None) -> None:
         super().__init__(message)
         self.message = message
-        self.details = details or []
+        self.details = capped_details(details or [])
 
     def as_body(self) -> dict[str, Any]:
         return {"error": {"code": self.code, "message": self.message, "details": self.details}}
@@ -61,3 +67,14 @@ class UnsupportedMediaType(ServiceError):
 
 def detail(field: str | None, rule: str, message: str) -> dict[str, Any]:
     return {"field": field, "rule": rule, "message": message}
+
+
+def capped_details(details: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The first MAX_DETAILS details, and one saying how many more were left out."""
+    if len(details) <= MAX_DETAILS:
+        return details
+    left_out = len(details) - MAX_DETAILS
+    return [
+        *details[:MAX_DETAILS],
+        detail(None, "truncated", f"{left_out} more problems of the same request are not listed"),
+    ]

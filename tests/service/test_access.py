@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from service.middleware import access
 from tests.service.conftest import serve, settings_for
 from tests.service.helpers import (
     ADMIN_KEY,
@@ -93,6 +95,70 @@ async def test_probes_ignore_a_wrong_key(keyed: httpx.AsyncClient) -> None:
     response = await call(keyed, "GET", "/health", "not-a-key")
     assert response.status_code == 200
     assert response.json() == {"status": "ok"}
+    ready = await call(keyed, "GET", "/ready", "not-a-key")
+    assert ready.status_code == 200
+    assert ready.json()["status"] == "ready"
+    scraped = await call(keyed, "GET", "/metrics", "not-a-key")
+    assert scraped.status_code == 200
+    assert "http_requests_total" in scraped.text
+
+
+@pytest.mark.parametrize("path", ["/health/", "/healthz", "/health/../segments", "/metrics/x"])
+async def test_paths_near_the_open_ones_still_need_a_key(
+    keyed: httpx.AsyncClient, path: str
+) -> None:
+    assert_error(await keyed.get(path), 401, "unauthorized")
+
+
+class CompareDigestSpy:
+    """Records the lengths of what ``hmac.compare_digest`` is asked to compare."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[int, int]] = []
+        self._compare = hmac.compare_digest
+
+    def __call__(self, given: bytes, expected: bytes) -> bool:
+        self.calls.append((len(given), len(expected)))
+        return self._compare(given, expected)
+
+
+@pytest.mark.parametrize(
+    "key", [CRM_KEY, WEB_KEY, "x", "not-a-key" * 100], ids=["first", "last", "short", "long"]
+)
+async def test_client_key_is_compared_with_every_key_as_equal_length_digests(
+    keyed: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch, key: str
+) -> None:
+    """Constant time, structurally: no early exit on a match, and no length to time."""
+    spy = CompareDigestSpy()
+    monkeypatch.setattr(access.hmac, "compare_digest", spy)
+    response = await call(keyed, "GET", "/segments", key)
+    assert response.status_code == (200 if key in (CRM_KEY, WEB_KEY) else 403)
+    assert spy.calls == [(32, 32), (32, 32)]  # both clients, SHA-256 digests
+
+
+@pytest.mark.parametrize("key", [ADMIN_KEY, CRM_KEY, "x"])
+async def test_admin_key_is_compared_as_an_equal_length_digest(
+    keyed: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch, key: str
+) -> None:
+    spy = CompareDigestSpy()
+    monkeypatch.setattr(access.hmac, "compare_digest", spy)
+    response = await keyed.post("/admin/reload", headers={"X-API-Key": key})
+    assert response.status_code == (200 if key == ADMIN_KEY else 403)
+    assert spy.calls[0] == (32, 32)
+
+
+async def test_refusals_never_echo_the_key_sent(keyed: httpx.AsyncClient) -> None:
+    wrong = "wrong-key-that-must-not-come-back"
+    refusals = [
+        await call(keyed, "GET", "/segments", wrong),
+        await call(keyed, "POST", "/segment", wrong),
+        await keyed.post("/admin/reload", headers={"X-API-Key": wrong}),
+        await keyed.post("/admin/reload", headers={"X-API-Key": CRM_KEY}),
+    ]
+    for response, sent in zip(refusals, [wrong, wrong, wrong, CRM_KEY], strict=True):
+        assert_error(response, 403, "forbidden")
+        assert sent not in response.text
+        assert all(sent not in value for value in response.headers.values())
 
 
 async def test_admin_with_a_client_key_is_403(keyed: httpx.AsyncClient) -> None:

@@ -60,7 +60,7 @@ def key_for(case: schemathesis.Case) -> dict[str, str]:
 
 @schema.parametrize()
 @settings(
-    max_examples=50,
+    max_examples=100,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
