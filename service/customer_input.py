@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,10 +22,15 @@ from pydantic import ValidationError
 from segmentation.features import CUSTOMER_KEY, FEATURES, ROW_NUMBER, canonical_column_name
 from segmentation.scoring import FloatArray
 from service.batch_screening import screen_items
+from service.duplicate_keys import DuplicateKeyError, check_no_duplicate_keys
 from service.errors import BatchTooLarge, InvalidInput, MalformedBody, detail
 from service.schemas import CustomerFeatures, CustomerReference
 
 _CSV_OPTIONAL = frozenset({CUSTOMER_KEY, ROW_NUMBER})
+_MAX_CSV_COLUMNS = 64
+"""Far more than a customer file has; a header past it is refused before it is examined."""
+_MAX_NAMED_FIELDS = 5
+"""An error message names at most this many fields; its details list the rest."""
 
 
 @dataclass
@@ -52,17 +58,34 @@ def validation_details(error: ValidationError) -> list[dict[str, Any]]:
 def parse_customer(body: bytes) -> CustomerFeatures:
     """One customer from a JSON body, parsed and validated in one pass."""
     try:
-        return CustomerFeatures.model_validate_json(body)
+        customer = CustomerFeatures.model_validate_json(body)
     except ValidationError as error:
         raise _invalid_body(error, "the customer is invalid") from None
+    _refuse_duplicate_keys(body, len(customer.model_fields_set))
+    return customer
+
+
+def _refuse_duplicate_keys(body: bytes, names_kept: int) -> None:
+    try:
+        check_no_duplicate_keys(body, names_kept)
+    except DuplicateKeyError as error:
+        raise MalformedBody(
+            str(error), details=[detail(error.name, "duplicate_key", str(error))]
+        ) from None
 
 
 def _invalid_body(error: ValidationError, message: str) -> InvalidInput | MalformedBody:
     details = validation_details(error)
     if any(item["rule"] == "json_invalid" for item in details):
         return MalformedBody("the request body is not valid JSON", details=details)
-    fields = ", ".join(sorted({str(item["field"]) for item in details}))
-    return InvalidInput(f"{message}: {fields}", details=details)
+    return InvalidInput(f"{message}: {_field_list(details)}", details=details)
+
+
+def _field_list(details: list[dict[str, Any]]) -> str:
+    fields = sorted({str(item["field"]) for item in details})
+    named = ", ".join(name[:64] for name in fields[:_MAX_NAMED_FIELDS])
+    left_out = len(fields) - _MAX_NAMED_FIELDS
+    return f"{named} and {left_out} more" if left_out > 0 else named
 
 
 def features_of(customers: Sequence[CustomerFeatures]) -> FloatArray:
@@ -93,6 +116,7 @@ def parse_json_batch(body: bytes, *, max_size: int) -> CustomerBatch:
             details=[detail("customers", "list_type", "customers must be a list")],
         )
     _check_size(len(items), max_size)
+    _refuse_duplicate_keys(body, 1 + sum(len(item) for item in items if isinstance(item, dict)))
     return validate_items(items)
 
 
@@ -109,11 +133,12 @@ def parse_csv_batch(body: bytes, *, max_size: int) -> CustomerBatch:
             "the CSV is empty: expected a header row naming the features",
             details=[detail(None, "missing", "no header row")],
         )
-    columns = [canonical_column_name(name) for name in header]
+    columns = [canonical_column_name(name) for name in header[: _MAX_CSV_COLUMNS + 1]]
     _check_csv_columns(columns)
     records = [row for row in rows if any(cell.strip() for cell in row)]
     _check_size(len(records), max_size)
-    return validate_items(_csv_items(columns, records))
+    items, ragged = _csv_items(columns, records)
+    return validate_items(items, known_errors=ragged)
 
 
 def _check_size(size: int, max_size: int) -> None:
@@ -125,9 +150,16 @@ def _check_size(size: int, max_size: int) -> None:
 
 
 def _check_csv_columns(columns: list[str]) -> None:
-    missing = [name for name in FEATURES if name not in columns]
-    unknown = [name for name in columns if name not in FEATURES and name not in _CSV_OPTIONAL]
-    repeated = sorted({name for name in columns if columns.count(name) > 1})
+    if len(columns) > _MAX_CSV_COLUMNS:
+        raise InvalidInput(
+            f"the CSV header has more than {_MAX_CSV_COLUMNS} columns; "
+            f"expected {', '.join(FEATURES)}, optionally customer_key",
+            details=[detail(None, "too_many_columns", f"at most {_MAX_CSV_COLUMNS} columns")],
+        )
+    counts = Counter(columns)
+    missing = [name for name in FEATURES if name not in counts]
+    unknown = [name for name in counts if name not in FEATURES and name not in _CSV_OPTIONAL]
+    repeated = sorted(name for name, count in counts.items() if count > 1)
     details = [detail(name, "missing", f"column {name} is required") for name in missing]
     details += [detail(name, "extra_forbidden", f"column {name} is not known") for name in unknown]
     details += [detail(name, "duplicate", f"column {name} appears twice") for name in repeated]
@@ -139,10 +171,24 @@ def _check_csv_columns(columns: list[str]) -> None:
         )
 
 
-def _csv_items(columns: list[str], records: Iterable[list[str]]) -> list[dict[str, Any]]:
+def _csv_items(
+    columns: list[str], records: Iterable[list[str]]
+) -> tuple[list[dict[str, Any] | None], dict[int, dict[str, Any]]]:
+    """Each row as an item named by the header; a row with cells past the header is an error.
+
+    A short row keeps its missing cells empty, so that its error names the missing fields.
+    """
     kept = [(position, name) for position, name in enumerate(columns) if name != ROW_NUMBER]
-    items: list[dict[str, Any]] = []
-    for record in records:
+    items: list[dict[str, Any] | None] = []
+    ragged: dict[int, dict[str, Any]] = {}
+    for index, record in enumerate(records):
+        if len(record) > len(columns):
+            message = f"row {index} has {len(record)} cells; the header names {len(columns)}"
+            ragged[index] = InvalidInput(
+                message, details=[detail(None, "too_many_cells", message)]
+            ).as_body()["error"]
+            items.append(None)
+            continue
         item: dict[str, Any] = {}
         for position, name in kept:
             cell = record[position].strip() if position < len(record) else ""
@@ -152,7 +198,7 @@ def _csv_items(columns: list[str], records: Iterable[list[str]]) -> list[dict[st
             else:
                 item[name] = _csv_number(cell)
         items.append(item)
-    return items
+    return items, ragged
 
 
 def _csv_number(cell: str) -> Any:
@@ -170,18 +216,23 @@ def _csv_number(cell: str) -> Any:
     return number if math.isfinite(number) else cell
 
 
-def validate_items(items: Sequence[Any]) -> CustomerBatch:
+def validate_items(
+    items: Sequence[Any], *, known_errors: dict[int, dict[str, Any]] | None = None
+) -> CustomerBatch:
     """Validate every item; valid ones become features, invalid ones an error by index.
 
     Screening vouches for the plainly valid items at once; the rest are validated one by
-    one (which also gives each invalid item its precise error).
+    one (which also gives each invalid item its precise error). ``known_errors`` are items
+    already found invalid while reading them.
     """
     screened = screen_items(items)
     valid: list[CustomerFeatures] = []
     positions: list[int] = []
-    errors: dict[int, dict[str, Any]] = {}
+    errors: dict[int, dict[str, Any]] = dict(known_errors or {})
     references: dict[int, str] = {}
     for index in screened.leftovers:
+        if index in errors:
+            continue
         item = items[index]
         try:
             if isinstance(item, dict) and item.keys() == {CUSTOMER_KEY}:

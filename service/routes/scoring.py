@@ -33,11 +33,14 @@ router = APIRouter(tags=["scoring"])
 @router.post(
     "/segment",
     response_model=SegmentAssignment,
-    responses=errors(400, 413, 422, 503),
+    responses=errors(400, 413, 415, 422, 503),
     openapi_extra=json_body(CustomerFeatures),
 )
 async def score_customer(request: Request, serving: ServingDep, records: RecordsDep) -> Response:
     """Assign one customer to a segment, with the recommended actions."""
+    media_type = _media_type(request)
+    if media_type not in _JSON_TYPES:
+        raise _unsupported(media_type, "application/json")
     customer = parse_customer(await request.body())
     features = features_of([customer])
     assignment = serving.model.assign(features, [customer.customer_key])[0]
@@ -83,9 +86,24 @@ def _score_and_render(model: ActiveModel, batch: CustomerBatch, records: Custome
     return orjson.dumps(response)
 
 
+_JSON_TYPES = frozenset({"", "application/json"})
+"""A body without a Content-Type is read as JSON, as curl's ``--data`` users expect."""
+
+
+def _media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+def _unsupported(media_type: str, accepted: str) -> UnsupportedMediaType:
+    return UnsupportedMediaType(
+        f"Content-Type {media_type!r} is not supported: send {accepted}",
+        details=[detail("content-type", "media_type", f"{media_type!r} is not supported")],
+    )
+
+
 async def _read_batch(request: Request, max_size: int) -> CustomerBatch:
-    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media_type in {"", "application/json"}:
+    media_type = _media_type(request)
+    if media_type in _JSON_TYPES:
         return await run_in_threadpool(parse_json_batch, await request.body(), max_size=max_size)
     if media_type in {"text/csv", "application/csv"}:
         return await run_in_threadpool(parse_csv_batch, await request.body(), max_size=max_size)
@@ -99,8 +117,4 @@ async def _read_batch(request: Request, max_size: int) -> CustomerBatch:
                 )
             content = await upload.read()
         return await run_in_threadpool(parse_csv_batch, content, max_size=max_size)
-    raise UnsupportedMediaType(
-        f"Content-Type {media_type!r} is not supported: send application/json, "
-        "text/csv or a multipart/form-data upload",
-        details=[detail("content-type", "media_type", f"{media_type!r} is not supported")],
-    )
+    raise _unsupported(media_type, "application/json, text/csv or a multipart/form-data upload")

@@ -235,7 +235,9 @@ async def test_unicode_customer_key_is_kept_as_sent(client: httpx.AsyncClient) -
     Hostile("form", BATCH, b"customers=1", UNSUPPORTED, "application/x-www-form-urlencoded"),
     Hostile("image", BATCH, b"\x89PNG\r\n\x1a\n", UNSUPPORTED, "image/png"),
     Hostile("nonsense", BATCH, raw_batch(raw_customer()), UNSUPPORTED, "no/such; q=\x7f"),
-    Hostile("csv-to-single", SINGLE, csv_body(*CSV_ROWS), MALFORMED, CSV),
+    Hostile("csv-to-single", SINGLE, csv_body(*CSV_ROWS), UNSUPPORTED, CSV),
+    Hostile("plain-text-to-single", SINGLE, raw_customer(), UNSUPPORTED, "text/plain"),
+    Hostile("form-to-single", SINGLE, b"avg_credit_limit=1", UNSUPPORTED, "multipart/form-data"),
     Hostile(
         "multipart-without-boundary", BATCH, b"--x--", (400, "bad_request"), "multipart/form-data"
     ),
@@ -423,6 +425,58 @@ async def test_many_unknown_fields_get_a_bounded_list_of_details(
     assert len(error["details"]) == MAX_DETAILS + 1
     assert error["details"][-1]["rule"] == "truncated"
     assert "4980 more" in error["details"][-1]["message"]
+    assert error["message"].endswith("and 4995 more")
+    assert len(error["message"]) < 200
+
+
+SPACED_DUPLICATE = '"total_calls_made" :\n 9, '
+
+
+@cases(
+    Hostile("single", SINGLE, raw_customer(extra='"total_calls_made": 9, '), MALFORMED),
+    Hostile("single-spaced-out", SINGLE, raw_customer(extra=SPACED_DUPLICATE), MALFORMED),
+    Hostile(
+        "batch-item",
+        BATCH,
+        raw_batch(raw_customer(), raw_customer(extra='"total_calls_made": 9, ')),
+        MALFORMED,
+    ),
+    Hostile(
+        "batch-item-spaced-out", BATCH, raw_batch(raw_customer(extra=SPACED_DUPLICATE)), MALFORMED
+    ),
+)
+async def test_a_field_named_twice_is_refused_naming_it(
+    client: httpx.AsyncClient, case: Hostile
+) -> None:
+    error = assert_refused(await post(client, case), case.expected)
+    assert error["details"] == [
+        {"field": "total_calls_made", "rule": "duplicate_key", "message": error["message"]}
+    ]
+
+
+async def test_the_customers_list_named_twice_is_refused(client: httpx.AsyncClient) -> None:
+    body = b'{"customers": [], "customers": [' + raw_customer() + b"]}"
+    error = assert_refused(await client.post(BATCH, content=body), MALFORMED)
+    assert error["details"][0]["field"] == "customers"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(raw_customer().replace(b'":', b'" \t:'), id="spaced-out-names"),
+        pytest.param(raw_customer(customer_key='"a:b"'), id="colon-in-a-key"),
+    ],
+)
+async def test_unusual_but_valid_json_without_repeated_fields_is_scored(
+    client: httpx.AsyncClient, body: bytes
+) -> None:
+    single = await client.post(SINGLE, content=body)
+    assert single.status_code == 200, single.text
+    batch = await client.post(BATCH, content=raw_batch(body, body))
+    assert batch.status_code == 200, batch.text
+    assert [result["segment_id"] for result in batch.json()["results"]] == [
+        single.json()["segment_id"]
+    ] * 2
 
 
 async def assert_items_refused(
@@ -497,6 +551,21 @@ async def test_short_ragged_csv_rows_are_errors_naming_the_missing_cells(
         "total_calls_made",
     }
     assert [detail["field"] for detail in errors[2]["details"]] == ["total_calls_made"]
+
+
+async def test_long_ragged_csv_rows_are_errors_not_truncated(client: httpx.AsyncClient) -> None:
+    rows = [CSV_ROWS[0], "2,1000,2,1,1,0,7", CSV_ROWS[1], "4,1000,2,1,1,0,,"]
+    errors = await assert_items_refused(client, csv_body(*rows), CSV, [1, 3], 4)
+    assert [error["details"][0]["rule"] for error in errors] == ["too_many_cells"] * 2
+    assert errors[0]["message"] == "row 1 has 7 cells; the header names 6"
+
+
+async def test_a_csv_header_of_too_many_columns_is_refused(client: httpx.AsyncClient) -> None:
+    header = CSV_HEADER + "".join(f",extra_{n}" for n in range(10_000))
+    error = assert_refused(
+        await post(client, Hostile("", BATCH, csv_body(header=header), INVALID, CSV)), INVALID
+    )
+    assert error["details"][0]["rule"] == "too_many_columns"
 
 
 async def scored(client: httpx.AsyncClient, content: bytes) -> list[tuple[Any, ...]]:
