@@ -8,6 +8,7 @@ failure is logged and counted.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -30,6 +31,10 @@ class CustomerRecords:
     def __init__(self, store: CustomerStore) -> None:
         self.store = store
         self.failures = 0
+        # A snapshot whose import the store missed (it was down): retried until it lands.
+        self._pending_import: tuple[ActiveModel, TrainingSnapshot] | None = None
+        # Imports are rare and off the request path; one at a time keeps `pending` right.
+        self._import_lock = threading.RLock()
 
     def _failed(self, action: str, error: StoreUnavailable) -> None:
         self.failures += 1
@@ -69,9 +74,18 @@ class CustomerRecords:
         return True
 
     def import_snapshot(self, model: ActiveModel, snapshot: TrainingSnapshot) -> bool:
-        """Import the model's training assignments once (other replicas may race: fine)."""
+        """Import the model's training assignments once (other replicas may race: fine).
+
+        When the store is down the import is kept pending; see :meth:`retry_pending_import`.
+        """
+        with self._import_lock:
+            self._pending_import = (model, snapshot)
+            return self._import(model, snapshot)
+
+    def _import(self, model: ActiveModel, snapshot: TrainingSnapshot) -> bool:
         try:
             if self.store.is_imported(model.version):
+                self._pending_import = None
                 return False
             records = model.assign(snapshot.features, snapshot.keys)
             now = datetime.now(UTC)
@@ -84,9 +98,20 @@ class CustomerRecords:
         except StoreUnavailable as error:
             self._failed(f"importing the snapshot of {model.version}", error)
             return False
+        self._pending_import = None
         if imported:
             logger.info("imported %d training assignments of %s", len(rows), model.version)
         return imported
+
+    @property
+    def import_pending(self) -> bool:
+        return self._pending_import is not None
+
+    def retry_pending_import(self) -> bool:
+        """Import the snapshot an outage kept out of the store; True once it is in."""
+        with self._import_lock:
+            pending = self._pending_import
+            return pending is not None and self._import(*pending)
 
     def stored_features(self, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
         """Latest stored rows of these customers (raises when the store is unreachable)."""

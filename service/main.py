@@ -40,13 +40,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         holder = ModelHolder(settings, on_swap=lambda serving: _import_snapshot(records, serving))
         app.state.holder = holder
         await run_in_threadpool(holder.load_latest)
-        watcher = asyncio.create_task(holder.follow_latest(settings.model_poll_seconds))
+        background = [
+            asyncio.create_task(holder.follow_latest(settings.model_poll_seconds)),
+            asyncio.create_task(_retry_missed_imports(records, settings.model_poll_seconds)),
+        ]
         try:
             yield
         finally:
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
+            for task in background:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             records.store.dispose()
             worker_stopped()
 
@@ -81,6 +85,17 @@ def _migrate(store: CustomerStore) -> None:
 
 def _import_snapshot(records: CustomerRecords, serving: Serving) -> None:
     records.import_snapshot(serving.model, serving.snapshot)
+
+
+async def _retry_missed_imports(records: CustomerRecords, interval: float) -> None:
+    """Off the request path: land a snapshot import that a store outage kept out."""
+    while True:
+        await asyncio.sleep(interval)
+        if records.import_pending:
+            try:
+                await asyncio.to_thread(records.retry_pending_import)
+            except Exception:  # the retry loop must outlive any one failure
+                logger.exception("retrying the snapshot import failed")
 
 
 app = create_app()

@@ -95,7 +95,11 @@ class ModelHolder:
         current model when the version does not verify.
         """
         with self._swap_lock:
-            serving = self._load(version)
+            try:
+                serving = self._load(version)
+            except ArtifactError as error:
+                self._failure = f"{error.code}: {error.message}"
+                raise
             previous = self._serving.model.version if self._serving else None
             point_latest(self._settings.models_dir, serving.model.version)
             self._last_seen = serving.model.version

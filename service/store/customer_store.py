@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -103,6 +104,9 @@ def decode_cursor(cursor: str) -> str:
         raise InvalidCursor(f"cursor={cursor!r} is not a cursor this service handed out") from None
 
 
+_MIGRATION_LOCK = threading.Lock()
+
+
 class CustomerStore:
     """Latest assignment per customer and the full history, behind one small interface."""
 
@@ -127,15 +131,18 @@ class CustomerStore:
 
     def migrate(self) -> None:
         """Bring the schema to the newest migration (a no-op when it is there already)."""
-        config = Config()
-        config.set_main_option("script_location", "service.store:migrations")
-        try:
-            with self.engine.begin() as connection:
-                config.attributes["connection"] = connection
-                command.upgrade(config, "head")
-        except SQLAlchemyError as error:
-            raise StoreUnavailable(_reason(error)) from error
-        self._migrated = True
+        # Alembic's `context` is one global per process: two threads migrating at once
+        # would run on each other's connection and deadlock.
+        with _MIGRATION_LOCK:
+            config = Config()
+            config.set_main_option("script_location", "service.store:migrations")
+            try:
+                with self.engine.begin() as connection:
+                    config.attributes["connection"] = connection
+                    command.upgrade(config, "head")
+            except SQLAlchemyError as error:
+                raise StoreUnavailable(_reason(error)) from error
+            self._migrated = True
 
     def ping(self) -> None:
         with self._connection(write=False) as connection:

@@ -32,7 +32,8 @@ async def serve(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
 def settings_for(models_dir: Path, **overrides: Any) -> Settings:
     """Settings for a test app; the store is an SQLite file beside the models unless given."""
     overrides.setdefault("database_url", f"sqlite:///{models_dir.parent / 'store.db'}")
-    return Settings(models_dir=models_dir, model_poll_seconds=3600, **overrides)
+    overrides.setdefault("model_poll_seconds", 3600)
+    return Settings(models_dir=models_dir, **overrides)
 
 
 @pytest.fixture

@@ -129,7 +129,10 @@ async def test_tampered_version_is_409_and_the_old_one_keeps_serving(
         ]
         await answers_come_from(client, first)
         after = (await client.get("/metrics")).text
+        ready = (await client.get("/ready")).json()
     assert read_latest(models) == first
+    assert ready["status"] == "ready" and ready["model_version"] == first
+    assert ready["reason"].startswith("hash_mismatch: ")
     labels = {"trigger": "admin", "outcome": "refused"}
     refused_before = value(before, "segmentation_model_reloads_total", **labels) or 0
     assert value(after, "segmentation_model_reloads_total", **labels) == refused_before + 1

@@ -234,3 +234,29 @@ async def test_database_going_away_mid_run_degrades_then_recovers(
     assert after.json()["recorded"] is True
     assert ready_after.json()["status"] == "ready"
     assert table_count(database_url, "assignment_history") == BANK_CUSTOMERS + 2
+
+
+async def test_snapshot_import_missed_in_an_outage_lands_when_the_store_returns(
+    models_dir: Path, postgres_url: str
+) -> None:
+    database = make_url(postgres_url).database
+    assert database is not None
+    settings = settings_for(models_dir, database_url=postgres_url, model_poll_seconds=0.05)
+    _set_connections(database, allowed=False)
+    try:
+        async with serve(settings) as client:
+            assert (await client.get("/ready")).json()["status"] == "degraded"
+            before = (await client.get("/customers/87073")).json()
+            _set_connections(database, allowed=True)
+            for _ in range(200):
+                # Only the store keeps a history; the snapshot fallback has none.
+                after = (await client.get("/customers/87073")).json()
+                if after["history"]:
+                    break
+                await asyncio.sleep(0.05)
+    finally:
+        _set_connections(database, allowed=True)
+    assert before["history"] == []
+    assert [entry["source"] for entry in after["history"]] == ["training"]
+    assert table_count(postgres_url, "assignment_history") == BANK_CUSTOMERS
+    assert table_count(postgres_url, "latest_assignments") == UNIQUE_BANK_KEYS
