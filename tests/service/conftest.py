@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -11,10 +12,11 @@ import httpx
 import pandas as pd
 import pytest
 
-from segmentation.artifact import ASSIGNMENTS_FILE
+from segmentation.artifact import ASSIGNMENTS_FILE, point_latest
 from service.config import Settings
 from service.main import create_app
-from training.job import TrainingResult
+from tests.service.helpers import CRM_KEY, KEYS
+from training.job import TrainingOptions, TrainingResult, train
 
 ClientFactory = Callable[..., Any]
 
@@ -36,6 +38,14 @@ def settings_for(models_dir: Path, **overrides: Any) -> Settings:
     return Settings(models_dir=models_dir, **overrides)
 
 
+@asynccontextmanager
+async def serve_with_keys(models: Path, **overrides: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """The app with keys on; the client speaks as ``crm`` unless told otherwise."""
+    async with serve(settings_for(models, **KEYS, **overrides)) as client:
+        client.headers["X-API-Key"] = CRM_KEY
+        yield client
+
+
 @pytest.fixture
 async def client(models_dir: Path) -> AsyncIterator[httpx.AsyncClient]:
     async with serve(settings_for(models_dir)) as http:
@@ -46,3 +56,26 @@ async def client(models_dir: Path) -> AsyncIterator[httpx.AsyncClient]:
 def training_assignments(trained: TrainingResult) -> pd.DataFrame:
     """The training job's own answer for every customer of the bank's export."""
     return pd.read_csv(trained.path / ASSIGNMENTS_FILE, dtype={"customer_key": str})
+
+
+@pytest.fixture(scope="module")
+def two_versions(
+    trained: TrainingResult, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, str, str]:
+    """A models directory with the session's version and a second one trained with another
+    seed; `latest` = first. Returns (models, first, second)."""
+    models = tmp_path_factory.mktemp("two-versions") / "models"
+    shutil.copytree(trained.path.parent, models)
+    second = train(TrainingOptions(models_dir=models, seed=1, n_bootstrap=2))
+    point_latest(models, trained.version)
+    assert second.version != trained.version
+    return models, trained.version, second.version
+
+
+@pytest.fixture
+def versions(two_versions: tuple[Path, str, str], tmp_path: Path) -> tuple[Path, str, str]:
+    """A private copy of ``two_versions``, free to damage."""
+    source, first, second = two_versions
+    models = tmp_path / "models"
+    shutil.copytree(source, models)
+    return models, first, second

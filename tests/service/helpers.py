@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -15,6 +16,7 @@ WEB_KEY = "web-secret-key-0002"
 ADMIN_KEY = "admin-secret-key-0003"
 KEYS = {"api_keys": f"crm:{CRM_KEY},web:{WEB_KEY}", "admin_api_key": ADMIN_KEY}
 """Settings overrides that turn access control on, with two clients and an admin key."""
+ADMIN = {"X-API-Key": ADMIN_KEY}
 
 GENERATED_ID = re.compile(r"[0-9a-f]{32}")
 
@@ -52,3 +54,11 @@ async def serve_app(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://service") as client:
             yield client
+
+
+async def wait_for(check: Callable[[], Awaitable[bool]], seconds: float = 10.0) -> None:
+    """Poll ``check`` until it says yes; fail after ``seconds``."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    while not await check():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.05)

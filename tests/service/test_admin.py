@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -13,46 +10,13 @@ import httpx
 import pytest
 
 from segmentation.artifact import PIPELINE_FILE, point_latest, read_latest
-from tests.service.conftest import serve, settings_for
-from tests.service.helpers import ADMIN_KEY, CRM_KEY, KEYS, assert_error, customer
+from tests.service.conftest import serve, serve_with_keys, settings_for
+from tests.service.helpers import ADMIN, assert_error, customer, wait_for
 from tests.service.test_metrics import value
-from training.job import TrainingOptions, TrainingResult, train
-
-ADMIN = {"X-API-Key": ADMIN_KEY}
-
-
-@pytest.fixture(scope="module")
-def two_versions(
-    trained: TrainingResult, tmp_path_factory: pytest.TempPathFactory
-) -> tuple[Path, str, str]:
-    """A models directory with the session's version and a second one; `latest` = first."""
-    models = tmp_path_factory.mktemp("two-versions") / "models"
-    shutil.copytree(trained.path.parent, models)
-    second = train(TrainingOptions(models_dir=models, seed=1, n_bootstrap=2))
-    point_latest(models, trained.version)
-    assert second.version != trained.version
-    return models, trained.version, second.version
-
-
-@pytest.fixture
-def versions(two_versions: tuple[Path, str, str], tmp_path: Path) -> tuple[Path, str, str]:
-    """A private copy of ``two_versions``, free to damage."""
-    source, first, second = two_versions
-    models = tmp_path / "models"
-    shutil.copytree(source, models)
-    return models, first, second
 
 
 async def reload(client: httpx.AsyncClient, body: Any = None) -> httpx.Response:
     return await client.post("/admin/reload", json=body, headers=ADMIN)
-
-
-@asynccontextmanager
-async def serve_with_keys(models: Path) -> AsyncIterator[httpx.AsyncClient]:
-    """The app with keys on; the client speaks as ``crm`` unless told otherwise."""
-    async with serve(settings_for(models, **KEYS)) as client:
-        client.headers["X-API-Key"] = CRM_KEY
-        yield client
 
 
 async def answers_come_from(client: httpx.AsyncClient, version: str) -> None:
@@ -180,13 +144,6 @@ async def test_answers_during_a_reload_name_the_model_that_made_them(
         assert results[20].status_code == 200
         assert set(results[:20]) | set(results[21:]) <= {first, second}
         await answers_come_from(client, second)
-
-
-async def wait_for(check: Any, seconds: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + seconds
-    while not await check():
-        assert asyncio.get_running_loop().time() < deadline, "timed out"
-        await asyncio.sleep(0.05)
 
 
 async def test_watcher_follows_latest_and_counts_it(versions: tuple[Path, str, str]) -> None:

@@ -14,49 +14,23 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import contextmanager
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pandas as pd
-import psycopg
 import pytest
-from sqlalchemy.engine import make_url
 
 from segmentation.artifact import MANIFEST_FILE, PIPELINE_FILE, point_latest, read_latest
 from segmentation.features import CUSTOMER_KEY, FEATURES
-from tests.service.conftest import serve, settings_for
-from tests.service.helpers import ADMIN_KEY, CRM_KEY, KEYS, assert_error, customer
-from tests.service.store.conftest import fresh_postgres_database, postgres_admin_url
-from tests.service.test_admin import wait_for
-from training.job import TrainingOptions, TrainingResult, train
+from tests.service.conftest import serve, serve_with_keys, settings_for
+from tests.service.helpers import ADMIN, assert_error, customer, wait_for
+from tests.service.store.conftest import database_gone, fresh_postgres_database
 
 ROOT = Path(__file__).resolve().parents[2]
-ADMIN = {"X-API-Key": ADMIN_KEY}
 BIG_BATCH = 10_000
 MISSING_VERSION = "20990101T000000Z-00000000"
-
-
-@pytest.fixture(scope="module")
-def two_versions(
-    trained: TrainingResult, tmp_path_factory: pytest.TempPathFactory
-) -> tuple[Path, str, str]:
-    """The session's version (`latest`) and a second one trained with another seed."""
-    models = tmp_path_factory.mktemp("faults") / "models"
-    shutil.copytree(trained.path.parent, models)
-    second = train(TrainingOptions(models_dir=models, seed=1, n_bootstrap=2))
-    point_latest(models, trained.version)
-    return models, trained.version, second.version
-
-
-@pytest.fixture
-def versions(two_versions: tuple[Path, str, str], tmp_path: Path) -> tuple[Path, str, str]:
-    """A private copy of ``two_versions``, free to damage."""
-    source, first, second = two_versions
-    models = tmp_path / "models"
-    shutil.copytree(source, models)
-    return models, first, second
 
 
 def big_batch(training: pd.DataFrame, *, keyed: bool) -> list[dict[str, Any]]:
@@ -128,8 +102,7 @@ async def test_served_version_damaged_on_disk_keeps_answering_and_refuses_its_re
     code: str,
 ) -> None:
     models, first, _ = versions
-    async with serve(settings_for(models, **KEYS)) as client:
-        client.headers["X-API-Key"] = CRM_KEY
+    async with serve_with_keys(models) as client:
         await assert_serving(client, first)
         damage(models / first)
         await assert_serving(client, first)
@@ -143,6 +116,23 @@ async def test_served_version_damaged_on_disk_keeps_answering_and_refuses_its_re
     assert read_latest(models) == first
 
 
+@asynccontextmanager
+async def latest_refused(
+    models: Path, named: str, serving: str
+) -> AsyncIterator[tuple[httpx.AsyncClient, dict[str, Any]]]:
+    """The app (keys on, watcher polling fast) once the watcher has refused the version
+    `latest` was pointed at, ``named``; checks ``serving`` still answers and yields the
+    client with /ready's body."""
+    async with serve_with_keys(models, model_poll_seconds=0.05) as client:
+        point_latest(models, named)
+
+        async def refused() -> bool:
+            return (await client.get("/ready")).json()["reason"] is not None
+
+        await wait_for(refused)
+        yield client, await assert_serving(client, serving)
+
+
 @pytest.mark.parametrize(("damage", "rule", "status", "code"), DAMAGE)
 async def test_latest_naming_a_damaged_version_keeps_the_old_one_serving(
     versions: tuple[Path, str, str],
@@ -153,16 +143,7 @@ async def test_latest_naming_a_damaged_version_keeps_the_old_one_serving(
 ) -> None:
     models, first, second = versions
     damage(models / second)
-    settings = settings_for(models, **KEYS).model_copy(update={"model_poll_seconds": 0.05})
-    async with serve(settings) as client:
-        client.headers["X-API-Key"] = CRM_KEY
-        point_latest(models, second)
-
-        async def refused() -> bool:
-            return (await client.get("/ready")).json()["reason"] is not None
-
-        await wait_for(refused)
-        ready = await assert_serving(client, first)
+    async with latest_refused(models, second, first) as (client, ready):
         assert ready["reason"].startswith(f"{rule}: ")
         error = assert_error(await client.post("/admin/reload", headers=ADMIN), status, code)
         assert error["details"][0]["rule"] == rule
@@ -175,16 +156,7 @@ async def test_latest_naming_a_version_that_never_existed_keeps_the_old_one_serv
     versions: tuple[Path, str, str],
 ) -> None:
     models, first, _ = versions
-    settings = settings_for(models, **KEYS).model_copy(update={"model_poll_seconds": 0.05})
-    async with serve(settings) as client:
-        client.headers["X-API-Key"] = CRM_KEY
-        point_latest(models, MISSING_VERSION)
-
-        async def refused() -> bool:
-            return (await client.get("/ready")).json()["reason"] is not None
-
-        await wait_for(refused)
-        ready = await assert_serving(client, first)
+    async with latest_refused(models, MISSING_VERSION, first) as (client, ready):
         assert ready["reason"].startswith("model_missing: ")
         for body, named in (
             (None, "the version `latest` names"),
@@ -215,8 +187,7 @@ async def test_batch_in_flight_during_a_reload_is_answered_by_the_version_it_sta
         await release.wait()
         yield body[1000:]
 
-    async with serve(settings_for(models, **KEYS)) as client:
-        client.headers["X-API-Key"] = CRM_KEY
+    async with serve_with_keys(models) as client:
         batch = asyncio.create_task(
             client.post(
                 "/segment/batch",
@@ -244,27 +215,6 @@ async def test_batch_in_flight_during_a_reload_is_answered_by_the_version_it_sta
     assert segments == expected_segments(training_assignments)
     assert sum(result["counts"].values()) == BIG_BATCH
     assert after.json()["model_version"] == second
-
-
-@contextmanager
-def database_gone(database_url: str) -> Iterator[None]:
-    """The database refuses every connection (and drops the open ones) until the end."""
-    database = make_url(database_url).database
-
-    def allow(allowed: bool) -> None:
-        with psycopg.connect(postgres_admin_url(), autocommit=True) as admin:
-            admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS {str(allowed).lower()}')
-            if not allowed:
-                admin.execute(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
-                    (database,),
-                )
-
-    allow(False)
-    try:
-        yield
-    finally:
-        allow(True)
 
 
 async def test_database_gone_mid_run_batch_scores_with_recorded_false_and_key_only_errors(

@@ -44,6 +44,29 @@ def fresh_postgres_database() -> Iterator[str]:
             cleanup.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def set_connections(database_url: str, *, allowed: bool) -> None:
+    """Let the database take connections, or refuse new ones and drop the open ones."""
+    database = make_url(database_url).database
+    assert database is not None
+    with psycopg.connect(postgres_admin_url(), autocommit=True) as admin:
+        admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS {str(allowed).lower()}')
+        if not allowed:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                (database,),
+            )
+
+
+@contextmanager
+def database_gone(database_url: str) -> Iterator[None]:
+    """The database refuses every connection (and drops the open ones) until the end."""
+    set_connections(database_url, allowed=False)
+    try:
+        yield
+    finally:
+        set_connections(database_url, allowed=True)
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """The same test on an SQLite file and on a fresh PostgreSQL database."""

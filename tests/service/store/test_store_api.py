@@ -9,13 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 
 from service.store.customer_store import CustomerStore
 from tests.service.conftest import serve, settings_for
-from tests.service.store.conftest import postgres_admin_url
+from tests.service.store.conftest import database_gone, set_connections
 from training.job import TrainingOptions, train
 
 BANK_CUSTOMERS = 660
@@ -203,30 +201,15 @@ async def test_unreachable_store_keeps_scoring_with_recorded_false(models_dir: P
     assert members.json()["error"]["code"] == "store_unavailable"
 
 
-def _set_connections(database: str, *, allowed: bool) -> None:
-    with psycopg.connect(postgres_admin_url(), autocommit=True) as admin:
-        admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS {str(allowed).lower()}')
-        if not allowed:
-            admin.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
-                (database,),
-            )
-
-
 async def test_database_going_away_mid_run_degrades_then_recovers(
     models_dir: Path, postgres_url: str
 ) -> None:
     database_url = postgres_url
-    database = make_url(database_url).database
-    assert database is not None
     async with serve(settings_for(models_dir, database_url=database_url)) as client:
         assert (await client.post("/segment", json=customer("k1"))).json()["recorded"] is True
-        _set_connections(database, allowed=False)
-        try:
+        with database_gone(database_url):
             during = await client.post("/segment", json=customer("k2"))
             ready = await client.get("/ready")
-        finally:
-            _set_connections(database, allowed=True)
         after = await client.post("/segment", json=customer("k3"))
         ready_after = await client.get("/ready")
     assert during.status_code == 200 and during.json()["recorded"] is False
@@ -239,15 +222,13 @@ async def test_database_going_away_mid_run_degrades_then_recovers(
 async def test_snapshot_import_missed_in_an_outage_lands_when_the_store_returns(
     models_dir: Path, postgres_url: str
 ) -> None:
-    database = make_url(postgres_url).database
-    assert database is not None
     settings = settings_for(models_dir, database_url=postgres_url, model_poll_seconds=0.05)
-    _set_connections(database, allowed=False)
+    set_connections(postgres_url, allowed=False)
     try:
         async with serve(settings) as client:
             assert (await client.get("/ready")).json()["status"] == "degraded"
             before = (await client.get("/customers/87073")).json()
-            _set_connections(database, allowed=True)
+            set_connections(postgres_url, allowed=True)
             for _ in range(200):
                 # Only the store keeps a history; the snapshot fallback has none.
                 after = (await client.get("/customers/87073")).json()
@@ -255,7 +236,7 @@ async def test_snapshot_import_missed_in_an_outage_lands_when_the_store_returns(
                     break
                 await asyncio.sleep(0.05)
     finally:
-        _set_connections(database, allowed=True)
+        set_connections(postgres_url, allowed=True)
     assert before["history"] == []
     assert [entry["source"] for entry in after["history"]] == ["training"]
     assert table_count(postgres_url, "assignment_history") == BANK_CUSTOMERS
