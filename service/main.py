@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -40,6 +41,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         holder = ModelHolder(settings, on_swap=lambda serving: _import_snapshot(records, serving))
         app.state.holder = holder
         await run_in_threadpool(holder.load_latest)
+        _tune_gc_for_serving()
         background = [
             asyncio.create_task(holder.follow_latest(settings.model_poll_seconds)),
             asyncio.create_task(_retry_missed_imports(records, settings.model_poll_seconds)),
@@ -73,6 +75,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (health.router, metrics.router):
         app.include_router(router)
     return app
+
+
+def _tune_gc_for_serving() -> None:
+    """Keep the garbage collector's passes off what start-up built, and make them rarer.
+
+    The libraries and the model make some 300,000 long-lived objects, and a batch
+    allocates enough containers to trigger several full collections, each walking all of
+    them: on a 10,000-row CSV batch that was most of the time. They are collected once
+    (so that no cyclic garbage is kept) and frozen. A first generation of 20,000 objects
+    instead of 700 lets a batch's short-lived dicts die by reference count before any pass
+    looks at them; cyclic garbage, rare here, waits a little longer. Measured with
+    `make bench`: rows per second on 10,000-row batches rose by half or more, and the p99
+    of small batches fell several times (it was the full passes).
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 10, 10)
 
 
 def _migrate(store: CustomerStore) -> None:

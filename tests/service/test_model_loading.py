@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,16 @@ async def assert_refused(models_dir: Path, reason: str, **settings: Any) -> None
         assert scored.json()["error"]["code"] == "model_unavailable"
         assert reason in scored.json()["error"]["message"]
         assert (await client.get("/segments")).status_code == 503
+
+
+async def test_start_up_objects_are_kept_out_of_full_collections(models_dir: Path) -> None:
+    gc.unfreeze()
+    async with serve(settings_for(models_dir)) as client:
+        assert (await client.get("/ready")).status_code == 200
+        # Everything start-up built (libraries, model) is frozen: a batch's collections
+        # no longer walk it.
+        assert gc.get_freeze_count() > 100_000
+        assert gc.get_threshold()[0] >= 10_000
 
 
 async def test_tampered_pipeline_byte_is_refused(models_dir: Path) -> None:
