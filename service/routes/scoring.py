@@ -21,7 +21,7 @@ from service.customer_input import (
     parse_json_batch,
 )
 from service.customer_records import CustomerRecords
-from service.deps import RecordsDep, ServingDep, SettingsDep
+from service.deps import RecordsDep, ServingDep, SettingsDep, records_for, serving_for
 from service.errors import InvalidInput, UnsupportedMediaType, detail
 from service.responses import JSONBytesResponse
 from service.routes.openapi import errors, json_body
@@ -36,8 +36,9 @@ router = APIRouter(tags=["scoring"])
     responses=errors(400, 413, 415, 422, 503),
     openapi_extra=json_body(CustomerFeatures),
 )
-async def score_customer(request: Request, serving: ServingDep, records: RecordsDep) -> Response:
+async def score_customer(request: Request) -> Response:
     """Assign one customer to a segment, with the recommended actions."""
+    serving, records = serving_for(request), records_for(request)
     media_type = _media_type(request)
     if media_type not in _JSON_TYPES:
         raise _unsupported(media_type, "application/json")
