@@ -83,6 +83,36 @@ def screen_items(items: Sequence[Any]) -> Screened:
     return Screened(positions=positions, features=features[good], keys=keys, leftovers=leftovers)
 
 
+def screen_cells(
+    feature_cells: Sequence[Sequence[str]], key_cells: Sequence[str] | None
+) -> tuple[npt.NDArray[np.float64], list[str | None], npt.NDArray[np.bool_]]:
+    """Text columns (a CSV's, one sequence of cells per feature) screened at once.
+
+    Returns the features, the keys (stripped, None when blank) and which rows screening
+    vouches for. A cell is read as Python's ``float`` reads it (numpy converts text the
+    same way), which gives the value per-item validation gives after parsing the cell.
+    """
+    features = np.column_stack([_cells_as_floats(cells) for cells in feature_cells])
+    keys: list[str | None] = (
+        [cell.strip() or None for cell in key_cells] if key_cells else [None] * len(features)
+    )
+    return features, keys, _good_keys(keys) & _within_bounds(features)
+
+
+def _cells_as_floats(cells: Sequence[str]) -> npt.NDArray[np.float64]:
+    try:
+        return np.array(cells, dtype=np.float64)
+    except ValueError:  # some cell is not a number: that row is left to validation
+        return np.array([_float_or_nan(cell) for cell in cells], dtype=np.float64)
+
+
+def _float_or_nan(cell: str) -> float:
+    try:
+        return float(cell)
+    except ValueError:
+        return math.nan
+
+
 def _good_numbers(rows: list[tuple[Any, ...]]) -> npt.NDArray[np.bool_]:
     """Rows whose five values are all plain ints or floats (not bools, strings, None)."""
     if {type(value) for value in itertools.chain.from_iterable(rows)} <= _NUMBER_TYPES:

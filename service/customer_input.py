@@ -21,7 +21,7 @@ from pydantic import ValidationError
 
 from segmentation.features import CUSTOMER_KEY, FEATURES, ROW_NUMBER, canonical_column_name
 from segmentation.scoring import FloatArray
-from service.batch_screening import screen_items
+from service.batch_screening import Screened, screen_cells, screen_items
 from service.duplicate_keys import DuplicateKeyError, check_no_duplicate_keys
 from service.errors import BatchTooLarge, InvalidInput, MalformedBody, detail
 from service.schemas import CustomerFeatures, CustomerReference
@@ -135,10 +135,11 @@ def parse_csv_batch(body: bytes, *, max_size: int) -> CustomerBatch:
         )
     columns = [canonical_column_name(name) for name in header[: _MAX_CSV_COLUMNS + 1]]
     _check_csv_columns(columns)
-    records = [row for row in rows if any(cell.strip() for cell in row)]
+    records = [row for row in rows if "".join(row).strip()]  # blank rows are skipped
     _check_size(len(records), max_size)
-    items, ragged = _csv_items(columns, records)
-    return validate_items(items, known_errors=ragged)
+    screened = _screen_csv(columns, records)
+    items, ragged = _csv_items(columns, records, screened.leftovers)
+    return validate_items(items, known_errors=ragged, screened=screened)
 
 
 def _check_size(size: int, max_size: int) -> None:
@@ -171,23 +172,44 @@ def _check_csv_columns(columns: list[str]) -> None:
         )
 
 
+def _screen_csv(columns: list[str], records: list[list[str]]) -> Screened:
+    """Screen the rows column by column; rows not as wide as the header are left over."""
+    width = len(columns)
+    regular = [index for index, record in enumerate(records) if len(record) == width]
+    table = records if len(regular) == len(records) else [records[index] for index in regular]
+    cells = list(zip(*table, strict=True)) if table else [()] * width
+    key_cells = cells[columns.index(CUSTOMER_KEY)] if CUSTOMER_KEY in columns else None
+    features, keys, good = screen_cells(
+        [cells[columns.index(feature)] for feature in FEATURES], key_cells
+    )
+    kept = np.flatnonzero(good).tolist()
+    positions = [regular[row] for row in kept]
+    return Screened(
+        positions=positions,
+        features=features[good],
+        keys=[keys[row] for row in kept],
+        leftovers=sorted(set(range(len(records))).difference(positions)),
+    )
+
+
 def _csv_items(
-    columns: list[str], records: Iterable[list[str]]
+    columns: list[str], records: list[list[str]], rows: Iterable[int]
 ) -> tuple[list[dict[str, Any] | None], dict[int, dict[str, Any]]]:
-    """Each row as an item named by the header; a row with cells past the header is an error.
+    """These rows as items named by the header (None for the others); a row with cells past
+    the header is an error.
 
     A short row keeps its missing cells empty, so that its error names the missing fields.
     """
     kept = [(position, name) for position, name in enumerate(columns) if name != ROW_NUMBER]
-    items: list[dict[str, Any] | None] = []
+    items: list[dict[str, Any] | None] = [None] * len(records)
     ragged: dict[int, dict[str, Any]] = {}
-    for index, record in enumerate(records):
+    for index in rows:
+        record = records[index]
         if len(record) > len(columns):
             message = f"row {index} has {len(record)} cells; the header names {len(columns)}"
             ragged[index] = InvalidInput(
                 message, details=[detail(None, "too_many_cells", message)]
             ).as_body()["error"]
-            items.append(None)
             continue
         item: dict[str, Any] = {}
         for position, name in kept:
@@ -197,7 +219,7 @@ def _csv_items(
                     item[name] = cell
             else:
                 item[name] = _csv_number(cell)
-        items.append(item)
+        items[index] = item
     return items, ragged
 
 
@@ -217,15 +239,19 @@ def _csv_number(cell: str) -> Any:
 
 
 def validate_items(
-    items: Sequence[Any], *, known_errors: dict[int, dict[str, Any]] | None = None
+    items: Sequence[Any],
+    *,
+    known_errors: dict[int, dict[str, Any]] | None = None,
+    screened: Screened | None = None,
 ) -> CustomerBatch:
     """Validate every item; valid ones become features, invalid ones an error by index.
 
     Screening vouches for the plainly valid items at once; the rest are validated one by
     one (which also gives each invalid item its precise error). ``known_errors`` are items
-    already found invalid while reading them.
+    already found invalid while reading them; ``screened`` is a screening already done
+    (a CSV's, column by column), in which case only its leftovers need to be items.
     """
-    screened = screen_items(items)
+    screened = screened or screen_items(items)
     valid: list[CustomerFeatures] = []
     positions: list[int] = []
     errors: dict[int, dict[str, Any]] = dict(known_errors or {})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from typing import Any
 
 import numpy as np
@@ -10,7 +12,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from segmentation.features import FEATURES
-from service.customer_input import validate_items
+from service.customer_input import _csv_items, parse_csv_batch, validate_items
 from service.schemas import CustomerFeatures
 
 edge_numbers = st.one_of(
@@ -97,3 +99,64 @@ def test_screening_keeps_input_order_when_some_items_need_a_closer_look() -> Non
     assert result.positions == [0, 1, 2]
     assert result.keys == [None, "padded", None]
     assert np.array_equal(result.features[:, -1], [1.0, 1.0, 2.0])
+
+
+# CSV: columns screened at once must agree with reading and validating each row alone.
+
+CSV_COLUMNS = ["sl_no", "customer_key", *FEATURES]
+csv_cells = st.one_of(
+    st.integers(-5, 12_000).map(str),
+    st.floats(allow_nan=True, allow_infinity=True).map(repr),
+    st.sampled_from(
+        [
+            *("", " 7 ", "2.0", "2.5", "-1", "+5", "1_000", "٣", "1e400", "1e4", "nan", "inf"),
+            *("0x10", "1,000", "9" * 5000, "10000000", "10000001", "\t3\n", "abc"),
+        ]
+    ),
+    st.text(max_size=4),
+)
+csv_keys = st.one_of(
+    st.sampled_from(["", " ", "87073", " 87073 ", "x" * 64, "x" * 65, "a\x00b", "ключ"]),
+    st.text(max_size=8),
+)
+
+
+@st.composite
+def csv_rows(draw: st.DrawFn) -> list[str]:
+    row = [draw(st.integers(1, 999).map(str)), draw(csv_keys)]
+    row += [draw(csv_cells) for _ in FEATURES]
+    cut = draw(st.integers(0, 12))
+    if cut == 0:
+        return row[: draw(st.integers(1, len(row) - 1))]
+    if cut == 1:
+        return [*row, draw(csv_cells)]
+    return row
+
+
+def csv_reference(body: bytes) -> tuple[dict[int, tuple[list[float], str | None]], int]:
+    """Each data row read and validated on its own: (valid rows by index, number of rows)."""
+    reader = csv.reader(io.StringIO(body.decode("utf-8-sig"), newline=""))
+    columns = next(reader)
+    records = [row for row in reader if any(cell.strip() for cell in row)]
+    items, _ = _csv_items(columns, records, range(len(records)))
+    expected = {index: ref for index, item in enumerate(items) if (ref := reference(item))}
+    return expected, len(records)
+
+
+@settings(max_examples=300, deadline=None)
+@given(rows=st.lists(csv_rows(), max_size=12))
+def test_screened_csv_equals_row_by_row_validation(rows: list[list[str]]) -> None:
+    text = io.StringIO(newline="")
+    writer = csv.writer(text)
+    writer.writerow(CSV_COLUMNS)
+    writer.writerows(rows)
+    body = text.getvalue().encode()
+    result = parse_csv_batch(body, max_size=100)
+    expected, size = csv_reference(body)
+    assert result.size == size
+    assert result.positions == sorted(expected)
+    for row, index in enumerate(result.positions):
+        values, key = expected[index]
+        assert result.features[row].tolist() == values
+        assert result.keys[row] == key
+    assert set(result.errors) | set(result.positions) == set(range(size))
