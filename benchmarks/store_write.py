@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import psycopg
 from sqlalchemy.engine import make_url
 
@@ -50,12 +51,18 @@ async def through_api(settings: Settings, items: list[dict[str, Any]]) -> float:
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
+            # Bodies are encoded before the clock starts and answers decoded with orjson:
+            # the client's own JSON work is not the service's.
+            bodies = [
+                orjson.dumps({"customers": items[start : start + BATCH]})
+                for start in range(0, len(items), BATCH)
+            ]
             started = time.perf_counter()
-            for start in range(0, len(items), BATCH):
+            for body in bodies:
                 response = await client.post(
-                    "/segment/batch", json={"customers": items[start : start + BATCH]}
+                    "/segment/batch", content=body, headers={"content-type": "application/json"}
                 )
-                results = response.json()["results"]
+                results = orjson.loads(response.content)["results"]
                 if not all(result.get("recorded") for result in results):
                     raise SystemExit("some assignments were not recorded: is the store up?")
             return time.perf_counter() - started
@@ -111,6 +118,7 @@ def main() -> None:
                     database_url=url,
                     max_batch_size=BATCH,
                     model_poll_seconds=3600,
+                    log_level="WARNING",
                 )
                 api_seconds = asyncio.run(through_api(settings, items))
                 figures[name] = {
