@@ -23,14 +23,12 @@ from segmentation.features import CUSTOMER_KEY, FEATURES, ROW_NUMBER, canonical_
 from segmentation.scoring import FloatArray
 from service.batch_screening import Screened, screen_cells, screen_items
 from service.duplicate_keys import DuplicateKeyError, check_no_duplicate_keys
-from service.errors import BatchTooLarge, InvalidInput, MalformedBody, detail
+from service.errors import BatchTooLarge, InvalidInput, MalformedBody, detail, field_list
 from service.schemas import CustomerFeatures, CustomerReference
 
 _CSV_OPTIONAL = frozenset({CUSTOMER_KEY, ROW_NUMBER})
 _MAX_CSV_COLUMNS = 64
 """Far more than a customer file has; a header past it is refused before it is examined."""
-_MAX_NAMED_FIELDS = 5
-"""An error message names at most this many fields; its details list the rest."""
 
 
 @dataclass
@@ -78,14 +76,7 @@ def _invalid_body(error: ValidationError, message: str) -> InvalidInput | Malfor
     details = validation_details(error)
     if any(item["rule"] == "json_invalid" for item in details):
         return MalformedBody("the request body is not valid JSON", details=details)
-    return InvalidInput(f"{message}: {_field_list(details)}", details=details)
-
-
-def _field_list(details: list[dict[str, Any]]) -> str:
-    fields = sorted({str(item["field"]) for item in details})
-    named = ", ".join(name[:64] for name in fields[:_MAX_NAMED_FIELDS])
-    left_out = len(fields) - _MAX_NAMED_FIELDS
-    return f"{named} and {left_out} more" if left_out > 0 else named
+    return InvalidInput(f"{message}: {field_list(details)}", details=details)
 
 
 def features_of(customers: Sequence[CustomerFeatures]) -> FloatArray:

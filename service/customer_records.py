@@ -34,7 +34,7 @@ class CustomerRecords:
         # A snapshot whose import the store missed (it was down): retried until it lands.
         self._pending_import: tuple[ActiveModel, TrainingSnapshot] | None = None
         # Imports are rare and off the request path; one at a time keeps `pending` right.
-        self._import_lock = threading.RLock()
+        self._import_lock = threading.Lock()
 
     def _failed(self, action: str, error: StoreUnavailable) -> None:
         self.failures += 1

@@ -16,15 +16,18 @@ from __future__ import annotations
 import json
 from typing import Any
 
+_NAME_SHOWN = 64
+"""Characters of a repeated name quoted back: a hostile name may be megabytes long."""
+
 
 class DuplicateKeyError(ValueError):
     def __init__(self, name: str | None) -> None:
+        self.name = name[:_NAME_SHOWN] if name is not None else None
         super().__init__(
-            f"the field {name!r} appears more than once in one object"
-            if name is not None
+            f"the field {self.name!r} appears more than once in one object"
+            if self.name is not None
             else "the document is nested too deeply to be checked for repeated fields"
         )
-        self.name = name
 
 
 def check_no_duplicate_keys(body: bytes, names_kept: int) -> None:

@@ -78,9 +78,11 @@ async def _request_validation_error(request: Request, error: Exception) -> Respo
         )
         for item in error.errors()
     ]
-    fields = ", ".join(sorted({str(item["field"]) for item in details}))
     return JSONBytesResponse(
-        error_body("invalid_input", f"the request is invalid: {fields}", details), status_code=422
+        error_body(
+            "invalid_input", f"the request is invalid: {errors.field_list(details)}", details
+        ),
+        status_code=422,
     )
 
 

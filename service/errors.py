@@ -65,6 +65,18 @@ class UnsupportedMediaType(ServiceError):
     code = "unsupported_media_type"
 
 
+MAX_NAMED_FIELDS = 5
+"""An error message names at most this many fields; its details list the rest."""
+
+
+def field_list(details: list[dict[str, Any]]) -> str:
+    """The fields the details name, for a message: sorted, shortened, at most a few."""
+    fields = sorted({str(item["field"]) for item in details})
+    named = ", ".join(name[:64] for name in fields[:MAX_NAMED_FIELDS])
+    left_out = len(fields) - MAX_NAMED_FIELDS
+    return f"{named} and {left_out} more" if left_out > 0 else named
+
+
 def detail(field: str | None, rule: str, message: str) -> dict[str, Any]:
     return {"field": field, "rule": rule, "message": message}
 

@@ -88,7 +88,7 @@ def _score_and_render(model: ActiveModel, batch: CustomerBatch, records: Custome
 
 
 _JSON_TYPES = frozenset({"", "application/json"})
-"""A body without a Content-Type is read as JSON, as curl's ``--data`` users expect."""
+"""A body without a Content-Type is read as JSON; any other type is refused with 415."""
 
 
 def _media_type(request: Request) -> str:

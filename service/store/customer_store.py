@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 import psycopg
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Engine, create_engine, event, func, select
+from sqlalchemy import Connection, Engine, create_engine, event, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
@@ -122,27 +122,44 @@ class CustomerStore:
     @contextmanager
     def _connection(self, *, write: bool) -> Iterator[Connection]:
         if not self._migrated:
-            self.migrate()
+            self._migrate_or_fail_fast()
         try:
             with self.engine.begin() if write else self.engine.connect() as connection:
                 yield connection
         except (SQLAlchemyError, psycopg.Error) as error:
             raise StoreUnavailable(_reason(error)) from error
 
+    def _migrate_or_fail_fast(self) -> None:
+        """Migrate on first use; while another thread migrates, fail at once.
+
+        Only a store that was down at start-up gets here: queueing every request behind one
+        migration (each attempt may wait out the connect timeout) would stall them all.
+        """
+        if not _MIGRATION_LOCK.acquire(blocking=False):
+            raise StoreUnavailable("the schema is being migrated; try again shortly")
+        try:
+            if not self._migrated:
+                self._upgrade()
+        finally:
+            _MIGRATION_LOCK.release()
+
     def migrate(self) -> None:
         """Bring the schema to the newest migration (a no-op when it is there already)."""
-        # Alembic's `context` is one global per process: two threads migrating at once
-        # would run on each other's connection and deadlock.
         with _MIGRATION_LOCK:
-            config = Config()
-            config.set_main_option("script_location", "service.store:migrations")
-            try:
-                with self.engine.begin() as connection:
-                    config.attributes["connection"] = connection
-                    command.upgrade(config, "head")
-            except SQLAlchemyError as error:
-                raise StoreUnavailable(_reason(error)) from error
-            self._migrated = True
+            self._upgrade()
+
+    def _upgrade(self) -> None:
+        # Callers hold _MIGRATION_LOCK: Alembic's `context` is one global per process, and
+        # two threads migrating at once would run on each other's connection and deadlock.
+        config = Config()
+        config.set_main_option("script_location", "service.store:migrations")
+        try:
+            with self.engine.begin() as connection:
+                config.attributes["connection"] = connection
+                command.upgrade(config, "head")
+        except SQLAlchemyError as error:
+            raise StoreUnavailable(_reason(error)) from error
+        self._migrated = True
 
     def ping(self) -> None:
         with self._connection(write=False) as connection:
@@ -212,6 +229,7 @@ class CustomerStore:
         upsert = upsert.on_conflict_do_update(
             index_elements=["customer_key"],
             set_={name: upsert.excluded[name] for name in _ASSIGNMENT_FIELDS},
+            where=text(_REPLACES_LATEST),
         )
         connection.execute(upsert, ordered)
 
@@ -278,6 +296,12 @@ _COLUMNS = ("customer_key", *_ASSIGNMENT_FIELDS)
 assert _COLUMNS[3:8] == FEATURES, "update _copy_text with the feature list"
 _COLUMN_LIST = ", ".join(_COLUMNS)
 _UPDATES = ", ".join(f"{name} = EXCLUDED.{name}" for name in _ASSIGNMENT_FIELDS)
+# A model's training snapshot never replaces what that same model said of the customer
+# since (an import delayed by an outage lands after live answers).
+_REPLACES_LATEST = (
+    "NOT (excluded.source = 'training' "
+    "AND latest_assignments.model_version = excluded.model_version)"
+)
 
 
 def _copy_rows_postgresql(
@@ -302,7 +326,7 @@ def _copy_rows_postgresql(
         cursor.execute(
             f"INSERT INTO latest_assignments ({_COLUMN_LIST}) "
             f"SELECT {_COLUMN_LIST} FROM incoming_latest ORDER BY customer_key "
-            f"ON CONFLICT (customer_key) DO UPDATE SET {_UPDATES}"
+            f"ON CONFLICT (customer_key) DO UPDATE SET {_UPDATES} WHERE {_REPLACES_LATEST}"
         )
 
 

@@ -454,6 +454,15 @@ async def test_a_field_named_twice_is_refused_naming_it(
     ]
 
 
+async def test_a_huge_name_given_twice_is_quoted_briefly(client: httpx.AsyncClient) -> None:
+    name = "n" * 100_000
+    body = raw_batch(f'{{"{name}": 1, "{name}": 2}}'.encode())
+    response = await client.post(BATCH, content=body)
+    error = assert_refused(response, MALFORMED)
+    assert error["details"][0]["field"] == "n" * 64
+    assert len(response.content) < 1_000
+
+
 async def test_the_customers_list_named_twice_is_refused(client: httpx.AsyncClient) -> None:
     body = b'{"customers": [], "customers": [' + raw_customer() + b"]}"
     error = assert_refused(await client.post(BATCH, content=body), MALFORMED)

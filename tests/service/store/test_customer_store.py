@@ -109,6 +109,27 @@ def test_import_snapshot_happens_once_per_model_version(database_url: str) -> No
     store.dispose()
 
 
+@pytest.mark.parametrize("size", [50, 500], ids=["insert", "bulk"])
+def test_a_late_snapshot_import_keeps_what_the_same_model_said_since(
+    database_url: str, size: int
+) -> None:
+    """An import delayed by an outage lands after live answers; those stay the latest."""
+    store = CustomerStore(database_url)
+    store.record([row("live", "support-seeking", minute=5, source="single")])
+    training = [row(str(i), source="training", minute=9) for i in range(size)]
+    store.import_snapshot("v1", [*training, row("live", source="training", minute=9)])
+    latest = store.latest("live")
+    assert latest is not None
+    assert (latest["segment_id"], latest["source"]) == ("support-seeking", "single")
+    assert len(store.history("live")) == 2
+    # A newer model's snapshot does replace it.
+    store.import_snapshot("v2", [row("live", "digital-affluent", version="v2", source="training")])
+    latest = store.latest("live")
+    assert latest is not None
+    assert (latest["model_version"], latest["segment_id"]) == ("v2", "digital-affluent")
+    store.dispose()
+
+
 def _import_in_process(url: str, barrier: multiprocessing.synchronize.Barrier) -> None:
     store = CustomerStore(url)
     store.migrate()
