@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmarks.wrk import LoadSettings, WrkResult
+from benchmarks.wrk import LoadSettings, WrkResult, wrk_command
 
 LUA_SCRIPT = Path(__file__).parent / "lua" / "post_tallied.lua"
 _RESULT_PREFIX = "WRK_RESULT "
@@ -67,20 +67,7 @@ def run_tallied_wrk(
     content_type: str = "application/json",
 ) -> TalliedRun:
     """Drive ``url`` with POSTs of the bodies in ``bodies_file``, sending ``X-API-Key``."""
-    command = [
-        wrk,
-        f"-t{load.threads}",
-        f"-c{load.connections}",
-        f"-d{load.duration_seconds:g}s",
-        f"--timeout={load.timeout_seconds:g}s",
-        "-s",
-        str(LUA_SCRIPT),
-        url,
-        "--",
-        str(bodies_file),
-        content_type,
-        api_key,
-    ]
+    command = wrk_command(wrk, load, LUA_SCRIPT, url, str(bodies_file), content_type, api_key)
     completed = subprocess.run(
         command,
         capture_output=True,

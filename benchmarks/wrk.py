@@ -87,6 +87,24 @@ def wrk_version(wrk: str) -> str:
     return (completed.stdout + completed.stderr).strip().splitlines()[0]
 
 
+def wrk_command(
+    wrk: str, load: LoadSettings, script: Path, url: str, *script_arguments: str
+) -> list[str]:
+    """wrk's command line for ``load`` with a Lua ``script`` and the arguments it reads."""
+    return [
+        wrk,
+        f"-t{load.threads}",
+        f"-c{load.connections}",
+        f"-d{load.duration_seconds:g}s",
+        f"--timeout={load.timeout_seconds:g}s",
+        "-s",
+        str(script),
+        url,
+        "--",
+        *script_arguments,
+    ]
+
+
 def run_wrk(
     wrk: str,
     *,
@@ -97,19 +115,7 @@ def run_wrk(
     log_file: Path,
 ) -> WrkResult:
     """Drive ``url`` with POSTs of the bodies in ``bodies_file`` and return wrk's summary."""
-    command = [
-        wrk,
-        f"-t{load.threads}",
-        f"-c{load.connections}",
-        f"-d{load.duration_seconds:g}s",
-        f"--timeout={load.timeout_seconds:g}s",
-        "-s",
-        str(LUA_SCRIPT),
-        url,
-        "--",
-        str(bodies_file),
-        content_type,
-    ]
+    command = wrk_command(wrk, load, LUA_SCRIPT, url, str(bodies_file), content_type)
     completed = subprocess.run(
         command,
         capture_output=True,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import json
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from segmentation.artifact import (
     read_latest,
     sha256_file,
 )
+from service.model_loading import load_model
 from tests.service.conftest import serve, settings_for
 
 CUSTOMER = {
@@ -65,6 +67,23 @@ async def test_start_up_objects_are_kept_out_of_full_collections(models_dir: Pat
         # no longer walk it.
         assert gc.get_freeze_count() > 100_000
         assert gc.get_threshold()[0] >= 10_000
+
+
+def test_a_loaded_model_holds_no_reference_cycle(models_dir: Path) -> None:
+    """Start-up freezes the first model with the libraries; that is only free of cost if a
+    replaced model is freed by reference counting, without the garbage collector."""
+    model, snapshot = load_model(
+        models_dir, None, signing_keys=(), allow_sklearn_mismatch=False, self_test_rows=10
+    )
+    model.assign(snapshot.features[:3], snapshot.keys[:3])
+    objects = [model, snapshot, model.scorer]
+    gone = [weakref.ref(item) for item in objects]
+    gc.disable()
+    try:
+        del model, snapshot, objects
+        assert all(reference() is None for reference in gone)
+    finally:
+        gc.enable()
 
 
 async def test_tampered_pipeline_byte_is_refused(models_dir: Path) -> None:
