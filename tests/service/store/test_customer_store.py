@@ -89,7 +89,7 @@ def test_record_with_key_repeated_in_one_batch_keeps_last_as_latest(database_url
 def test_failed_write_leaves_nothing_half_written(database_url: str) -> None:
     store = CustomerStore(database_url)
     good = [row(str(i)) for i in range(250)]
-    broken = AssignmentRow(**{**row("x").__dict__, "segment_id": None})  # type: ignore[arg-type]
+    broken = row("x")._replace(segment_id=None)
     with pytest.raises(StoreUnavailable):
         store.record([*good, broken])
     assert count(store, "assignment_history") == 0
