@@ -16,7 +16,13 @@ from pathlib import Path
 import orjson
 
 from benchmarks.request_bodies import find_customer_data, read_customers, write_bodies
-from benchmarks.servers import RunningServer, ServerFailed, ServerSpec, free_port
+from benchmarks.servers import (
+    LIMIT_SETTINGS,
+    RunningServer,
+    ServerFailed,
+    ServerSpec,
+    free_port,
+)
 from benchmarks.service_probes import active_versions, metric_series, worker_pids
 from segmentation.artifact import MANIFEST_FILE, ArtifactError, point_latest, read_latest
 from segmentation.features import FEATURES
@@ -26,11 +32,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 # Settings a caller's shell may have set that would change what is measured.
 _NOT_INHERITED = (
-    "API_KEYS",
-    "ADMIN_API_KEY",
-    "RATE_LIMIT_PER_MINUTE",
-    "MAX_BODY_BYTES",
-    "MAX_BATCH_SIZE",
+    *LIMIT_SETTINGS,
     "PROMETHEUS_MULTIPROC_DIR",
     "MODELS_DIR",
     "DATABASE_URL",

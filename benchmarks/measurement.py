@@ -22,6 +22,7 @@ from benchmarks.report import CaseResult, Report
 from benchmarks.request_bodies import Customer
 from benchmarks.servers import (
     BENCH_API_KEY,
+    LIMIT_SETTINGS,
     RunningServer,
     ServerFailed,
     ServerSpec,
@@ -36,14 +37,6 @@ logger = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
-# Limits a caller's shell may have set; the benchmark measures the documented defaults.
-_UNSET_FOR_SERVERS = (
-    "API_KEYS",
-    "ADMIN_API_KEY",
-    "RATE_LIMIT_PER_MINUTE",
-    "MAX_BODY_BYTES",
-    "MAX_BATCH_SIZE",
-)
 _UVICORN_APPS = {
     "ours": "service.main:app",
     "naive": "benchmarks.naive_server:app",
@@ -76,7 +69,7 @@ class BenchmarkRun:
         self.failed_servers: list[str] = []
         self.server_notes: dict[str, str] = {}
         self.environment = {
-            **{k: v for k, v in os.environ.items() if k not in _UNSET_FOR_SERVERS},
+            **{k: v for k, v in os.environ.items() if k not in LIMIT_SETTINGS},
             "MODELS_DIR": str(models_dir),
             # A store of our own, so the run never writes into the checkout.
             "DATABASE_URL": f"sqlite:///{work_dir / 'store.db'}",

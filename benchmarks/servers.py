@@ -39,6 +39,17 @@ UVICORN_ENVIRONMENT: dict[str, str] = {
 """The same settings for a uvicorn that another command starts (``mlflow models serve``)."""
 
 
+LIMIT_SETTINGS: tuple[str, ...] = (
+    "API_KEYS",
+    "ADMIN_API_KEY",
+    "RATE_LIMIT_PER_MINUTE",
+    "MAX_BODY_BYTES",
+    "MAX_BATCH_SIZE",
+)
+"""The service's access and limit settings: a caller's shell must not pass them on to a
+server under measurement (each harness sets what it measures)."""
+
+
 class ServerFailed(RuntimeError):
     """A server exited or did not become ready in time."""
 

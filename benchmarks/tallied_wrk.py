@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmarks.wrk import LoadSettings, WrkResult, wrk_command
+from benchmarks.wrk import LoadSettings, WrkResult, run_logged, wrk_command
 
 LUA_SCRIPT = Path(__file__).parent / "lua" / "post_tallied.lua"
 _RESULT_PREFIX = "WRK_RESULT "
@@ -68,16 +67,8 @@ def run_tallied_wrk(
 ) -> TalliedRun:
     """Drive ``url`` with POSTs of the bodies in ``bodies_file``, sending ``X-API-Key``."""
     command = wrk_command(wrk, load, LUA_SCRIPT, url, str(bodies_file), content_type, api_key)
-    completed = subprocess.run(
-        command,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=load.duration_seconds + load.timeout_seconds + 60,
-    )
-    with log_file.open("a") as log:
-        shown = " ".join(command[:-1]) + " <api key>"
-        log.write(f"$ {shown}\n{completed.stdout}{completed.stderr}\n")
+    shown = " ".join(command[:-1]) + " <api key>"
+    completed = run_logged(command, load, log_file, shown=shown)
     summary: WrkResult | None = None
     tally: dict[str, dict[str, int]] = {}
     for line in completed.stdout.splitlines():

@@ -105,6 +105,23 @@ def wrk_command(
     ]
 
 
+def run_logged(
+    command: list[str], load: LoadSettings, log_file: Path, *, shown: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run wrk to its end (never longer than the load allows) and append what it printed
+    to ``log_file``, under ``shown`` (the command line, unless it holds a secret)."""
+    completed = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=load.duration_seconds + load.timeout_seconds + 60,
+    )
+    with log_file.open("a") as log:
+        log.write(f"$ {shown or ' '.join(command)}\n{completed.stdout}{completed.stderr}\n")
+    return completed
+
+
 def run_wrk(
     wrk: str,
     *,
@@ -116,15 +133,7 @@ def run_wrk(
 ) -> WrkResult:
     """Drive ``url`` with POSTs of the bodies in ``bodies_file`` and return wrk's summary."""
     command = wrk_command(wrk, load, LUA_SCRIPT, url, str(bodies_file), content_type)
-    completed = subprocess.run(
-        command,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=load.duration_seconds + load.timeout_seconds + 60,
-    )
-    with log_file.open("a") as log:
-        log.write(f"$ {' '.join(command)}\n{completed.stdout}{completed.stderr}\n")
+    completed = run_logged(command, load, log_file)
     for line in completed.stdout.splitlines():
         if line.startswith(_RESULT_PREFIX):
             return WrkResult(**json.loads(line[len(_RESULT_PREFIX) :]))
