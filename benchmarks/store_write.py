@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import orjson
 import psycopg
 from sqlalchemy.engine import make_url
@@ -29,7 +30,7 @@ from sqlalchemy.engine import make_url
 from segmentation.features import FEATURES
 from service.config import Settings
 from service.main import create_app
-from service.store.customer_store import AssignmentRow, CustomerStore
+from service.store.customer_store import Assignments, CustomerStore
 from training.job import TrainingOptions, train
 from training.synthetic import generate_customers
 
@@ -74,24 +75,23 @@ async def through_api(settings: Settings, items: list[dict[str, Any]]) -> float:
 
 def store_only(url: str, items: list[dict[str, Any]]) -> float:
     store = CustomerStore(url)
-    now = datetime.now(UTC)
-    rows = [
-        AssignmentRow(
-            customer_key=item["customer_key"],
-            segment_id="branch-loyal",
+    blocks = [
+        Assignments(
+            customer_keys=[item["customer_key"] for item in chunk],
+            segment_ids=["branch-loyal"] * len(chunk),
+            features=np.array([[item[f] for f in FEATURES] for item in chunk], dtype=float),
+            confidence=[0.5] * len(chunk),
+            atypical=[False] * len(chunk),
             model_version="bench",
-            features=tuple(float(item[f]) for f in FEATURES),
-            confidence=0.5,
-            atypical=False,
             source="batch",
-            assigned_at=now,
+            assigned_at=datetime.now(UTC),
         )
-        for item in items
+        for chunk in (items[start : start + BATCH] for start in range(0, len(items), BATCH))
     ]
     store.migrate()
     started = time.perf_counter()
-    for start in range(0, len(rows), BATCH):
-        store.record(rows[start : start + BATCH])
+    for block in blocks:
+        store.record(block)
     elapsed = time.perf_counter() - started
     store.dispose()
     return elapsed

@@ -18,7 +18,7 @@ from segmentation.scoring import FloatArray
 from service.active_model import ActiveModel
 from service.errors import CustomerNotFound, StoreUnavailableError
 from service.snapshot import TrainingSnapshot
-from service.store.customer_store import AssignmentRow, CustomerStore, StoreUnavailable
+from service.store.customer_store import Assignments, CustomerStore, StoreUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -51,25 +51,19 @@ class CustomerRecords:
 
     def record(
         self,
-        records: Sequence[dict[str, Any]],
+        answers: Sequence[dict[str, Any]],
         features: FloatArray,
         *,
         source: str,
     ) -> bool | None:
         """Keep the assignments of customers with a key; None when none had a key."""
-        now = datetime.now(UTC)
-        values = features.tolist()
-        rows = [
-            _row(record, values[position], source=source, at=now)
-            for position, record in enumerate(records)
-            if record["customer_key"] is not None
-        ]
-        if not rows:
+        keyed = _keyed(answers, features, source=source)
+        if keyed is None:
             return None
         try:
-            self.store.record(rows)
+            self.store.record(keyed)
         except StoreUnavailable as error:
-            self._failed(f"recording {len(rows)} assignments", error)
+            self._failed(f"recording {len(keyed)} assignments", error)
             return False
         return True
 
@@ -87,20 +81,15 @@ class CustomerRecords:
             if self.store.is_imported(model.version):
                 self._pending_import = None
                 return False
-            records = model.assign(snapshot.features, snapshot.keys)
-            now = datetime.now(UTC)
-            values = snapshot.features.tolist()
-            rows = [
-                _row(record, values[row], source="training", at=now)
-                for row, record in enumerate(records)
-            ]
-            imported = self.store.import_snapshot(model.version, rows)
+            answers = model.assign(snapshot.features, snapshot.keys)
+            assignments = _keyed(answers, snapshot.features, source="training")
+            imported = assignments is not None and self.store.import_snapshot(assignments)
         except StoreUnavailable as error:
             self._failed(f"importing the snapshot of {model.version}", error)
             return False
         self._pending_import = None
         if imported:
-            logger.info("imported %d training assignments of %s", len(rows), model.version)
+            logger.info("imported %d training assignments of %s", len(snapshot), model.version)
         return imported
 
     @property
@@ -154,18 +143,27 @@ class CustomerRecords:
         return {**_training_answer(model, snapshot, key), "history": []}
 
 
-def _row(
-    record: dict[str, Any], features: FloatArray, *, source: str, at: datetime
-) -> AssignmentRow:
-    return AssignmentRow(
-        customer_key=record["customer_key"],
-        segment_id=record["segment_id"],
-        model_version=record["model_version"],
-        features=tuple(features),
-        confidence=record["confidence"],
-        atypical=record["atypical"],
+def _keyed(
+    answers: Sequence[dict[str, Any]], features: FloatArray, *, source: str
+) -> Assignments | None:
+    """The answers that carry a customer key, as one block to keep (None if none do).
+
+    The answers all come from one call of one model, so they share its version.
+    """
+    keyed = [row for row, answer in enumerate(answers) if answer["customer_key"] is not None]
+    if not keyed:
+        return None
+    if len(keyed) < len(answers):
+        answers, features = [answers[row] for row in keyed], features[keyed]
+    return Assignments(
+        customer_keys=[answer["customer_key"] for answer in answers],
+        segment_ids=[answer["segment_id"] for answer in answers],
+        features=features,
+        confidence=[answer["confidence"] for answer in answers],
+        atypical=[answer["atypical"] for answer in answers],
+        model_version=answers[0]["model_version"],
         source=source,
-        assigned_at=at,
+        assigned_at=datetime.now(UTC),
     )
 
 

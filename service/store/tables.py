@@ -22,6 +22,9 @@ metadata = MetaData()
 KEY_LENGTH = 64
 ID_LENGTH = 128
 
+CUSTOMER_KEY_TYPE = String(KEY_LENGTH).with_variant(String(KEY_LENGTH, collation="C"), "postgresql")
+"""Compared byte by byte on both databases (SQLite's default; see migration 0002)."""
+
 
 def _assignment_columns() -> list[Column[object]]:
     return [
@@ -38,7 +41,7 @@ def _assignment_columns() -> list[Column[object]]:
 latest_assignments = Table(
     "latest_assignments",
     metadata,
-    Column("customer_key", String(KEY_LENGTH), primary_key=True),
+    Column("customer_key", CUSTOMER_KEY_TYPE, primary_key=True),
     *_assignment_columns(),
     Index("ix_latest_assignments_segment_key", "segment_id", "customer_key"),
 )
@@ -50,7 +53,7 @@ assignment_history = Table(
     Column(
         "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
     ),
-    Column("customer_key", String(KEY_LENGTH), nullable=False),
+    Column("customer_key", CUSTOMER_KEY_TYPE, nullable=False),
     *_assignment_columns(),
     Index("ix_assignment_history_key_id", "customer_key", "id"),
 )

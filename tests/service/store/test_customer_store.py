@@ -5,11 +5,12 @@ from __future__ import annotations
 import multiprocessing
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pytest
 from sqlalchemy import inspect, text
 
 from service.store.customer_store import (
-    AssignmentRow,
+    Assignments,
     CustomerStore,
     InvalidCursor,
     StoreUnavailable,
@@ -18,21 +19,22 @@ from service.store.customer_store import (
 START = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 
 
-def row(
-    key: str,
-    segment: str = "branch-loyal",
+def block(
+    keys: list[str],
+    segments: str | list[str] = "branch-loyal",
     *,
     version: str = "v1",
     minute: int = 0,
     source: str = "batch",
-) -> AssignmentRow:
-    return AssignmentRow(
-        customer_key=key,
-        segment_id=segment,
+) -> Assignments:
+    """What one model said of these customers at one moment."""
+    return Assignments(
+        customer_keys=keys,
+        segment_ids=[segments] * len(keys) if isinstance(segments, str) else segments,
+        features=np.tile([30000.0, 4.0, 3.0, 1.0, 2.0], (len(keys), 1)),
+        confidence=[0.4] * len(keys),
+        atypical=[False] * len(keys),
         model_version=version,
-        features=(30000.0, 4.0, 3.0, 1.0, 2.0),
-        confidence=0.4,
-        atypical=False,
         source=source,
         assigned_at=START + timedelta(minutes=minute),
     )
@@ -49,14 +51,22 @@ def test_migrate_builds_schema_on_empty_database_and_is_idempotent(database_url:
     store.migrate()
     tables = set(inspect(store.engine).get_table_names())
     assert {"latest_assignments", "assignment_history", "snapshot_imports"} <= tables
+    if store.dialect == "postgresql":
+        # Keys compare byte by byte, as on SQLite: pages come in the same order on both.
+        for table in ("latest_assignments", "assignment_history"):
+            columns = {
+                column["name"]: column for column in inspect(store.engine).get_columns(table)
+            }
+            assert columns["customer_key"]["type"].collation == "C"
     store.dispose()
 
 
 def test_record_keeps_latest_and_full_history_newest_first(database_url: str) -> None:
     store = CustomerStore(database_url)
-    store.record([row("1", "branch-loyal", minute=0, source="training")])
-    store.record([row("1", "support-seeking", minute=5, source="single")])
-    store.record([row("1", "digital-affluent", version="v2", minute=9), row("2")])
+    store.record(block(["1"], "branch-loyal", minute=0, source="training"))
+    store.record(block(["1"], "support-seeking", minute=5, source="single"))
+    store.record(block(["1"], "digital-affluent", version="v2", minute=9))
+    store.record(block(["2"]))
     latest = store.latest("1")
     assert latest is not None
     assert (latest["segment_id"], latest["model_version"]) == ("digital-affluent", "v2")
@@ -74,11 +84,8 @@ def test_record_keeps_latest_and_full_history_newest_first(database_url: str) ->
 
 def test_record_with_key_repeated_in_one_batch_keeps_last_as_latest(database_url: str) -> None:
     store = CustomerStore(database_url)
-    rows = [
-        row(str(i % 300), "branch-loyal" if i < 300 else "support-seeking", minute=i)
-        for i in range(600)
-    ]
-    store.record(rows)
+    keys = [str(i % 300) for i in range(600)]
+    store.record(block(keys, ["branch-loyal"] * 300 + ["support-seeking"] * 300))
     assert count(store, "latest_assignments") == 300
     assert count(store, "assignment_history") == 600
     latest = store.latest("7")
@@ -86,25 +93,62 @@ def test_record_with_key_repeated_in_one_batch_keeps_last_as_latest(database_url
     store.dispose()
 
 
-def test_failed_write_leaves_nothing_half_written(database_url: str) -> None:
+def refuse_latest_rows_for(store: CustomerStore, key: str) -> None:
+    """A trigger that fails the write's last step (the latest upsert) for one key."""
+    with store.engine.begin() as connection:
+        if store.dialect == "postgresql":
+            connection.exec_driver_sql(
+                "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$ BEGIN RAISE EXCEPTION 'refused by test'; END $$"
+            )
+            connection.exec_driver_sql(
+                "CREATE TRIGGER refuse BEFORE INSERT ON latest_assignments FOR EACH ROW "
+                f"WHEN (NEW.customer_key = '{key}') EXECUTE FUNCTION refuse()"
+            )
+        else:
+            connection.exec_driver_sql(
+                "CREATE TRIGGER refuse BEFORE INSERT ON latest_assignments "
+                f"WHEN NEW.customer_key = '{key}' BEGIN SELECT RAISE(ABORT, 'refused'); END"
+            )
+
+
+@pytest.mark.parametrize("size", [50, 500], ids=["insert", "bulk"])
+def test_failed_write_leaves_nothing_half_written(database_url: str, size: int) -> None:
     store = CustomerStore(database_url)
-    good = [row(str(i)) for i in range(250)]
-    broken = row("x")._replace(segment_id=None)
+    store.migrate()
+    refuse_latest_rows_for(store, "poison")
     with pytest.raises(StoreUnavailable):
-        store.record([*good, broken])
+        store.record(block([*(str(i) for i in range(size)), "poison"]))
+    # The history rows went in before the refusal: they were rolled back with it.
     assert count(store, "assignment_history") == 0
     assert count(store, "latest_assignments") == 0
+    store.record(block([str(i) for i in range(size)]))
+    assert count(store, "assignment_history") == size
     store.dispose()
+
+
+def test_assignment_columns_must_have_one_length() -> None:
+    with pytest.raises(ValueError, match="differ in length"):
+        Assignments(
+            customer_keys=["1", "2"],
+            segment_ids=["branch-loyal"],
+            features=np.zeros((2, 5)),
+            confidence=[0.5, 0.5],
+            atypical=[False, False],
+            model_version="v1",
+            source="batch",
+            assigned_at=START,
+        )
 
 
 def test_import_snapshot_happens_once_per_model_version(database_url: str) -> None:
     store = CustomerStore(database_url)
-    rows = [row(str(i), source="training") for i in range(50)]
-    assert store.import_snapshot("v1", rows) is True
-    assert store.import_snapshot("v1", rows) is False
+    keys = [str(i) for i in range(50)]
+    assert store.import_snapshot(block(keys, source="training")) is True
+    assert store.import_snapshot(block(keys, source="training")) is False
     assert store.is_imported("v1")
     assert count(store, "assignment_history") == 50
-    assert store.import_snapshot("v2", rows) is True
+    assert store.import_snapshot(block(keys, version="v2", source="training")) is True
     assert count(store, "assignment_history") == 100
     store.dispose()
 
@@ -115,15 +159,15 @@ def test_a_late_snapshot_import_keeps_what_the_same_model_said_since(
 ) -> None:
     """An import delayed by an outage lands after live answers; those stay the latest."""
     store = CustomerStore(database_url)
-    store.record([row("live", "support-seeking", minute=5, source="single")])
-    training = [row(str(i), source="training", minute=9) for i in range(size)]
-    store.import_snapshot("v1", [*training, row("live", source="training", minute=9)])
+    store.record(block(["live"], "support-seeking", minute=5, source="single"))
+    training = [*(str(i) for i in range(size)), "live"]
+    store.import_snapshot(block(training, source="training", minute=9))
     latest = store.latest("live")
     assert latest is not None
     assert (latest["segment_id"], latest["source"]) == ("support-seeking", "single")
     assert len(store.history("live")) == 2
     # A newer model's snapshot does replace it.
-    store.import_snapshot("v2", [row("live", "digital-affluent", version="v2", source="training")])
+    store.import_snapshot(block(["live"], "digital-affluent", version="v2", source="training"))
     latest = store.latest("live")
     assert latest is not None
     assert (latest["model_version"], latest["segment_id"]) == ("v2", "digital-affluent")
@@ -133,9 +177,9 @@ def test_a_late_snapshot_import_keeps_what_the_same_model_said_since(
 def _import_in_process(url: str, barrier: multiprocessing.synchronize.Barrier) -> None:
     store = CustomerStore(url)
     store.migrate()
-    rows = [row(str(i), source="training") for i in range(2000)]
+    assignments = block([str(i) for i in range(2000)], source="training")
     barrier.wait()
-    store.import_snapshot("v1", rows)
+    store.import_snapshot(assignments)
     store.dispose()
 
 
@@ -160,9 +204,8 @@ def test_import_snapshot_from_two_processes_imports_once(database_url: str) -> N
 
 def test_members_pages_list_every_member_exactly_once(database_url: str) -> None:
     store = CustomerStore(database_url)
-    store.record(
-        [row(f"{i:05d}", "branch-loyal" if i % 3 else "support-seeking") for i in range(1000)]
-    )
+    keys = [f"{'aB_Z'[i % 4]}{i:05d}" for i in range(1000)]  # mixed case: byte order
+    store.record(block(keys, ["branch-loyal" if i % 3 else "support-seeking" for i in range(1000)]))
     seen: list[str] = []
     cursor = None
     while True:
@@ -187,7 +230,7 @@ def test_members_refuses_a_cursor_it_did_not_hand_out(database_url: str) -> None
 def test_unreachable_database_raises_store_unavailable() -> None:
     store = CustomerStore("postgresql://postgres@127.0.0.1:1/none", connect_timeout_seconds=1)
     with pytest.raises(StoreUnavailable):
-        store.record([row("1")])
+        store.record(block(["1"]))
     with pytest.raises(StoreUnavailable):
         store.latest("1")
 
@@ -203,7 +246,7 @@ def test_postgresql_urls_with_and_without_driver_both_work() -> None:
 def test_bulk_write_keeps_keys_with_backslashes_quotes_and_unicode(database_url: str) -> None:
     store = CustomerStore(database_url)
     odd = ["a\\b", 'quote"d', "it's", "ümlaut-ключ", "tab\\tnot-a-tab", "\\N"]
-    store.record([row(key) for key in odd] + [row(f"filler-{i}") for i in range(300)])
+    store.record(block(odd + [f"filler-{i}" for i in range(300)]))
     for key in odd:
         stored = store.latest(key)
         assert stored is not None and stored["customer_key"] == key
