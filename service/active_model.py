@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from segmentation.features import FEATURES
-from segmentation.scoring import FloatArray, ScoredBatch, SegmentScorer
+from segmentation.scoring import FloatArray, IntArray, ScoredBatch, SegmentScorer
 from service.errors import SegmentNotFound
 
 _DIGITS = 6
@@ -101,9 +101,9 @@ class ActiveModel:
         indices: Sequence[int] | None = None,
     ) -> list[dict[str, Any]]:
         ids, cards, version = self.segment_ids, self.cards, self.version
-        runner_up_ids = [ids[label] for label in scored.runner_up_labels.tolist()]
-        confidence = np.round(scored.confidence, _DIGITS).tolist()
-        distances = np.round(scored.distances, _DIGITS).tolist()
+        runner_up_ids = self.segment_ids_of(scored.runner_up_labels)
+        confidence = rounded(scored.confidence).tolist()
+        distances = rounded(scored.distances).tolist()
         atypical = scored.atypical.tolist()
         reasons = [
             scored.atypical_reasons(row) if flag else [] for row, flag in enumerate(atypical)
@@ -142,6 +142,11 @@ class ActiveModel:
                 del record["index"]
         return records
 
+    def segment_ids_of(self, labels: IntArray) -> list[str]:
+        """The segment id of each K-means label."""
+        ids = self.segment_ids
+        return [ids[label] for label in labels.tolist()]
+
     def summary(self) -> dict[str, Any]:
         """The manifest, as much of it as a client needs."""
         manifest = self.manifest
@@ -157,6 +162,11 @@ class ActiveModel:
             "segments": [entry["segment_id"] for entry in self.catalog],
             "signed": "signature" in manifest,
         }
+
+
+def rounded(values: FloatArray) -> FloatArray:
+    """Scores as answers give them (and the store keeps them)."""
+    return np.round(values, _DIGITS)
 
 
 def _catalog_entry(segment: dict[str, Any], version: str) -> dict[str, Any]:

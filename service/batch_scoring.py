@@ -54,11 +54,15 @@ def score_batch(
             to_record = np.concatenate(
                 [to_record, [index not in unchanged for index, _, _ in stored]]
             )
-    assignments = model.assign(features, keys, indices=positions)
-    chosen = np.flatnonzero(to_record)
-    recorded = records.record(
-        [assignments[row] for row in chosen], features[chosen], source="batch"
+    scored = model.scorer.score(features)
+    recording = records.record_in_background(
+        model, scored, features, keys, source="batch", rows=np.flatnonzero(to_record).tolist()
     )
+    try:
+        assignments = model.assignments_from(scored, keys, indices=positions)
+    finally:
+        # Even when building the answer fails, the write is not left running unseen.
+        recorded = recording.result()
     counts = dict.fromkeys(model.segment_ids, 0)
     counts.update(Counter(assignment["segment_id"] for assignment in assignments))
     if any(key is not None for key in keys):

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
 from segmentation.features import FEATURES
-from segmentation.scoring import FloatArray
-from service.active_model import ActiveModel
+from segmentation.scoring import FloatArray, ScoredBatch
+from service.active_model import ActiveModel, rounded
 from service.errors import CustomerNotFound, StoreUnavailableError
 from service.snapshot import TrainingSnapshot
 from service.store.customer_store import Assignments, CustomerStore, StoreUnavailable
@@ -23,6 +24,8 @@ from service.store.customer_store import Assignments, CustomerStore, StoreUnavai
 logger = logging.getLogger(__name__)
 
 HISTORY_LIMIT = 100
+WRITERS = 8
+"""Batch writes under way at once, as many as the store's connection pool holds."""
 
 
 class CustomerRecords:
@@ -35,6 +38,7 @@ class CustomerRecords:
         self._pending_import: tuple[ActiveModel, TrainingSnapshot] | None = None
         # Imports are rare and off the request path; one at a time keeps `pending` right.
         self._import_lock = threading.Lock()
+        self._writer = ThreadPoolExecutor(max_workers=WRITERS, thread_name_prefix="store-writer")
 
     def _failed(self, action: str, error: StoreUnavailable) -> None:
         self.failures += 1
@@ -51,13 +55,19 @@ class CustomerRecords:
 
     def record(
         self,
-        answers: Sequence[dict[str, Any]],
+        model: ActiveModel,
+        scored: ScoredBatch,
         features: FloatArray,
+        keys: Sequence[str | None],
         *,
         source: str,
+        rows: Iterable[int] | None = None,
     ) -> bool | None:
-        """Keep the assignments of customers with a key; None when none had a key."""
-        keyed = _keyed(answers, features, source=source)
+        """Keep what ``model`` said of the customers with a key (of ``rows``, default all).
+
+        True once kept, False when the store failed, None when no customer had a key.
+        """
+        keyed = _keyed(model, scored, features, keys, source=source, rows=rows)
         if keyed is None:
             return None
         try:
@@ -66,6 +76,27 @@ class CustomerRecords:
             self._failed(f"recording {len(keyed)} assignments", error)
             return False
         return True
+
+    def record_in_background(
+        self,
+        model: ActiveModel,
+        scored: ScoredBatch,
+        features: FloatArray,
+        keys: Sequence[str | None],
+        *,
+        source: str,
+        rows: Iterable[int] | None = None,
+    ) -> Future[bool | None]:
+        """:meth:`record` on a writer thread, so that a batch's answer is built meanwhile
+        (the thread waits on the database with the GIL released)."""
+        return self._writer.submit(
+            self.record, model, scored, features, keys, source=source, rows=rows
+        )
+
+    def close(self) -> None:
+        """Finish the writes under way, then close the store's connections."""
+        self._writer.shutdown(wait=True)
+        self.store.dispose()
 
     def import_snapshot(self, model: ActiveModel, snapshot: TrainingSnapshot) -> bool:
         """Import the model's training assignments once (other replicas may race: fine).
@@ -81,9 +112,9 @@ class CustomerRecords:
             if self.store.is_imported(model.version):
                 self._pending_import = None
                 return False
-            answers = model.assign(snapshot.features, snapshot.keys)
-            assignments = _keyed(answers, snapshot.features, source="training")
-            imported = assignments is not None and self.store.import_snapshot(assignments)
+            scored = model.scorer.score(snapshot.features)
+            keyed = _keyed(model, scored, snapshot.features, snapshot.keys, source="training")
+            imported = keyed is not None and self.store.import_snapshot(keyed)
         except StoreUnavailable as error:
             self._failed(f"importing the snapshot of {model.version}", error)
             return False
@@ -144,24 +175,27 @@ class CustomerRecords:
 
 
 def _keyed(
-    answers: Sequence[dict[str, Any]], features: FloatArray, *, source: str
+    model: ActiveModel,
+    scored: ScoredBatch,
+    features: FloatArray,
+    keys: Sequence[str | None],
+    *,
+    source: str,
+    rows: Iterable[int] | None = None,
 ) -> Assignments | None:
-    """The answers that carry a customer key, as one block to keep (None if none do).
-
-    The answers all come from one call of one model, so they share its version.
-    """
-    keyed = [row for row, answer in enumerate(answers) if answer["customer_key"] is not None]
-    if not keyed:
+    """The rows that carry a customer key, as one block to keep (None if none do)."""
+    candidates = range(len(keys)) if rows is None else rows
+    with_key = [(row, key) for row in candidates if (key := keys[row]) is not None]
+    if not with_key:
         return None
-    if len(keyed) < len(answers):
-        answers, features = [answers[row] for row in keyed], features[keyed]
+    keyed = [row for row, _ in with_key]
     return Assignments(
-        customer_keys=[answer["customer_key"] for answer in answers],
-        segment_ids=[answer["segment_id"] for answer in answers],
-        features=features,
-        confidence=[answer["confidence"] for answer in answers],
-        atypical=[answer["atypical"] for answer in answers],
-        model_version=answers[0]["model_version"],
+        customer_keys=[key for _, key in with_key],
+        segment_ids=model.segment_ids_of(scored.labels[keyed]),
+        features=features[keyed],
+        confidence=rounded(scored.confidence[keyed]).tolist(),
+        atypical=scored.atypical[keyed].tolist(),
+        model_version=model.version,
         source=source,
         assigned_at=datetime.now(UTC),
     )

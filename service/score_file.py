@@ -85,7 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 errors.append(f"row {row}: {result['error']['message']}")
             elif result.get("recorded") is False:
                 unrecorded += 1
-    records.store.dispose()
+    records.close()
     _report(model.version, batch.size, counts, errors, unrecorded)
     return 1 if unrecorded else 0
 

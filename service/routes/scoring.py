@@ -43,11 +43,14 @@ async def score_customer(request: Request) -> Response:
     if media_type not in _JSON_TYPES:
         raise _unsupported(media_type, "application/json")
     customer = parse_customer(await request.body())
-    features = features_of([customer])
-    assignment = serving.model.assign(features, [customer.customer_key])[0]
+    features, keys, model = features_of([customer]), [customer.customer_key], serving.model
+    scored = model.scorer.score(features)
+    assignment = model.assignments_from(scored, keys)[0]
     if customer.customer_key is not None:
         # Only known customers are kept; new prospects are scored and forgotten.
-        recorded = await run_in_threadpool(records.record, [assignment], features, source="single")
+        recorded = await run_in_threadpool(
+            records.record, model, scored, features, keys, source="single"
+        )
         assignment["recorded"] = bool(recorded)
     metrics.record_assignments((assignment["segment_id"],))
     if assignment["atypical"]:
