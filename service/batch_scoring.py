@@ -8,6 +8,8 @@ the one that made the stored assignment).
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -38,10 +40,27 @@ def reject_invalid_items(batch: CustomerBatch) -> None:
     )
 
 
+@dataclass(frozen=True)
+class BatchAnswer:
+    """A scored batch's response, and its body when a renderer was given."""
+
+    response: dict[str, Any]
+    body: bytes | None
+
+
 def score_batch(
-    model: ActiveModel, batch: CustomerBatch, records: CustomerRecords
-) -> dict[str, Any]:
-    """The batch response: counts per segment and one result per input item, in order."""
+    model: ActiveModel,
+    batch: CustomerBatch,
+    records: CustomerRecords,
+    *,
+    render: Callable[[dict[str, Any]], bytes] | None = None,
+) -> BatchAnswer:
+    """The batch response: counts per segment and one result per input item, in order.
+
+    Keyed customers' assignments are written while the answer is built and rendered, as if
+    the write will succeed: the rare failed write costs a second rendering instead of every
+    batch waiting for the database before rendering.
+    """
     errors = dict(batch.errors)
     features, keys, positions = batch.features, list(batch.keys), list(batch.positions)
     to_record = np.ones(len(positions), dtype=bool)
@@ -60,16 +79,31 @@ def score_batch(
     )
     try:
         assignments = model.assignments_from(scored, keys, indices=positions)
+        keyed = [row for row, key in enumerate(keys) if key is not None]
+        for row in keyed:
+            assignments[row]["recorded"] = True
+        response = _response(model, batch, assignments, errors)
+        body = render(response) if render else None
     finally:
         # Even when building the answer fails, the write is not left running unseen.
         recorded = recording.result()
+    if recorded is False:
+        # Unchanged stored customers were not written again: they are still on record.
+        for row in keyed:
+            if to_record[row]:
+                assignments[row]["recorded"] = False
+        body = render(response) if render else None
+    return BatchAnswer(response, body)
+
+
+def _response(
+    model: ActiveModel,
+    batch: CustomerBatch,
+    assignments: list[dict[str, Any]],
+    errors: dict[int, dict[str, Any]],
+) -> dict[str, Any]:
     counts = dict.fromkeys(model.segment_ids, 0)
     counts.update(Counter(assignment["segment_id"] for assignment in assignments))
-    if any(key is not None for key in keys):
-        for row, assignment in enumerate(assignments):
-            if assignment["customer_key"] is not None:
-                # Unchanged stored customers were not written again: they are on record.
-                assignment["recorded"] = recorded is not False if to_record[row] else True
     results: list[dict[str, Any]] = [{} for _ in range(batch.size)]
     for assignment in assignments:
         results[assignment["index"]] = assignment

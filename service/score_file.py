@@ -77,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     errors: list[str] = []
     unrecorded = 0
     for number, piece in enumerate(chunks(batch, max(arguments.chunk_size, 1))):
-        response = score_batch(model, piece, records)
+        response = score_batch(model, piece, records).response
         counts.update({k: v for k, v in response["counts"].items() if v})
         for result in response["results"]:
             if "error" in result:

@@ -82,12 +82,14 @@ async def score_customers(
 
 
 def _score_and_render(model: ActiveModel, batch: CustomerBatch, records: CustomerRecords) -> bytes:
-    response = score_batch(model, batch, records)
+    answer = score_batch(model, batch, records, render=orjson.dumps)
+    response = answer.response
     metrics.record_segment_counts(response["counts"])
     metrics.record_atypical(
         reason for result in response["results"] for reason in result.get("atypical_reasons", ())
     )
-    return orjson.dumps(response)
+    assert answer.body is not None
+    return answer.body
 
 
 _JSON_TYPES = frozenset({"", "application/json"})

@@ -44,6 +44,8 @@ latest_assignments = Table(
     Column("customer_key", CUSTOMER_KEY_TYPE, primary_key=True),
     *_assignment_columns(),
     Index("ix_latest_assignments_segment_key", "segment_id", "customer_key"),
+    # Room for rescoring to rewrite rows in place (see migration 0003).
+    postgresql_with={"fillfactor": 70},
 )
 """One row per customer: the most recent assignment."""
 

@@ -58,6 +58,11 @@ def test_migrate_builds_schema_on_empty_database_and_is_idempotent(database_url:
                 column["name"]: column for column in inspect(store.engine).get_columns(table)
             }
             assert columns["customer_key"]["type"].collation == "C"
+        with store.engine.connect() as connection:
+            options = connection.exec_driver_sql(
+                "SELECT reloptions FROM pg_class WHERE relname = 'latest_assignments'"
+            ).scalar_one()
+        assert options == ["fillfactor=70"]  # room for rescoring to update rows in place
     store.dispose()
 
 
