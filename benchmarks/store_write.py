@@ -42,10 +42,12 @@ RESULTS = Path(__file__).parent / "results"
 def customers(count: int) -> list[dict[str, Any]]:
     frame = generate_customers(count, seed=11)
     frame.columns = ["sl_no", "customer_key", *FEATURES]
-    items = frame.drop(columns="sl_no").to_dict("records")
-    for item in items:
-        item["customer_key"] = f"bench-{item['customer_key']}"
-    return items
+    return [
+        {**{str(name): value for name, value in item.items()}, "customer_key": f"bench-{key}"}
+        for item, key in zip(
+            frame[list(FEATURES)].to_dict("records"), frame["customer_key"], strict=True
+        )
+    ]
 
 
 PASSES = ("new customers", "known customers")
@@ -137,14 +139,16 @@ def main() -> None:
                     model_poll_seconds=3600,
                     log_level="WARNING",
                 )
-                api = asyncio.run(through_api(settings, items))
-                store = store_only(url, items)
+                api_passes = asyncio.run(through_api(settings, items))
+                store_passes = store_only(url, items)
                 figures[name] = {
                     label: {
                         "api_rows_per_second": round(len(items) / api_seconds),
                         "store_rows_per_second": round(len(items) / store_seconds),
                     }
-                    for label, api_seconds, store_seconds in zip(PASSES, api, store, strict=True)
+                    for label, api_seconds, store_seconds in zip(
+                        PASSES, api_passes, store_passes, strict=True
+                    )
                 }
         finally:
             with psycopg.connect(arguments.postgres_url, autocommit=True) as admin:

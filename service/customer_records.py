@@ -127,6 +127,10 @@ class CustomerRecords:
     def import_pending(self) -> bool:
         return self._pending_import is not None
 
+    def retry_pending_import_in_background(self) -> Future[bool]:
+        """:meth:`retry_pending_import` on a writer thread: :meth:`close` waits for it."""
+        return self._writer.submit(self.retry_pending_import)
+
     def retry_pending_import(self) -> bool:
         """Import the snapshot an outage kept out of the store; True once it is in."""
         with self._import_lock:

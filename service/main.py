@@ -120,7 +120,7 @@ async def _retry_missed_imports(records: CustomerRecords, interval: float) -> No
             delay = interval
             continue
         try:
-            await asyncio.to_thread(records.retry_pending_import)
+            await asyncio.wrap_future(records.retry_pending_import_in_background())
         except Exception:  # the retry loop must outlive any one failure
             logger.exception("retrying the snapshot import failed")
         delay = min(delay * 2, 60.0) if records.import_pending else interval
