@@ -63,35 +63,35 @@ def score_batch(
     """
     errors = dict(batch.errors)
     features, keys, positions = batch.features, list(batch.keys), list(batch.positions)
-    to_record = np.ones(len(positions), dtype=bool)
+    # Stored customers whose assignment already comes from this model are not written again.
+    to_record = [True] * len(positions)
     if batch.references:
         stored, unchanged = _stored_customers(model, batch.references, records, errors)
         if stored:
             features = np.vstack([features, np.array([row for _, _, row in stored])])
             keys += [key for _, key, _ in stored]
             positions += [index for index, _, _ in stored]
-            to_record = np.concatenate(
-                [to_record, [index not in unchanged for index, _, _ in stored]]
-            )
+            to_record += [index not in unchanged for index, _, _ in stored]
     scored = model.scorer.score(features)
-    recording = records.record_in_background(
-        model, scored, features, keys, source="batch", rows=np.flatnonzero(to_record).tolist()
+    keyed = [row for row, key in enumerate(keys) if key is not None]
+    to_write = [row for row in keyed if to_record[row]]
+    recording = (
+        records.record_in_background(model, scored, features, keys, source="batch", rows=to_write)
+        if to_write
+        else None
     )
     try:
         assignments = model.assignments_from(scored, keys, indices=positions)
-        keyed = [row for row, key in enumerate(keys) if key is not None]
         for row in keyed:
             assignments[row]["recorded"] = True
         response = _response(model, batch, assignments, errors)
         body = render(response) if render else None
     finally:
         # Even when building the answer fails, the write is not left running unseen.
-        recorded = recording.result()
+        recorded = recording.result() if recording else None
     if recorded is False:
-        # Unchanged stored customers were not written again: they are still on record.
-        for row in keyed:
-            if to_record[row]:
-                assignments[row]["recorded"] = False
+        for row in to_write:
+            assignments[row]["recorded"] = False
         body = render(response) if render else None
     return BatchAnswer(response, body)
 

@@ -14,7 +14,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
-from segmentation.features import FEATURES
+from segmentation.features import COUNT_FEATURES, FEATURES
 from segmentation.scoring import FloatArray, ScoredBatch
 from service.active_model import ActiveModel, rounded
 from service.errors import CustomerNotFound, StoreUnavailableError
@@ -215,12 +215,21 @@ def _dated(entry: dict[str, Any]) -> dict[str, Any]:
     return {**entry, "assigned_at": _utc(entry["assigned_at"])}
 
 
+def _features(row: dict[str, Any]) -> dict[str, Any]:
+    """The features as the customer gave them: counts are whole numbers (validated so on
+    the way in), though the store and the snapshot keep every feature as a float."""
+    return {
+        feature: int(row[feature]) if feature in COUNT_FEATURES else row[feature]
+        for feature in FEATURES
+    }
+
+
 def _member(row: dict[str, Any]) -> dict[str, Any]:
     return {
         "customer_key": row["customer_key"],
         "segment_id": row["segment_id"],
         "model_version": row["model_version"],
-        **{feature: row[feature] for feature in FEATURES},
+        **_features(row),
         "confidence": row["confidence"],
         "atypical": row["atypical"],
         "source": row["source"],
@@ -240,7 +249,7 @@ def _stored_answer(model: ActiveModel, row: dict[str, Any]) -> dict[str, Any]:
         "model_version": row["model_version"],
         "source": row["source"],
         "assigned_at": _utc(row["assigned_at"]),
-        "features": {feature: row[feature] for feature in FEATURES},
+        "features": _features(row),
     }
 
 
@@ -266,5 +275,5 @@ def _training_answer(
         "model_version": model.version,
         "source": "training",
         "assigned_at": model.manifest["created_at"],
-        "features": dict(zip(FEATURES, features[0].tolist(), strict=True)),
+        "features": _features(dict(zip(FEATURES, features[0].tolist(), strict=True))),
     }

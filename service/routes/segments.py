@@ -77,9 +77,13 @@ async def read_segment_members(
     return JSONBytesResponse({"customers": members, "next_cursor": next_cursor})
 
 
+_BOOLEAN = {True: "true", False: "false"}
+
+
 def _as_csv(members: list[dict[str, Any]]) -> str:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=MEMBER_COLUMNS, lineterminator="\n")
     writer.writeheader()
-    writer.writerows(members)
+    # Booleans as JSON writes them, not as Python spells them.
+    writer.writerows({**member, "atypical": _BOOLEAN[member["atypical"]]} for member in members)
     return buffer.getvalue()

@@ -67,6 +67,7 @@ async def test_scoring_with_key_is_recorded_and_listed_in_history(
         body = (await client.get("/customers/87073")).json()
     assert body["source"] == "batch"
     assert body["features"]["total_calls_made"] == 0
+    assert type(body["features"]["total_calls_made"]) is int  # a count, not 0.0
     assert [h["source"] for h in body["history"]] == ["batch", "single", "training"]
     stamps = [h["assigned_at"] for h in body["history"]]
     assert stamps == sorted(stamps, reverse=True)
@@ -92,6 +93,7 @@ async def test_members_are_paged_once_each_as_json_and_csv(
             params = {"limit": 100, **({"cursor": cursor} if cursor else {})}
             page = (await client.get("/segments/branch-loyal/customers", params=params)).json()
             keys += [member["customer_key"] for member in page["customers"]]
+            assert all(type(m["total_calls_made"]) is int for m in page["customers"])
             assert {m["segment_id"] for m in page["customers"]} <= {"branch-loyal"}
             cursor = page["next_cursor"]
             if cursor is None:
@@ -102,6 +104,9 @@ async def test_members_are_paged_once_each_as_json_and_csv(
         assert first.headers["content-type"].startswith("text/csv")
         rows = list(csv.DictReader(io.StringIO(first.text)))
         assert [row["customer_key"] for row in rows] == keys[:50]
+        # Counts as whole numbers and booleans as in JSON, for the campaign tools reading it.
+        assert {row["atypical"] for row in rows} <= {"true", "false"}
+        assert all(row["total_credit_cards"].isdigit() for row in rows)
         second = await client.get(
             "/segments/branch-loyal/customers",
             params={"limit": 50, "cursor": first.headers["next-cursor"]},
@@ -196,6 +201,7 @@ async def test_unreachable_store_keeps_scoring_with_recorded_false(models_dir: P
     assert scored.status_code == 200 and scored.json()["recorded"] is False
     assert batch.json()["results"][0]["recorded"] is False
     assert looked_up.status_code == 200 and looked_up.json()["source"] == "training"
+    assert type(looked_up.json()["features"]["total_credit_cards"]) is int
     assert all(s["live_size"] is None for s in segments.json()["segments"])
     assert members.status_code == 503
     assert members.json()["error"]["code"] == "store_unavailable"
