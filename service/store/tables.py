@@ -45,7 +45,7 @@ latest_assignments = Table(
     *_assignment_columns(),
     Index("ix_latest_assignments_segment_key", "segment_id", "customer_key"),
     # Room for rescoring to rewrite rows in place (see migration 0003).
-    postgresql_with={"fillfactor": 70},
+    postgresql_with={"fillfactor": 50},
 )
 """One row per customer: the most recent assignment."""
 

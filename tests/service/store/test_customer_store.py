@@ -62,7 +62,7 @@ def test_migrate_builds_schema_on_empty_database_and_is_idempotent(database_url:
             options = connection.exec_driver_sql(
                 "SELECT reloptions FROM pg_class WHERE relname = 'latest_assignments'"
             ).scalar_one()
-        assert options == ["fillfactor=70"]  # room for rescoring to update rows in place
+        assert options == ["fillfactor=50"]  # room for rescoring to update rows in place
     store.dispose()
 
 
