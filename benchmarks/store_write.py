@@ -1,12 +1,15 @@
 """Write 100,000 assignments through the batch path into PostgreSQL and SQLite; print rows/s.
 
-    .venv/bin/python -m benchmarks.store_write [--customers 100000] [--postgres-url URL]
+    .venv/bin/python -m benchmarks.store_write [--customers 100000] [--rounds 5]
+        [--postgres-url URL]
 
 Each customer has a key, so every assignment is recorded (history row + latest upsert).
 The batches go through the real HTTP API in process (httpx over ASGI): parsing,
 validation, scoring, recording and rendering are all counted. The store-only figure
 times `CustomerStore.record` alone on the same features. Every figure has two passes over
-the same customers: new to the store, then known (each latest row is replaced).
+the same customers: new to the store, then known (each latest row is replaced). The machine
+is shared and noisy: ``--rounds`` repeats everything on fresh databases and prints the
+median with the lowest and highest figure.
 Target (issue: customer store): at least 20,000 rows/s into PostgreSQL.
 """
 
@@ -15,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import statistics
 import tempfile
 import time
 import uuid
@@ -112,56 +116,81 @@ def store_only(url: str, items: list[dict[str, Any]]) -> list[float]:
     return seconds
 
 
+Figures = dict[str, dict[str, dict[str, int]]]
+"""rows/s by database, then pass, then measure (``api`` or ``store``)."""
+
+
+def one_round(items: list[dict[str, Any]], models_dir: Path, work: Path, admin_url: str) -> Figures:
+    """Both databases, fresh and empty, both passes."""
+    database = f"bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{database}"')
+    postgres = make_url(admin_url).set(database=database)
+    targets = {
+        "postgresql": postgres.render_as_string(hide_password=False),
+        "sqlite": f"sqlite:///{work}/{database}.db",
+    }
+    figures: Figures = {}
+    try:
+        for name, url in targets.items():
+            settings = Settings(
+                models_dir=models_dir,
+                database_url=url,
+                max_batch_size=BATCH,
+                model_poll_seconds=3600,
+                log_level="WARNING",
+            )
+            api_passes = asyncio.run(through_api(settings, items))
+            store_passes = store_only(url, items)
+            figures[name] = {
+                label: {
+                    "api": round(len(items) / api_seconds),
+                    "store": round(len(items) / store_seconds),
+                }
+                for label, api_seconds, store_seconds in zip(
+                    PASSES, api_passes, store_passes, strict=True
+                )
+            }
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+    return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--customers", type=int, default=100_000)
     parser.add_argument("--postgres-url", default="postgresql://postgres@127.0.0.1:5432/test")
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="repeat on fresh databases; report the median"
+    )
     arguments = parser.parse_args()
     items = customers(arguments.customers)
-    figures: dict[str, dict[str, dict[str, int]]] = {}
-    with tempfile.TemporaryDirectory() as work:
-        models_dir = Path(work) / "models"
-        train(TrainingOptions(models_dir=models_dir, n_bootstrap=2))
-        database = f"bench_{uuid.uuid4().hex[:10]}"
-        with psycopg.connect(arguments.postgres_url, autocommit=True) as admin:
-            admin.execute(f'CREATE DATABASE "{database}"')
-        postgres = make_url(arguments.postgres_url).set(database=database)
-        targets = {
-            "postgresql": postgres.render_as_string(hide_password=False),
-            "sqlite": f"sqlite:///{work}/bench.db",
-        }
-        try:
-            for name, url in targets.items():
-                settings = Settings(
-                    models_dir=models_dir,
-                    database_url=url,
-                    max_batch_size=BATCH,
-                    model_poll_seconds=3600,
-                    log_level="WARNING",
-                )
-                api_passes = asyncio.run(through_api(settings, items))
-                store_passes = store_only(url, items)
-                figures[name] = {
-                    label: {
-                        "api_rows_per_second": round(len(items) / api_seconds),
-                        "store_rows_per_second": round(len(items) / store_seconds),
-                    }
-                    for label, api_seconds, store_seconds in zip(
-                        PASSES, api_passes, store_passes, strict=True
-                    )
-                }
-        finally:
-            with psycopg.connect(arguments.postgres_url, autocommit=True) as admin:
-                admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-    print(f"{len(items):,} assignments per pass, in batches of {BATCH:,}")
-    print(f"{'database':<12}{'pass':<17}{'batch API rows/s':>18}{'store only rows/s':>20}")
-    for name, passes in figures.items():
-        for label, values in passes.items():
-            api, store = values["api_rows_per_second"], values["store_rows_per_second"]
-            print(f"{name:<12}{label:<17}{api:>18,}{store:>20,}")
+    with tempfile.TemporaryDirectory() as folder:
+        work = Path(folder)
+        train(TrainingOptions(models_dir=work / "models", n_bootstrap=2))
+        rounds = [
+            one_round(items, work / "models", work, arguments.postgres_url)
+            for _ in range(max(arguments.rounds, 1))
+        ]
+    print(f"{len(items):,} assignments per pass, in batches of {BATCH:,}; ", end="")
+    print(f"median of {len(rounds)} rounds (lowest-highest)" if len(rounds) > 1 else "one round")
+    print(f"{'database':<12}{'pass':<17}{'batch API rows/s':>26}{'store only rows/s':>26}")
+    median: Figures = {}
+    for name, passes in rounds[0].items():
+        for label, measures in passes.items():
+            cells = []
+            for measure in measures:
+                values = sorted(figures[name][label][measure] for figures in rounds)
+                middle = round(statistics.median(values))
+                median.setdefault(name, {}).setdefault(label, {})[measure] = middle
+                spread = f" ({values[0]:,}-{values[-1]:,})" if len(values) > 1 else ""
+                cells.append(f"{middle:,}{spread}")
+            print(f"{name:<12}{label:<17}{cells[0]:>26}{cells[1]:>26}")
     print("target: >= 20,000 rows/s into PostgreSQL through the batch path")
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "store_write.json").write_text(json.dumps(figures, indent=2) + "\n")
+    results = {"customers": len(items), "batch": BATCH, "median": median, "rounds": rounds}
+    (RESULTS / "store_write.json").write_text(json.dumps(results, indent=2) + "\n")
 
 
 if __name__ == "__main__":

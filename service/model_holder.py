@@ -101,7 +101,16 @@ class ModelHolder:
                 self._failure = f"{error.code}: {error.message}"
                 raise
             previous = self._serving.model.version if self._serving else None
-            point_latest(self._settings.models_dir, serving.model.version)
+            try:
+                point_latest(self._settings.models_dir, serving.model.version)
+            except OSError as error:
+                # A read-only or full models volume: the current model keeps serving.
+                self._failure = f"latest_unwritable: {error.strerror or error}"
+                raise ArtifactError(
+                    "latest_unwritable",
+                    f"could not point `latest` at {serving.model.version}: "
+                    f"{error.strerror or error}",
+                ) from None
             self._last_seen = serving.model.version
             self._swap(serving)
             return serving.model.version, previous

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +102,26 @@ async def test_tampered_version_is_409_and_the_old_one_keeps_serving(
     refused_before = value(before, "segmentation_model_reloads_total", **labels) or 0
     assert value(after, "segmentation_model_reloads_total", **labels) == refused_before + 1
     assert value(after, "segmentation_active_model", version=first) == 1.0
+
+
+async def test_reload_that_cannot_write_latest_is_409_and_the_old_one_keeps_serving(
+    versions: tuple[Path, str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    models, first, second = versions
+
+    def disk_full(models_dir: Path, version: str) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    async with serve_with_keys(models) as client:
+        monkeypatch.setattr("service.model_holder.point_latest", disk_full)
+        response = await reload(client, {"version": second})
+        error = assert_error(response, 409, "version_rejected")
+        assert "No space left on device" in error["message"] and first in error["message"]
+        assert error["details"][0]["rule"] == "latest_unwritable"
+        await answers_come_from(client, first)
+        ready = (await client.get("/ready")).json()
+    assert read_latest(models) == first
+    assert ready["reason"] == "latest_unwritable: No space left on device"
 
 
 async def test_unknown_version_is_404(versions: tuple[Path, str, str]) -> None:
