@@ -76,7 +76,9 @@ def score_batch(
     keyed = [row for row, key in enumerate(keys) if key is not None]
     to_write = [row for row in keyed if to_record[row]]
     recording = (
-        records.record_in_background(model, scored, features, keys, source="batch", rows=to_write)
+        records.in_background(
+            records.record, model, scored, features, keys, source="batch", rows=to_write
+        )
         if to_write
         else None
     )

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from segmentation.features import COUNT_FEATURES, FEATURES
 from segmentation.scoring import FloatArray, ScoredBatch
@@ -22,6 +22,8 @@ from service.snapshot import TrainingSnapshot
 from service.store.customer_store import Assignments, CustomerStore, StoreUnavailable
 
 logger = logging.getLogger(__name__)
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
 
 HISTORY_LIMIT = 100
 WRITERS = 8
@@ -77,21 +79,15 @@ class CustomerRecords:
             return False
         return True
 
-    def record_in_background(
-        self,
-        model: ActiveModel,
-        scored: ScoredBatch,
-        features: FloatArray,
-        keys: Sequence[str | None],
-        *,
-        source: str,
-        rows: Iterable[int] | None = None,
-    ) -> Future[bool | None]:
-        """:meth:`record` on a writer thread, so that a batch's answer is built meanwhile
-        (the thread waits on the database with the GIL released)."""
-        return self._writer.submit(
-            self.record, model, scored, features, keys, source=source, rows=rows
-        )
+    def in_background(
+        self, work: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs
+    ) -> Future[_T]:
+        """Run one of these writes on a writer thread, which :meth:`close` waits for.
+
+        A batch's answer is built meanwhile: the thread waits on the database with the GIL
+        released.
+        """
+        return self._writer.submit(work, *args, **kwargs)
 
     def close(self) -> None:
         """Finish the writes under way, then close the store's connections."""
@@ -126,10 +122,6 @@ class CustomerRecords:
     @property
     def import_pending(self) -> bool:
         return self._pending_import is not None
-
-    def retry_pending_import_in_background(self) -> Future[bool]:
-        """:meth:`retry_pending_import` on a writer thread: :meth:`close` waits for it."""
-        return self._writer.submit(self.retry_pending_import)
 
     def retry_pending_import(self) -> bool:
         """Import the snapshot an outage kept out of the store; True once it is in."""

@@ -120,7 +120,7 @@ async def _retry_missed_imports(records: CustomerRecords, interval: float) -> No
             delay = interval
             continue
         try:
-            await asyncio.wrap_future(records.retry_pending_import_in_background())
+            await asyncio.wrap_future(records.in_background(records.retry_pending_import))
         except Exception:  # the retry loop must outlive any one failure
             logger.exception("retrying the snapshot import failed")
         delay = min(delay * 2, 60.0) if records.import_pending else interval
