@@ -27,7 +27,7 @@ _T = TypeVar("_T")
 
 HISTORY_LIMIT = 100
 WRITERS = 8
-"""Batch writes under way at once, as many as the store's connection pool holds."""
+"""Background writes under way at once (batches, import retries): the store's pool size."""
 
 
 class CustomerRecords:
@@ -84,13 +84,17 @@ class CustomerRecords:
     ) -> Future[_T]:
         """Run one of these writes on a writer thread, which :meth:`close` waits for.
 
-        A batch's answer is built meanwhile: the thread waits on the database with the GIL
-        released.
+        A batch's answer is built meanwhile: most of the write is waiting on the database,
+        with the GIL released.
         """
         return self._writer.submit(work, *args, **kwargs)
 
     def close(self) -> None:
-        """Finish the writes under way, then close the store's connections."""
+        """Finish the background writes under way, then close the store's connections.
+
+        Requests still in flight (single writes, a model swap's import) are the server's
+        to drain before this.
+        """
         self._writer.shutdown(wait=True)
         self.store.dispose()
 

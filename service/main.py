@@ -53,7 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-            records.close()
+            await asyncio.to_thread(records.close)
             worker_stopped()
 
     app = FastAPI(

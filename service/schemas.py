@@ -334,10 +334,10 @@ class CustomerRecord(BaseModel):
             "assigned_at": "2026-11-23T19:02:41.120331Z",
             "features": {
                 "avg_credit_limit": 50000.0,
-                "total_credit_cards": 3.0,
-                "total_visits_bank": 0.0,
-                "total_visits_online": 10.0,
-                "total_calls_made": 9.0,
+                "total_credit_cards": 3,
+                "total_visits_bank": 0,
+                "total_visits_online": 10,
+                "total_calls_made": 9,
             },
             "history": [
                 {
@@ -365,7 +365,7 @@ class CustomerRecord(BaseModel):
     model_version: str = Field(description="The model that made this assignment.")
     source: Literal["training", "single", "batch"]
     assigned_at: datetime
-    features: dict[str, float]
+    features: dict[str, float] = Field(description="As given; the counts as whole numbers.")
     history: list[HistoryEntry]
 
 
@@ -374,10 +374,10 @@ class SegmentMember(BaseModel):
     segment_id: str
     model_version: str
     avg_credit_limit: float
-    total_credit_cards: float
-    total_visits_bank: float
-    total_visits_online: float
-    total_calls_made: float
+    total_credit_cards: int
+    total_visits_bank: int
+    total_visits_online: int
+    total_calls_made: int
     confidence: float
     atypical: bool
     source: Literal["training", "single", "batch"]

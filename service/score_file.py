@@ -76,16 +76,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     counts: Counter[str] = Counter()
     errors: list[str] = []
     unrecorded = 0
-    for number, piece in enumerate(chunks(batch, max(arguments.chunk_size, 1))):
-        response = score_batch(model, piece, records).response
-        counts.update({k: v for k, v in response["counts"].items() if v})
-        for result in response["results"]:
-            if "error" in result:
-                row = number * arguments.chunk_size + result["index"] + 1
-                errors.append(f"row {row}: {result['error']['message']}")
-            elif result.get("recorded") is False:
-                unrecorded += 1
-    records.close()
+    try:
+        for number, piece in enumerate(chunks(batch, max(arguments.chunk_size, 1))):
+            response = score_batch(model, piece, records).response
+            counts.update({k: v for k, v in response["counts"].items() if v})
+            for result in response["results"]:
+                if "error" in result:
+                    row = number * arguments.chunk_size + result["index"] + 1
+                    errors.append(f"row {row}: {result['error']['message']}")
+                elif result.get("recorded") is False:
+                    unrecorded += 1
+    finally:
+        records.close()
     _report(model.version, batch.size, counts, errors, unrecorded)
     return 1 if unrecorded else 0
 

@@ -10,10 +10,6 @@ import pytest
 from training.job import TrainingOptions, TrainingResult, train
 from training.loading import sample_data_path
 
-SHARED_EXPORT = (
-    Path(__file__).resolve().parents[2] / "shared" / "data" / "credit_card_customer_data.csv"
-)
-
 
 @pytest.fixture(scope="session")
 def bank_export() -> Path:

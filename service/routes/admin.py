@@ -31,8 +31,9 @@ async def reload_model(
 ) -> Response:
     """Verify a version (default: what `latest` names), point `latest` at it and serve it.
 
-    A version that fails verification gets 409 and the current model keeps serving; an
-    unknown version gets 404, an invalid version name 422. Requests in flight finish on
+    A version that fails verification, or a `latest` that cannot be written (a read-only
+    or full volume), gets 409 and the current model keeps serving; an unknown version gets
+    404, an invalid version name 422. Requests in flight finish on
     the model they started with. A load that outlasts REQUEST_TIMEOUT_SECONDS answers
     504 but still completes (or fails) in its thread.
     """

@@ -25,6 +25,7 @@ import numpy.typing as npt
 import psycopg
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, Engine, create_engine, event, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
@@ -58,7 +59,7 @@ class InvalidCursor(ValueError):
     """A pagination cursor that this store did not hand out."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Assignments:
     """Assignments to keep, column by column: what one model said of these customers, from
     one source, at one moment.
@@ -87,6 +88,8 @@ class Assignments:
         }
         if len(lengths) != 1:
             raise ValueError(f"assignment columns differ in length: {sorted(lengths)}")
+        if self.features.ndim != 2 or self.features.shape[1] != len(FEATURES):
+            raise ValueError(f"features must be (n, {len(FEATURES)}), not {self.features.shape}")
 
     def __len__(self) -> int:
         return len(self.customer_keys)
@@ -197,6 +200,11 @@ class CustomerStore:
         except SQLAlchemyError as error:
             raise StoreUnavailable(_reason(error)) from error
         self._migrated = True
+
+    def schema_version(self) -> str | None:
+        """The migration the schema is at (None before the first)."""
+        with self._connection(write=False) as connection:
+            return MigrationContext.configure(connection).get_current_revision()
 
     def ping(self) -> None:
         with self._connection(write=False) as connection:

@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import text
 
-from service.store.customer_store import CustomerStore
+from service.store.customer_store import CustomerStore, StoreUnavailable
 from tests.service.conftest import serve, settings_for
 from tests.service.store.conftest import database_gone, set_connections
 from training.job import TrainingOptions, train
@@ -71,6 +72,24 @@ async def test_scoring_with_key_is_recorded_and_listed_in_history(
     assert [h["source"] for h in body["history"]] == ["batch", "single", "training"]
     stamps = [h["assigned_at"] for h in body["history"]]
     assert stamps == sorted(stamps, reverse=True)
+
+
+async def test_a_failed_batch_write_unmarks_only_what_it_was_writing(
+    models_dir: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(store: CustomerStore, assignments: object) -> None:
+        raise StoreUnavailable("OperationalError: refused by the test")
+
+    async with serve(settings_for(models_dir, database_url=database_url)) as client:
+        monkeypatch.setattr(CustomerStore, "record", refuse)
+        response = await client.post(
+            "/segment/batch",
+            json={"customers": [{"customer_key": "38414"}, customer("new-1"), customer(None)]},
+        )
+    known, new, anonymous = response.json()["results"]
+    assert known["recorded"] is True  # on record already, from this very model
+    assert new["recorded"] is False
+    assert "recorded" not in anonymous and anonymous["segment_id"]
 
 
 async def test_scoring_without_key_is_not_recorded(models_dir: Path, database_url: str) -> None:

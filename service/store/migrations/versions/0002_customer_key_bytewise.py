@@ -5,6 +5,11 @@ member pages come in a different order on the two databases, and costs every ind
 insert and sort a locale comparison (about a tenth of a bulk write's server time).
 SQLite compares bytes already, so it has nothing to change.
 
+On PostgreSQL this rebuilds the indexes on ``customer_key`` under an exclusive lock on
+both tables: on a large history, migrate in a quiet hour (``python -m service migrate``)
+before rolling out the replicas, rather than letting the first one do it at start-up. A
+members cursor handed out before the change may repeat or skip a customer once.
+
 Revision ID: 0002
 Revises: 0001
 Create Date: 2026-12-01

@@ -26,14 +26,14 @@ depends_on = None
 FILL_FACTOR = 50
 
 
-def _set_fill_factor(percent: int) -> None:
+def _on_postgresql(statement: str) -> None:
     if op.get_bind().dialect.name == "postgresql":
-        op.execute(f"ALTER TABLE latest_assignments SET (fillfactor = {percent})")
+        op.execute(statement)
 
 
 def upgrade() -> None:
-    _set_fill_factor(FILL_FACTOR)
+    _on_postgresql(f"ALTER TABLE latest_assignments SET (fillfactor = {FILL_FACTOR})")
 
 
 def downgrade() -> None:
-    _set_fill_factor(100)
+    _on_postgresql("ALTER TABLE latest_assignments RESET (fillfactor)")
