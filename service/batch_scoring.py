@@ -17,7 +17,7 @@ import numpy as np
 from segmentation.features import FEATURES
 from service.active_model import ActiveModel
 from service.customer_input import CustomerBatch
-from service.customer_records import CustomerRecords
+from service.customer_records import CustomerRecords, to_keep
 from service.errors import CustomerNotFound, InvalidInput, StoreUnavailableError, detail
 
 
@@ -77,7 +77,7 @@ def score_batch(
     to_write = [row for row in keyed if to_record[row]]
     recording = (
         records.in_background(
-            records.record, model, scored, features, keys, source="batch", rows=to_write
+            records.record, to_keep(model, scored, features, keys, source="batch", rows=to_write)
         )
         if to_write
         else None

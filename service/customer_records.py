@@ -55,27 +55,15 @@ class CustomerRecords:
             return f"unavailable: {error}"
         return "ok"
 
-    def record(
-        self,
-        model: ActiveModel,
-        scored: ScoredBatch,
-        features: FloatArray,
-        keys: Sequence[str | None],
-        *,
-        source: str,
-        rows: Iterable[int] | None = None,
-    ) -> bool | None:
-        """Keep what ``model`` said of the customers with a key (of ``rows``, default all).
-
-        True once kept, False when the store failed, None when no customer had a key.
-        """
-        keyed = _keyed(model, scored, features, keys, source=source, rows=rows)
-        if keyed is None:
+    def record(self, assignments: Assignments | None) -> bool | None:
+        """Keep a block (see :func:`to_keep`): True once kept, False when the store failed,
+        None when there was nothing to keep."""
+        if assignments is None:
             return None
         try:
-            self.store.record(keyed)
+            self.store.record(assignments)
         except StoreUnavailable as error:
-            self._failed(f"recording {len(keyed)} assignments", error)
+            self._failed(f"recording {len(assignments)} assignments", error)
             return False
         return True
 
@@ -113,7 +101,7 @@ class CustomerRecords:
                 self._pending_import = None
                 return False
             scored = model.scorer.score(snapshot.features)
-            keyed = _keyed(model, scored, snapshot.features, snapshot.keys, source="training")
+            keyed = to_keep(model, scored, snapshot.features, snapshot.keys, source="training")
             imported = keyed is not None and self.store.import_snapshot(keyed)
         except StoreUnavailable as error:
             self._failed(f"importing the snapshot of {model.version}", error)
@@ -174,7 +162,7 @@ class CustomerRecords:
         return {**_training_answer(model, snapshot, key), "history": []}
 
 
-def _keyed(
+def to_keep(
     model: ActiveModel,
     scored: ScoredBatch,
     features: FloatArray,
@@ -183,7 +171,8 @@ def _keyed(
     source: str,
     rows: Iterable[int] | None = None,
 ) -> Assignments | None:
-    """The rows that carry a customer key, as one block to keep (None if none do)."""
+    """What ``model`` said of the rows (default all) that carry a customer key, as one
+    block to keep; None when none do."""
     candidates = range(len(keys)) if rows is None else rows
     with_key = [(row, key) for row in candidates if (key := keys[row]) is not None]
     if not with_key:

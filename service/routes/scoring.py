@@ -20,7 +20,7 @@ from service.customer_input import (
     parse_customer,
     parse_json_batch,
 )
-from service.customer_records import CustomerRecords
+from service.customer_records import CustomerRecords, to_keep
 from service.deps import RecordsDep, ServingDep, SettingsDep, records_for, serving_for
 from service.errors import InvalidInput, UnsupportedMediaType, detail
 from service.responses import JSONBytesResponse
@@ -48,9 +48,8 @@ async def score_customer(request: Request) -> Response:
     assignment = model.assignments_from(scored, keys)[0]
     if customer.customer_key is not None:
         # Only known customers are kept; new prospects are scored and forgotten.
-        recorded = await run_in_threadpool(
-            records.record, model, scored, features, keys, source="single"
-        )
+        keep = to_keep(model, scored, features, keys, source="single")
+        recorded = await run_in_threadpool(records.record, keep)
         assignment["recorded"] = bool(recorded)
     metrics.record_assignments((assignment["segment_id"],))
     if assignment["atypical"]:
