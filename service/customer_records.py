@@ -16,10 +16,12 @@ from typing import Any, ParamSpec, TypeVar
 
 from segmentation.features import COUNT_FEATURES, FEATURES
 from segmentation.scoring import FloatArray, ScoredBatch
+from service import metrics
 from service.active_model import ActiveModel, rounded
 from service.errors import CustomerNotFound, StoreUnavailableError
 from service.snapshot import TrainingSnapshot
 from service.store.customer_store import Assignments, CustomerStore, StoreUnavailable
+from service.store.group_commit import GroupCommit
 
 logger = logging.getLogger(__name__)
 _P = ParamSpec("_P")
@@ -41,6 +43,7 @@ class CustomerRecords:
         # Imports are rare and off the request path; one at a time keeps `pending` right.
         self._import_lock = threading.Lock()
         self._writer = ThreadPoolExecutor(max_workers=WRITERS, thread_name_prefix="store-writer")
+        self._live_writes = GroupCommit(store, on_commit=metrics.record_live_commit)
 
     def _failed(self, action: str, error: StoreUnavailable) -> None:
         self.failures += 1
@@ -67,6 +70,17 @@ class CustomerRecords:
             return False
         return True
 
+    async def record_answer(self, assignments: Assignments | None) -> bool | None:
+        """Keep a live answer's block with those of concurrent requests (one commit for
+        all); as :meth:`record`, it returns once the block is committed or has failed."""
+        if assignments is None:
+            return None
+        error = await self._live_writes.submit(assignments)
+        if error is not None:
+            self._failed(f"recording {len(assignments)} live assignments", error)
+            return False
+        return True
+
     def in_background(
         self, work: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs
     ) -> Future[_T]:
@@ -80,9 +94,10 @@ class CustomerRecords:
     def close(self) -> None:
         """Finish the background writes under way, then close the store's connections.
 
-        Requests still in flight (single writes, a model swap's import) are the server's
-        to drain before this.
+        Requests still in flight (live answers, a model swap's import) are the server's
+        to drain before this; the live answers they queued are committed here at the latest.
         """
+        self._live_writes.close()
         self._writer.shutdown(wait=True)
         self.store.dispose()
 

@@ -103,6 +103,13 @@ MODEL_RELOADS = Counter(
     ["trigger", "outcome"],
     registry=REGISTRY,
 )
+LIVE_COMMIT_ANSWERS = Histogram(
+    "segmentation_store_live_commit_answers",
+    "Live answers (POST /segment with a customer key) kept by one store commit: how much "
+    "concurrent requests share their commits.",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
+    registry=REGISTRY,
+)
 
 
 def method_label(method: str) -> str:
@@ -161,6 +168,11 @@ def set_active_version(version: str, previous: str | None) -> None:
 def record_reload(trigger: str, outcome: str) -> None:
     """Count one attempt to change the served model (see RELOAD_TRIGGERS and _OUTCOMES)."""
     MODEL_RELOADS.labels(trigger, outcome).inc()
+
+
+def record_live_commit(answers: int) -> None:
+    """Count one store commit of ``answers`` live answers."""
+    LIVE_COMMIT_ANSWERS.observe(answers)
 
 
 def exposition() -> tuple[bytes, str]:

@@ -49,8 +49,7 @@ async def score_customer(request: Request) -> Response:
     if customer.customer_key is not None:
         # Only known customers are kept; new prospects are scored and forgotten.
         keep = to_keep(model, scored, features, keys, source="single")
-        recorded = await run_in_threadpool(records.record, keep)
-        assignment["recorded"] = bool(recorded)
+        assignment["recorded"] = bool(await records.record_answer(keep))
     metrics.record_assignments((assignment["segment_id"],))
     if assignment["atypical"]:
         metrics.record_atypical(assignment["atypical_reasons"])

@@ -3,6 +3,13 @@
 Writes are transactional: a batch's history rows and latest rows commit together or not
 at all. Latest rows are upserted in customer-key order, so concurrent writers lock rows in
 the same order and cannot deadlock each other; the rare lock conflict is retried.
+
+Every write path upserts the latest rows before it appends the history. The upsert locks
+each customer's latest row (or waits on another transaction's insert of it) until commit,
+so a second writer of the same customer takes its history ids only once the first has
+committed: history order follows commit order, and the latest row, written by the last to
+commit, is always the customer's newest history entry, however many processes write at
+once. (History first let two writers take ids in one order and commit in the other.)
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, Engine, create_engine, event, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 
 from segmentation.features import FEATURES
 from service.store.tables import assignment_history, latest_assignments, snapshot_imports
@@ -52,7 +59,16 @@ _T = TypeVar("_T")
 
 
 class StoreUnavailable(Exception):
-    """The database could not be reached or refused the operation."""
+    """The database could not be reached or refused the operation.
+
+    ``refused`` tells the two apart: True when the database answered and refused what it was
+    given (a constraint, a trigger, a value it cannot hold), so the same statement would
+    fail again and other rows written with it may well succeed alone.
+    """
+
+    def __init__(self, reason: str, *, refused: bool = False) -> None:
+        super().__init__(reason)
+        self.refused = refused
 
 
 class InvalidCursor(ValueError):
@@ -167,7 +183,7 @@ class CustomerStore:
             with self.engine.begin() if write else self.engine.connect() as connection:
                 yield connection
         except (SQLAlchemyError, psycopg.Error) as error:
-            raise StoreUnavailable(_reason(error)) from error
+            raise StoreUnavailable(_reason(error), refused=_is_refusal(error)) from error
 
     def _migrate_or_fail_fast(self) -> None:
         """Migrate on first use; while another thread migrates, fail at once.
@@ -214,6 +230,15 @@ class CustomerStore:
         """Add every row to the history and make each customer's last row their latest."""
         if len(assignments):
             self._write(lambda connection: self._write_rows(connection, assignments))
+
+    def record_together(self, blocks: Sequence[Assignments]) -> None:
+        """Keep several blocks in one transaction, all or none, as if recorded in order.
+
+        For many small blocks (the live route's single answers): one commit for all of them.
+        """
+        params = [row for block in blocks for row in block.as_params()]
+        if params:
+            self._write(lambda connection: self._write_params(connection, params))
 
     def is_imported(self, model_version: str) -> bool:
         with self._connection(write=False) as connection:
@@ -268,10 +293,12 @@ class CustomerStore:
         if self.dialect == "postgresql" and len(assignments) >= _COPY_THRESHOLD:
             _copy_rows_postgresql(connection, assignments)
             return
-        params = assignments.as_params()
+        self._write_params(connection, assignments.as_params())
+
+    def _write_params(self, connection: Connection, params: list[dict[str, Any]]) -> None:
+        """Latest rows first, in key order, then the history (see the module's docstring)."""
         latest_by_key = {item["customer_key"]: item for item in params}
         ordered = [latest_by_key[key] for key in sorted(latest_by_key)]
-        connection.execute(assignment_history.insert(), params)
         upsert = self._insert(latest_assignments)
         upsert = upsert.on_conflict_do_update(
             index_elements=["customer_key"],
@@ -279,6 +306,7 @@ class CustomerStore:
             where=text(_REPLACES_LATEST),
         )
         connection.execute(upsert, ordered)
+        connection.execute(assignment_history.insert(), params)
 
     def latest(self, customer_key: str) -> dict[str, Any] | None:
         with self._connection(write=False) as connection:
@@ -382,14 +410,14 @@ def _copy_rows_postgresql(connection: Connection, assignments: Assignments) -> N
             for row in _copy_rows(assignments):
                 copy.write_row(row)
         cursor.execute(
-            f"INSERT INTO assignment_history ({_COLUMN_LIST}) "
-            f"SELECT {_COLUMN_LIST} FROM incoming_assignments ORDER BY ordinal"
-        )
-        cursor.execute(
             f"INSERT INTO latest_assignments ({_COLUMN_LIST}) "
             f"SELECT DISTINCT ON (customer_key) {_COLUMN_LIST} FROM incoming_assignments "
             "ORDER BY customer_key, ordinal DESC "
             f"ON CONFLICT (customer_key) DO UPDATE SET {_UPDATES} WHERE {_REPLACES_LATEST}"
+        )
+        cursor.execute(
+            f"INSERT INTO assignment_history ({_COLUMN_LIST}) "
+            f"SELECT {_COLUMN_LIST} FROM incoming_assignments ORDER BY ordinal"
         )
 
 
@@ -453,6 +481,15 @@ def _as_dict(row: Any) -> dict[str, Any]:
 def _reason(error: Exception) -> str:
     origin = getattr(error, "orig", None) or error
     return f"{type(origin).__name__}: {str(origin).strip().splitlines()[0] if str(origin) else ''}"
+
+
+def _is_refusal(error: Exception) -> bool:
+    """The database answered and refused the statement: not a connection or lock problem."""
+    if isinstance(error, DBAPIError):
+        return not error.connection_invalidated and not isinstance(
+            error, OperationalError | InterfaceError
+        )
+    return False
 
 
 def _is_lock_conflict(error: BaseException | None) -> bool:

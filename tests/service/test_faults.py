@@ -6,15 +6,11 @@ from __future__ import annotations
 import asyncio
 import http.client
 import json
-import os
 import shutil
 import signal
 import socket
-import subprocess
-import sys
-import time
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +22,9 @@ from segmentation.artifact import MANIFEST_FILE, PIPELINE_FILE, point_latest, re
 from segmentation.features import CUSTOMER_KEY, FEATURES
 from tests.service.conftest import serve, serve_with_keys, settings_for
 from tests.service.helpers import ADMIN, assert_error, customer, wait_for
+from tests.service.processes import log_count, service_process, wait_for_log
 from tests.service.store.conftest import database_gone, fresh_postgres_database
 
-ROOT = Path(__file__).resolve().parents[2]
 BIG_BATCH = 10_000
 MISSING_VERSION = "20990101T000000Z-00000000"
 
@@ -247,49 +243,6 @@ async def test_database_gone_mid_run_batch_scores_with_recorded_false_and_key_on
 # SIGTERM during a batch, with a real process.
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _log_count(log: Path, message: str) -> int:
-    return log.read_text(errors="replace").count(f'"message":"{message}"')
-
-
-def _wait_for_log(process: subprocess.Popen[bytes], log: Path, message: str, count: int) -> None:
-    deadline = time.monotonic() + 120
-    while _log_count(log, message) < count:
-        assert process.poll() is None, f"the service exited: {log.read_text()[-2000:]}"
-        assert time.monotonic() < deadline, f"no {count} x {message!r}: {log.read_text()[-2000:]}"
-        time.sleep(0.05)
-
-
-@contextmanager
-def service_process(models_dir: Path, tmp_path: Path, workers: int) -> Iterator[Any]:
-    """``python -m service`` on a free port; yields (process, port, log); killed if left."""
-    port = _free_port()
-    log = tmp_path / "service.log"
-    unset = {"API_KEYS", "ADMIN_API_KEY", "MODEL_SIGNING_KEY", "PROMETHEUS_MULTIPROC_DIR"}
-    environment = {
-        **{name: value for name, value in os.environ.items() if name not in unset},
-        "MODELS_DIR": str(models_dir),
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'store.db'}",
-        "LOG_LEVEL": "INFO",
-    }
-    command = [sys.executable, "-m", "service", "--port", str(port), "--workers", str(workers)]
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            command, cwd=ROOT, env=environment, stdout=output, stderr=subprocess.STDOUT
-        )
-    try:
-        yield process, port, log
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=30)
-
-
 def _start_request(port: int, body_length: int) -> socket.socket:
     """Send a batch's head with ``Expect: 100-continue``; return once the route reads the body.
 
@@ -323,12 +276,12 @@ def test_sigterm_during_a_batch_lets_it_complete_and_exits_0(
     body = json.dumps({"customers": big_batch(training_assignments, keyed=True)}).encode()
     version = read_latest(models_dir)
     with service_process(models_dir, tmp_path, workers) as (process, port, log):
-        _wait_for_log(process, log, "Application startup complete.", workers)
+        wait_for_log(process, log, "Application startup complete.", workers)
         assert httpx.get(f"http://127.0.0.1:{port}/ready", timeout=10).status_code == 200
         connection = _start_request(port, len(body))
         process.send_signal(signal.SIGTERM)
         # Every worker is shutting down before the batch's body is even sent.
-        _wait_for_log(process, log, "Shutting down", workers)
+        wait_for_log(process, log, "Shutting down", workers)
         connection.sendall(body)
         response = http.client.HTTPResponse(connection)
         response.begin()
@@ -344,4 +297,4 @@ def test_sigterm_during_a_batch_lets_it_complete_and_exits_0(
     # The store stays open until the batch is done: every assignment was recorded.
     assert all(item["recorded"] is True for item in results)
     assert exit_status == 0, log.read_text()[-2000:]
-    assert _log_count(log, "Application shutdown complete.") == workers
+    assert log_count(log, "Application shutdown complete.") == workers
