@@ -35,7 +35,8 @@ from sqlalchemy.engine import make_url
 from segmentation.features import FEATURES
 from service.config import Settings
 from service.main import create_app
-from service.store.customer_store import Assignments, CustomerStore
+from service.store.assignments import Assignments
+from service.store.customer_store import CustomerStore
 from training.job import TrainingOptions, train
 from training.synthetic import generate_customers
 

@@ -49,10 +49,14 @@ def error_body(
     }
 
 
+def service_error_response(error: errors.ServiceError) -> Response:
+    """The answer to a domain error: its status, and its own error body."""
+    return JSONBytesResponse(error.as_body(), status_code=STATUS_BY_ERROR.get(type(error), 400))
+
+
 async def _service_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, errors.ServiceError)
-    status = STATUS_BY_ERROR.get(type(error), 400)
-    return JSONBytesResponse(error.as_body(), status_code=status)
+    return service_error_response(error)
 
 
 async def _http_error(request: Request, error: Exception) -> Response:

@@ -21,8 +21,10 @@ from service.middleware import install_middleware
 from service.middleware.access import warn_if_open
 from service.model_holder import ModelHolder, Serving
 from service.routes import admin, customers, health, metrics, model, scoring, segments
+from service.routes.live_path import LivePath
 from service.routes.openapi import errors
-from service.store.customer_store import CustomerStore, StoreUnavailable
+from service.store.customer_store import CustomerStore
+from service.store.errors import StoreUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
+    app.add_middleware(LivePath)  # added first: inside every layer of install_middleware
     install_middleware(app, settings)
     guarded = (scoring.router, segments.router, customers.router, model.router, admin.router)
     for router in guarded:

@@ -20,7 +20,7 @@ from service.customer_input import (
     parse_customer,
     parse_json_batch,
 )
-from service.customer_records import CustomerRecords, to_keep
+from service.customer_records import CustomerRecords, keep_answer
 from service.deps import RecordsDep, ServingDep, SettingsDep, records_for, serving_for
 from service.errors import InvalidInput, UnsupportedMediaType, detail
 from service.responses import JSONBytesResponse
@@ -29,9 +29,12 @@ from service.schemas import BatchRequest, BatchResponse, CustomerFeatures, Segme
 
 router = APIRouter(tags=["scoring"])
 
+LIVE_PATH = "/segment"
+"""Answered through ``routes.live_path`` in the running service, by the same function."""
+
 
 @router.post(
-    "/segment",
+    LIVE_PATH,
     response_model=SegmentAssignment,
     responses=errors(400, 413, 415, 422, 503),
     openapi_extra=json_body(CustomerFeatures),
@@ -48,7 +51,7 @@ async def score_customer(request: Request) -> Response:
     assignment = model.assignments_from(scored, keys)[0]
     if customer.customer_key is not None:
         # Only known customers are kept; new prospects are scored and forgotten.
-        keep = to_keep(model, scored, features, keys, source="single")
+        keep = keep_answer(assignment, features)
         assignment["recorded"] = bool(await records.record_answer(keep))
     metrics.record_assignments((assignment["segment_id"],))
     if assignment["atypical"]:

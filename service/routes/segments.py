@@ -15,7 +15,7 @@ from service.errors import InvalidInput, detail
 from service.responses import JSONBytesResponse
 from service.routes.openapi import errors
 from service.schemas import Segment, SegmentCatalog, SegmentMember, SegmentMembers
-from service.store.customer_store import InvalidCursor
+from service.store.errors import InvalidCursor
 
 router = APIRouter(prefix="/segments", tags=["segments"])
 

@@ -12,7 +12,8 @@ import sys
 from collections.abc import Sequence
 
 from service.config import get_settings
-from service.store.customer_store import CustomerStore, StoreUnavailable
+from service.store.customer_store import CustomerStore
+from service.store.errors import StoreUnavailable
 
 
 def main(argv: Sequence[str] | None = None) -> int:

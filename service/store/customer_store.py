@@ -21,128 +21,35 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from itertools import repeat
-from pathlib import Path
 from typing import Any, TypeVar
 
-import numpy as np
-import numpy.typing as npt
 import psycopg
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Connection, Engine, create_engine, event, func, select, text
+from sqlalchemy import Connection, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 
-from segmentation.features import FEATURES
+from service.store import postgres_bulk
+from service.store.assignments import ASSIGNMENT_FIELDS, Assignments
+from service.store.engine import create_store_engine, sqlalchemy_url
+from service.store.errors import (
+    InvalidCursor,
+    StoreUnavailable,
+    is_lock_conflict,
+    reason,
+    unavailable,
+)
 from service.store.tables import assignment_history, latest_assignments, snapshot_imports
 
 logger = logging.getLogger(__name__)
 
-_ASSIGNMENT_FIELDS = (
-    "segment_id",
-    "model_version",
-    *FEATURES,
-    "confidence",
-    "atypical",
-    "source",
-    "assigned_at",
-)
 _WRITE_ATTEMPTS = 4
 # Below this many rows, plain INSERTs cost less than setting up COPY.
 _COPY_THRESHOLD = 200
 _T = TypeVar("_T")
-
-
-class StoreUnavailable(Exception):
-    """The database could not be reached or refused the operation.
-
-    ``refused`` tells the two apart: True when the database answered and refused what it was
-    given (a constraint, a trigger, a value it cannot hold), so the same statement would
-    fail again and other rows written with it may well succeed alone.
-    """
-
-    def __init__(self, reason: str, *, refused: bool = False) -> None:
-        super().__init__(reason)
-        self.refused = refused
-
-
-class InvalidCursor(ValueError):
-    """A pagination cursor that this store did not hand out."""
-
-
-@dataclass(frozen=True, eq=False)
-class Assignments:
-    """Assignments to keep, column by column: what one model said of these customers, from
-    one source, at one moment.
-
-    A batch is kept as one block: a Python object per customer (a frozen dataclass, then
-    even a named tuple) cost as much as writing the rows to PostgreSQL.
-    """
-
-    customer_keys: Sequence[str]
-    segment_ids: Sequence[str]
-    features: npt.NDArray[np.float64]
-    """``(n, len(FEATURES))``, in ``FEATURES`` order."""
-    confidence: Sequence[float]
-    atypical: Sequence[bool]
-    model_version: str
-    source: str
-    assigned_at: datetime
-
-    def __post_init__(self) -> None:
-        lengths = {
-            len(self.customer_keys),
-            len(self.segment_ids),
-            len(self.features),
-            len(self.confidence),
-            len(self.atypical),
-        }
-        if len(lengths) != 1:
-            raise ValueError(f"assignment columns differ in length: {sorted(lengths)}")
-        if self.features.ndim != 2 or self.features.shape[1] != len(FEATURES):
-            raise ValueError(f"features must be (n, {len(FEATURES)}), not {self.features.shape}")
-
-    def __len__(self) -> int:
-        return len(self.customer_keys)
-
-    def as_params(self) -> list[dict[str, Any]]:
-        """One parameter dict per row, for INSERT statements."""
-        constant = {
-            "model_version": self.model_version,
-            "source": self.source,
-            "assigned_at": self.assigned_at,
-        }
-        return [
-            {
-                "customer_key": key,
-                "segment_id": segment_id,
-                **dict(zip(FEATURES, features, strict=True)),
-                "confidence": confidence,
-                "atypical": atypical,
-                **constant,
-            }
-            for key, segment_id, features, confidence, atypical in zip(
-                self.customer_keys,
-                self.segment_ids,
-                self.features.tolist(),
-                self.confidence,
-                self.atypical,
-                strict=True,
-            )
-        ]
-
-
-def sqlalchemy_url(url: str) -> str:
-    """Accept ``postgresql://`` as well as ``postgresql+psycopg://`` (psycopg 3 either way)."""
-    parsed = make_url(url)
-    if parsed.drivername in {"postgresql", "postgres"}:
-        parsed = parsed.set(drivername="postgresql+psycopg")
-    return parsed.render_as_string(hide_password=False)
 
 
 def encode_cursor(customer_key: str) -> str:
@@ -168,7 +75,7 @@ class CustomerStore:
 
     def __init__(self, url: str, *, connect_timeout_seconds: int = 3) -> None:
         self.url = sqlalchemy_url(url)
-        self.engine = _create_engine(self.url, connect_timeout_seconds)
+        self.engine = create_store_engine(self.url, connect_timeout_seconds)
         self.dialect = self.engine.dialect.name
         self._migrated = False
 
@@ -177,13 +84,17 @@ class CustomerStore:
 
     @contextmanager
     def _connection(self, *, write: bool) -> Iterator[Connection]:
-        if not self._migrated:
-            self._migrate_or_fail_fast()
+        self.ensure_migrated()
         try:
             with self.engine.begin() if write else self.engine.connect() as connection:
                 yield connection
         except (SQLAlchemyError, psycopg.Error) as error:
-            raise StoreUnavailable(_reason(error), refused=_is_refusal(error)) from error
+            raise unavailable(error) from error
+
+    def ensure_migrated(self) -> None:
+        """Migrate on first use (see :meth:`_migrate_or_fail_fast`); a no-op after."""
+        if not self._migrated:
+            self._migrate_or_fail_fast()
 
     def _migrate_or_fail_fast(self) -> None:
         """Migrate on first use; while another thread migrates, fail at once.
@@ -214,7 +125,7 @@ class CustomerStore:
                 config.attributes["connection"] = connection
                 command.upgrade(config, "head")
         except SQLAlchemyError as error:
-            raise StoreUnavailable(_reason(error)) from error
+            raise StoreUnavailable(reason(error)) from error
         self._migrated = True
 
     def schema_version(self) -> str | None:
@@ -230,15 +141,6 @@ class CustomerStore:
         """Add every row to the history and make each customer's last row their latest."""
         if len(assignments):
             self._write(lambda connection: self._write_rows(connection, assignments))
-
-    def record_together(self, blocks: Sequence[Assignments]) -> None:
-        """Keep several blocks in one transaction, all or none, as if recorded in order.
-
-        For many small blocks (the live route's single answers): one commit for all of them.
-        """
-        params = [row for block in blocks for row in block.as_params()]
-        if params:
-            self._write(lambda connection: self._write_params(connection, params))
 
     def is_imported(self, model_version: str) -> bool:
         with self._connection(write=False) as connection:
@@ -281,7 +183,7 @@ class CustomerStore:
                 with self._connection(write=True) as connection:
                     return operation(connection)
             except StoreUnavailable as error:
-                if attempt == _WRITE_ATTEMPTS or not _is_lock_conflict(error.__cause__):
+                if attempt == _WRITE_ATTEMPTS or not is_lock_conflict(error.__cause__):
                     raise
                 time.sleep(0.05 * attempt)
         raise AssertionError("unreachable")
@@ -291,19 +193,17 @@ class CustomerStore:
 
     def _write_rows(self, connection: Connection, assignments: Assignments) -> None:
         if self.dialect == "postgresql" and len(assignments) >= _COPY_THRESHOLD:
-            _copy_rows_postgresql(connection, assignments)
+            postgres_bulk.copy_rows(connection, assignments)
             return
-        self._write_params(connection, assignments.as_params())
-
-    def _write_params(self, connection: Connection, params: list[dict[str, Any]]) -> None:
-        """Latest rows first, in key order, then the history (see the module's docstring)."""
+        params = assignments.as_params()
+        # Latest rows first, in key order, then the history (see the module's docstring).
         latest_by_key = {item["customer_key"]: item for item in params}
         ordered = [latest_by_key[key] for key in sorted(latest_by_key)]
         upsert = self._insert(latest_assignments)
         upsert = upsert.on_conflict_do_update(
             index_elements=["customer_key"],
-            set_={name: upsert.excluded[name] for name in _ASSIGNMENT_FIELDS},
-            where=text(_REPLACES_LATEST),
+            set_={name: upsert.excluded[name] for name in ASSIGNMENT_FIELDS},
+            where=text(postgres_bulk.REPLACES_LATEST),
         )
         connection.execute(upsert, ordered)
         connection.execute(assignment_history.insert(), params)
@@ -366,133 +266,6 @@ class CustomerStore:
             return {segment_id: int(count) for segment_id, count in rows}
 
 
-_COLUMNS = ("customer_key", *_ASSIGNMENT_FIELDS)
-_COLUMN_LIST = ", ".join(_COLUMNS)
-# The order of _copy_rows: what varies per row first, then what the block shares.
-_COPY_COLUMNS = {
-    "ordinal": "int4",
-    "customer_key": "varchar",
-    "segment_id": "varchar",
-    **dict.fromkeys(FEATURES, "float8"),
-    "confidence": "float8",
-    "atypical": "bool",
-    "model_version": "varchar",
-    "source": "varchar",
-    "assigned_at": "timestamptz",
-}
-_UPDATES = ", ".join(f"{name} = EXCLUDED.{name}" for name in _ASSIGNMENT_FIELDS)
-# A model's training snapshot never replaces what that same model said of the customer
-# since (an import delayed by an outage lands after live answers).
-_REPLACES_LATEST = (
-    "NOT (excluded.source = 'training' "
-    "AND latest_assignments.model_version = excluded.model_version)"
-)
-
-
-def _copy_rows_postgresql(connection: Connection, assignments: Assignments) -> None:
-    """Bulk path for PostgreSQL: one COPY into a session-local staging table, then history
-    and latest are filled by the server (COPY beats multi-row INSERT several times over).
-
-    The staging rows keep their input order, so that the history keeps it and, for a key
-    given twice, the last row is the latest; the upsert runs in key order.
-    """
-    driver = connection.connection.driver_connection
-    assert driver is not None
-    with driver.cursor() as cursor:
-        cursor.execute(
-            "CREATE TEMP TABLE IF NOT EXISTS incoming_assignments "
-            "(ordinal integer, LIKE latest_assignments) ON COMMIT DELETE ROWS"
-        )
-        columns = ", ".join(_COPY_COLUMNS)
-        statement = f"COPY incoming_assignments ({columns}) FROM STDIN (FORMAT BINARY)"
-        with cursor.copy(statement) as copy:
-            copy.set_types(list(_COPY_COLUMNS.values()))
-            for row in _copy_rows(assignments):
-                copy.write_row(row)
-        cursor.execute(
-            f"INSERT INTO latest_assignments ({_COLUMN_LIST}) "
-            f"SELECT DISTINCT ON (customer_key) {_COLUMN_LIST} FROM incoming_assignments "
-            "ORDER BY customer_key, ordinal DESC "
-            f"ON CONFLICT (customer_key) DO UPDATE SET {_UPDATES} WHERE {_REPLACES_LATEST}"
-        )
-        cursor.execute(
-            f"INSERT INTO assignment_history ({_COLUMN_LIST}) "
-            f"SELECT {_COLUMN_LIST} FROM incoming_assignments ORDER BY ordinal"
-        )
-
-
-def _copy_rows(assignments: Assignments) -> Iterator[tuple[Any, ...]]:
-    """The block's rows in ``_COPY_COLUMNS`` order, each after its ordinal.
-
-    Binary COPY: the server reads the doubles as they are (no text to format or parse)
-    and keys need no escaping; it took half the time of the text format.
-    """
-    return zip(
-        range(len(assignments)),
-        assignments.customer_keys,
-        assignments.segment_ids,
-        *assignments.features.T.tolist(),
-        assignments.confidence,
-        assignments.atypical,
-        repeat(assignments.model_version),
-        repeat(assignments.source),
-        repeat(assignments.assigned_at),
-    )
-
-
-def _create_engine(url: str, connect_timeout_seconds: int) -> Engine:
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite":
-        return create_engine(
-            url,
-            pool_pre_ping=True,
-            pool_size=8,
-            max_overflow=8,
-            connect_args={"connect_timeout": connect_timeout_seconds},
-        )
-    if parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
-
-    @event.listens_for(engine, "connect")
-    def _configure(dbapi_connection: Any, _record: Any) -> None:
-        # SQLAlchemy issues BEGIN itself (below); the driver must not start its own.
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA busy_timeout=30000")
-        cursor.close()
-
-    @event.listens_for(engine, "begin")
-    def _begin(connection: Connection) -> None:
-        # IMMEDIATE takes the write lock up front: two writers queue on the busy timeout
-        # instead of failing when both try to upgrade a read lock.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
-
-    return engine
-
-
 def _as_dict(row: Any) -> dict[str, Any]:
     # Column names come back as str subclasses, which orjson refuses as keys.
     return {str(name): value for name, value in row._mapping.items()}
-
-
-def _reason(error: Exception) -> str:
-    origin = getattr(error, "orig", None) or error
-    return f"{type(origin).__name__}: {str(origin).strip().splitlines()[0] if str(origin) else ''}"
-
-
-def _is_refusal(error: Exception) -> bool:
-    """The database answered and refused the statement: not a connection or lock problem."""
-    if isinstance(error, DBAPIError):
-        return not error.connection_invalidated and not isinstance(
-            error, OperationalError | InterfaceError
-        )
-    return False
-
-
-def _is_lock_conflict(error: BaseException | None) -> bool:
-    origin = error.orig if isinstance(error, DBAPIError) else error
-    code = getattr(origin, "sqlstate", None)
-    return code in {"40P01", "40001", "55P03"} or "database is locked" in str(origin)

@@ -19,7 +19,10 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from service.store.customer_store import Assignments, CustomerStore, StoreUnavailable
+from service.store.assignments import Assignments
+from service.store.customer_store import CustomerStore
+from service.store.errors import StoreUnavailable
+from service.store.grouped_writes import GroupWriter
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +50,7 @@ class GroupCommit:
     Parameters
     ----------
     store
-        Where the blocks go, with :meth:`CustomerStore.record_together`.
+        Where the blocks go (through a :class:`GroupWriter` of the writer thread's own).
     max_group_rows
         Rows in one commit at most.
     on_commit
@@ -61,7 +64,7 @@ class GroupCommit:
         max_group_rows: int = MAX_GROUP_ROWS,
         on_commit: Callable[[int], None] = lambda blocks: None,
     ) -> None:
-        self._store = store
+        self._writer = GroupWriter(store)
         self._max_group_rows = max_group_rows
         self._on_commit = on_commit
         self._queue: queue.SimpleQueue[_Waiting | object] = queue.SimpleQueue()
@@ -89,6 +92,7 @@ class GroupCommit:
             self._closed = True
             self._queue.put(_STOP)
             self._thread.join()
+            self._writer.close()
 
     def _run(self) -> None:
         while True:
@@ -118,7 +122,7 @@ class GroupCommit:
 
     def _commit(self, group: list[_Waiting]) -> None:
         try:
-            self._store.record_together([item.block for item in group])
+            self._writer.write([item.block for item in group])
             outcomes: Sequence[Outcome] = [None] * len(group)
             self._on_commit(len(group))
         except StoreUnavailable as error:
@@ -135,7 +139,7 @@ class GroupCommit:
 
     def _alone(self, block: Assignments) -> Outcome:
         try:
-            self._store.record(block)
+            self._writer.write([block])
         except StoreUnavailable as error:
             return error
         self._on_commit(1)

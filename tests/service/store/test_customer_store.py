@@ -9,12 +9,9 @@ import numpy as np
 import pytest
 from sqlalchemy import inspect, text
 
-from service.store.customer_store import (
-    Assignments,
-    CustomerStore,
-    InvalidCursor,
-    StoreUnavailable,
-)
+from service.store.assignments import Assignments
+from service.store.customer_store import CustomerStore
+from service.store.errors import InvalidCursor, StoreUnavailable
 
 START = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 
@@ -241,7 +238,7 @@ def test_unreachable_database_raises_store_unavailable() -> None:
 
 
 def test_postgresql_urls_with_and_without_driver_both_work() -> None:
-    from service.store.customer_store import sqlalchemy_url
+    from service.store.engine import sqlalchemy_url
 
     assert sqlalchemy_url("postgresql://u@h/d") == "postgresql+psycopg://u@h/d"
     assert sqlalchemy_url("postgresql+psycopg://u:p@h/d") == "postgresql+psycopg://u:p@h/d"

@@ -21,7 +21,9 @@ from sqlalchemy.engine import make_url
 
 from segmentation.artifact import read_latest
 from segmentation.features import FEATURES
-from service.store.customer_store import Assignments, CustomerStore, StoreUnavailable
+from service.store.assignments import Assignments
+from service.store.customer_store import CustomerStore
+from service.store.errors import StoreUnavailable
 from service.store.group_commit import GroupCommit, Outcome
 from tests.service.conftest import serve, settings_for
 from tests.service.processes import service_process, wait_for_log

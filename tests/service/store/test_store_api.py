@@ -12,7 +12,8 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from service.store.customer_store import CustomerStore, StoreUnavailable
+from service.store.customer_store import CustomerStore
+from service.store.errors import StoreUnavailable
 from tests.service.conftest import serve, settings_for
 from tests.service.store.conftest import database_gone, set_connections
 from training.job import TrainingOptions, train

@@ -1,0 +1,140 @@
+"""Many small blocks in one transaction, on a connection kept by one writer thread.
+
+The live route's group commits (see :mod:`service.store.group_commit`) write a few dozen
+rows hundreds of times a second. Going through the pool and SQLAlchemy's statement
+machinery cost more than the write itself (a checkout with its ping, a compiled
+``executemany``, a dict per row), and all of it under the GIL that the event loop needs.
+Here the writer keeps one driver connection and hands each group to the driver in one
+call: on PostgreSQL a single statement (one round trip, atomic on its own), on SQLite two
+``executemany`` inside ``BEGIN IMMEDIATE``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from itertools import chain, repeat
+from typing import Any
+
+import numpy as np
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.pool import PoolProxiedConnection
+
+from service.store import postgres_bulk
+from service.store.assignments import COLUMNS, Assignments
+from service.store.customer_store import CustomerStore
+from service.store.errors import DRIVER_ERRORS, is_refusal, unavailable
+from service.store.tables import latest_assignments
+
+logger = logging.getLogger(__name__)
+
+_PLACEHOLDERS = ", ".join("?" for _ in COLUMNS)
+_SQLITE_UPSERT = (
+    f"INSERT INTO latest_assignments ({postgres_bulk.COLUMN_LIST}) VALUES ({_PLACEHOLDERS}) "
+    f"ON CONFLICT (customer_key) DO UPDATE SET {postgres_bulk.UPDATES} "
+    f"WHERE {postgres_bulk.REPLACES_LATEST}"
+)
+_SQLITE_HISTORY = (
+    f"INSERT INTO assignment_history ({postgres_bulk.COLUMN_LIST}) VALUES ({_PLACEHOLDERS})"
+)
+
+
+class GroupWriter:
+    """Writes groups of blocks, all or none, on a connection of its own.
+
+    Not thread-safe: one writer thread owns it. A connection that failed is dropped and a
+    new one taken for the next group.
+    """
+
+    def __init__(self, store: CustomerStore) -> None:
+        self._store = store
+        self._connection: PoolProxiedConnection | None = None
+        self._write_group = (
+            _write_postgresql if store.dialect == "postgresql" else _sqlite_writer(store)
+        )
+
+    def write(self, blocks: Sequence[Assignments]) -> None:
+        """Keep every block, in order, in one transaction.
+
+        Raises
+        ------
+        StoreUnavailable
+            Nothing was kept; ``refused`` says whether the database refused the rows.
+        """
+        self._store.ensure_migrated()
+        try:
+            if self._connection is None:
+                self._connection = self._connect()
+            self._write_group(self._connection.driver_connection, blocks)
+        except (SQLAlchemyError, *DRIVER_ERRORS) as error:
+            if not is_refusal(error):
+                self.close()
+            raise unavailable(error) from error
+
+    def _connect(self) -> PoolProxiedConnection:
+        connection = self._store.engine.raw_connection()
+        if self._store.dialect == "postgresql":
+            # Each group is one statement: its own transaction, committed by the server.
+            connection.driver_connection.autocommit = True  # type: ignore[union-attr]
+        return connection
+
+    def close(self) -> None:
+        """Drop the connection (it is never handed back to the pool: its settings differ)."""
+        if self._connection is not None:
+            connection, self._connection = self._connection, None
+            try:
+                connection.invalidate()
+            except Exception:  # closing a broken connection may fail too: it is gone either way
+                logger.debug("closing the group writer's connection failed", exc_info=True)
+
+
+def _columns(blocks: Sequence[Assignments]) -> list[list[Any]]:
+    """The blocks' rows as one list per column, in ``COLUMNS`` order."""
+    features = np.concatenate([block.features for block in blocks]).T.tolist()
+
+    def each(values: Callable[[Assignments], Sequence[Any]]) -> list[Any]:
+        return list(chain.from_iterable(values(block) for block in blocks))
+
+    def shared(value: Callable[[Assignments], Any]) -> list[Any]:
+        return list(chain.from_iterable(repeat(value(block), len(block)) for block in blocks))
+
+    return [
+        each(lambda block: block.customer_keys),
+        each(lambda block: block.segment_ids),
+        shared(lambda block: block.model_version),
+        *features,
+        each(lambda block: block.confidence),
+        each(lambda block: block.atypical),
+        shared(lambda block: block.source),
+        shared(lambda block: block.assigned_at),
+    ]
+
+
+def _write_postgresql(driver: Any, blocks: Sequence[Assignments]) -> None:
+    with driver.cursor() as cursor:
+        cursor.execute(postgres_bulk.GROUP_STATEMENT, _columns(blocks))
+
+
+def _sqlite_writer(store: CustomerStore) -> Callable[[Any, Sequence[Assignments]], None]:
+    # Times are stored as SQLAlchemy stores them on SQLite, so that it reads them back.
+    column_type = latest_assignments.c.assigned_at.type.dialect_impl(store.engine.dialect)
+    processor = column_type.bind_processor(store.engine.dialect)
+    assert processor is not None
+    stored_time: Callable[[datetime], str] = processor
+
+    def write(driver: Any, blocks: Sequence[Assignments]) -> None:
+        columns = _columns(blocks)
+        columns[-1] = [stored_time(moment) for moment in columns[-1]]
+        rows = list(zip(*columns, strict=True))
+        latest = {row[0]: row for row in rows}  # a key given twice: its last row
+        driver.execute("BEGIN IMMEDIATE")
+        try:
+            driver.executemany(_SQLITE_UPSERT, [latest[key] for key in sorted(latest)])
+            driver.executemany(_SQLITE_HISTORY, rows)
+        except BaseException:
+            driver.execute("ROLLBACK")
+            raise
+        driver.execute("COMMIT")
+
+    return write
