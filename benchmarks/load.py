@@ -3,6 +3,8 @@
     .venv/bin/python -m benchmarks.load [--duration 30] [--connections 16] [--workers 2]
                                         [--reload-every 1] [--models-dir DIR]
     .venv/bin/python -m benchmarks.load --soak [--soak-seconds 600] [--sample-every 10]
+    add --keyed [--database postgresql] for the CRM's call: known customers, recorded
+
 
 Trains two model versions into a temp dir (or takes the `latest` and newest other version
 of --models-dir, restoring `latest` afterwards), starts ``python -m service --workers 2``
@@ -11,7 +13,7 @@ fixed concurrency for a fixed time: once steady, once while the served version i
 back and forth (admin reloads and repointing `latest` on disk, alternately). Prints the
 requests served, errors and p50/p99 latency of each run and the ratio of the p99s, and
 writes ``benchmarks/results/load.json``. With --soak: one long run instead, sampling each
-worker's memory and the throughput, and ``soak.json``.
+worker's memory and the throughput, and ``soak.json`` (``-keyed-<database>`` added with --keyed).
 
 Exits 0 whatever the figures (a missed target is reported, not failed); 1 when the service
 could not start; 2 when wrk is unavailable or there are no two model versions.
@@ -20,6 +22,7 @@ could not start; 2 when wrk is unavailable or there are no two model versions.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import subprocess
@@ -43,6 +46,7 @@ from benchmarks.load_setup import (
     wait_for_workers,
     write_single_bodies,
 )
+from benchmarks.postgres import PostgresUnavailable, scratch_database
 from benchmarks.servers import RunningServer, ServerFailed
 from benchmarks.service_probes import (
     SeriesKey,
@@ -84,6 +88,17 @@ def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--models-dir", type=Path, help="use `latest` and the newest other version")
     parser.add_argument("--log-level", default="info", help="the service's LOG_LEVEL")
+    parser.add_argument(
+        "--keyed",
+        action="store_true",
+        help="send each customer's key, as a CRM does: every answer is recorded in the store",
+    )
+    parser.add_argument(
+        "--database",
+        choices=("sqlite", "postgresql"),
+        default="sqlite",
+        help="the store: an SQLite file, or a scratch database on BENCH_POSTGRES_URL's server",
+    )
     parser.add_argument("--soak", action="store_true", help="one long run: memory and throughput")
     parser.add_argument("--soak-seconds", type=float, default=600.0)
     parser.add_argument("--sample-every", type=float, default=10.0, help="soak sampling, seconds")
@@ -114,14 +129,27 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"cannot run: no two model versions: {error}")
             return 2
         try:
-            return _run(arguments, wrk, work_dir, versions)
+            with contextlib.ExitStack() as stack:
+                database_url = None
+                if arguments.database == "postgresql":
+                    database_url = stack.enter_context(scratch_database("segmentation_load"))
+                return _run(arguments, wrk, work_dir, versions, database_url)
+        except PostgresUnavailable as error:
+            print(f"cannot run: {error}")
+            return 2
         finally:
             if versions.latest_before is not None:
                 point_latest(versions.models_dir, versions.latest_before)
 
 
-def _run(arguments: argparse.Namespace, wrk: str, work_dir: Path, versions: ModelVersions) -> int:
-    bodies_file, source, count = write_single_bodies(work_dir)
+def _run(
+    arguments: argparse.Namespace,
+    wrk: str,
+    work_dir: Path,
+    versions: ModelVersions,
+    database_url: str | None,
+) -> int:
+    bodies_file, source, count = write_single_bodies(work_dir, keyed=arguments.keyed)
     keys = new_keys()
     spec = service_spec(
         models_dir=versions.models_dir,
@@ -130,13 +158,13 @@ def _run(arguments: argparse.Namespace, wrk: str, work_dir: Path, versions: Mode
         keys=keys,
         log_level=arguments.log_level,
         poll_seconds=arguments.poll_seconds,
+        database_url=database_url,
     )
     print(
         f"\nservice: python -m service --workers {arguments.workers} on {spec.base_url}, "
         f"API_KEYS and ADMIN_API_KEY set, metrics on, LOG_LEVEL={arguments.log_level.upper()}, "
-        f"MODEL_POLL_SECONDS={arguments.poll_seconds:g}\n"
-        f"bodies: the {count} real customers of {source}, WITHOUT customer_key: nothing is "
-        "written to the customer store, so the store is not the bottleneck\n"
+        f"MODEL_POLL_SECONDS={arguments.poll_seconds:g}, store on {arguments.database}\n"
+        f"bodies: the {count} real customers of {source}, {_bodies(arguments)}\n"
         f"load: wrk -t{arguments.threads} -c{arguments.connections} on POST /segment",
         flush=True,
     )
@@ -173,13 +201,20 @@ def _run(arguments: argparse.Namespace, wrk: str, work_dir: Path, versions: Mode
     finally:
         server.stop()
     document = {**_preamble(arguments, wrk, source, versions), **document}
-    name = "soak.json" if arguments.soak else "load.json"
+    variant = f"-keyed-{arguments.database}" if arguments.keyed else ""
+    name = f"{'soak' if arguments.soak else 'load'}{variant}.json"
     arguments.results_dir.mkdir(parents=True, exist_ok=True)
     path = arguments.results_dir / name
     path.write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n")
     _print_targets(document["targets"])
     print(f"\nwritten: {path}")
     return 0
+
+
+def _bodies(arguments: argparse.Namespace) -> str:
+    if arguments.keyed:
+        return "each WITH its customer_key: every answer is recorded in the store"
+    return "WITHOUT customer_key: prospects, nothing is written to the store"
 
 
 def _load_settings(arguments: argparse.Namespace, seconds: float) -> LoadSettings:
@@ -360,7 +395,8 @@ def _preamble(
             "log_level": arguments.log_level.upper(),
             "model_poll_seconds": arguments.poll_seconds,
             "route": "POST /segment",
-            "bodies": f"the real customers of {source.name}, without customer_key",
+            "bodies": f"the real customers of {source.name}, {_bodies(arguments)}",
+            "store": arguments.database,
             "production_configuration": "API_KEYS and ADMIN_API_KEY set, metrics on",
             "versions": [v for v in (versions.first, versions.second) if v],
         },

@@ -13,9 +13,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import orjson
-
-from benchmarks.request_bodies import find_customer_data, read_customers, write_bodies
+from benchmarks.request_bodies import (
+    find_customer_data,
+    keyed_bodies,
+    read_customers,
+    single_bodies,
+    write_bodies,
+)
 from benchmarks.servers import (
     LIMIT_SETTINGS,
     RunningServer,
@@ -25,7 +29,6 @@ from benchmarks.servers import (
 )
 from benchmarks.service_probes import active_versions, metric_series, worker_pids
 from segmentation.artifact import MANIFEST_FILE, ArtifactError, point_latest, read_latest
-from segmentation.features import FEATURES
 from training.job import TrainingOptions, train
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -101,14 +104,15 @@ def existing_versions(models_dir: Path, *, need_second: bool) -> ModelVersions:
     return ModelVersions(models_dir, latest, others[-1], latest_before=latest)
 
 
-def write_single_bodies(work_dir: Path) -> tuple[Path, Path, int]:
-    """One ``POST /segment`` body per real customer, WITHOUT ``customer_key``.
+def write_single_bodies(work_dir: Path, *, keyed: bool) -> tuple[Path, Path, int]:
+    """One ``POST /segment`` body per real customer, with its ``customer_key`` (a known
+    customer, recorded in the store) when ``keyed``, else without (a prospect).
 
     Returns the bodies file, the data it came from and the number of bodies.
     """
     source = find_customer_data(REPO_ROOT)
     customers = read_customers(source)
-    bodies = [orjson.dumps(dict(zip(FEATURES, c.features, strict=True))) for c in customers]
+    bodies = keyed_bodies(customers) if keyed else single_bodies(customers)
     return write_bodies(work_dir / "single.bodies", bodies), source, len(bodies)
 
 
@@ -124,13 +128,15 @@ def service_spec(
     keys: Keys,
     log_level: str,
     poll_seconds: float,
+    database_url: str | None = None,
 ) -> ServerSpec:
-    """``python -m service`` on a free port, in production configuration."""
+    """``python -m service`` on a free port, in production configuration; its store is
+    ``database_url``, else an SQLite file in ``work_dir``."""
     port = free_port()
     environment = {
         **{name: value for name, value in os.environ.items() if name not in _NOT_INHERITED},
         "MODELS_DIR": str(models_dir),
-        "DATABASE_URL": f"sqlite:///{work_dir / 'store.db'}",
+        "DATABASE_URL": database_url or f"sqlite:///{work_dir / 'store.db'}",
         "API_KEYS": f"load:{keys.client}",
         "ADMIN_API_KEY": keys.admin,
         "LOG_LEVEL": log_level.upper(),

@@ -18,6 +18,7 @@ from benchmarks.mlflow_env import (
     save_mlflow_model,
 )
 from benchmarks.plan import FOOTPRINT_BATCH_ROWS, JSON, Case, build_cases, check_answer, first_body
+from benchmarks.postgres import PostgresUnavailable, scratch_database
 from benchmarks.report import CaseResult, Report
 from benchmarks.request_bodies import Customer
 from benchmarks.servers import (
@@ -39,6 +40,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 _UVICORN_APPS = {
     "ours": "service.main:app",
+    "ours-postgres": "service.main:app",
     "naive": "benchmarks.naive_server:app",
     "ceiling": "benchmarks.ceiling_server:app",
 }
@@ -76,7 +78,17 @@ class BenchmarkRun:
         }
 
     def run_server(self, server: str) -> None:
-        spec = self._spec(server)
+        if server != "ours-postgres":
+            self._run_server(server)
+            return
+        try:
+            with scratch_database() as database_url:
+                self._run_server(server, database_url=database_url)
+        except PostgresUnavailable as error:
+            self._not_run(server, str(error)[:300])
+
+    def _run_server(self, server: str, *, database_url: str | None = None) -> None:
+        spec = self._spec(server, database_url)
         if isinstance(spec, str):
             self._not_run(server, spec)
             return
@@ -102,14 +114,16 @@ class BenchmarkRun:
         finally:
             running.stop()
 
-    def _spec(self, server: str) -> ServerSpec | str:
+    def _spec(self, server: str, database_url: str | None) -> ServerSpec | str:
         port = free_port()
         if server != "mlflow":
             command = uvicorn_command(Path(sys.executable), _UVICORN_APPS[server], port)
             environment = dict(self.environment)
-            if server == "ours":
+            if server.startswith("ours"):
                 # Production configuration: client keys checked (and metrics, always on).
                 environment["API_KEYS"] = f"bench:{BENCH_API_KEY}"
+            if database_url:
+                environment["DATABASE_URL"] = database_url
             return ServerSpec(server, command, "/ready", port, environment)
         bench = prepare_bench_environment(REPO_ROOT, log_file=self.work_dir / "bench-venv.log")
         if isinstance(bench, MlflowUnavailable):

@@ -12,6 +12,7 @@ from benchmarks.request_bodies import (
     Customer,
     csv_batch_body,
     json_batch_body,
+    keyed_bodies,
     mlflow_bodies,
     single_bodies,
     write_bodies,
@@ -19,8 +20,12 @@ from benchmarks.request_bodies import (
 
 logger = logging.getLogger(__name__)
 
-SERVERS: tuple[str, ...] = ("ours", "naive", "mlflow", "ceiling")
-"""Every server, in the order they are run and shown."""
+SERVERS: tuple[str, ...] = ("ours", "ours-postgres", "naive", "mlflow", "ceiling")
+"""Every server, in the order they are run and shown. ``ours-postgres`` is our service again,
+its store on PostgreSQL, for the keyed case only."""
+
+KEYED_SQLITE = "ours /segment keyed, SQLite"
+KEYED_POSTGRES = "ours /segment keyed, PostgreSQL"
 
 BATCH_SIZES: tuple[int, ...] = (1, 100, 1_000, 10_000)
 FOOTPRINT_BATCH_ROWS = 10_000
@@ -40,13 +45,22 @@ class Case:
     rows: int
     """Customers per request."""
     is_batch: bool = False
+    recorded: bool = False
+    """Answers must say ``"recorded": true`` (the customer carries a key)."""
 
 
 def build_cases(customers: list[Customer], work_dir: Path) -> dict[str, list[Case]]:
     """Every server's cases, their bodies written under ``work_dir``."""
     singles = write_bodies(work_dir / "single.bodies", single_bodies(customers))
+    keyed = write_bodies(work_dir / "keyed.bodies", keyed_bodies(customers))
     cases: dict[str, list[Case]] = {
-        "ours": [Case("ours /segment", "ours", "/segment", JSON, singles, rows=1)],
+        "ours": [
+            Case("ours /segment", "ours", "/segment", JSON, singles, rows=1),
+            Case(KEYED_SQLITE, "ours", "/segment", JSON, keyed, rows=1, recorded=True),
+        ],
+        "ours-postgres": [
+            Case(KEYED_POSTGRES, "ours-postgres", "/segment", JSON, keyed, rows=1, recorded=True)
+        ],
         "naive": [Case("naive /segment", "naive", "/segment", JSON, singles, rows=1)],
         "mlflow": [
             Case(
@@ -97,7 +111,12 @@ def check_answer(case: Case, status: int, body: bytes) -> str | None:
         document = orjson.loads(body)
     except orjson.JSONDecodeError:
         return f"answered {status} with a body that is not JSON: {body[:200]!r}"
-    expected = {"ours": "segment_id", "naive": "segment", "mlflow": "predictions"}.get(case.server)
+    expected = {
+        "ours": "segment_id",
+        "ours-postgres": "segment_id",
+        "naive": "segment",
+        "mlflow": "predictions",
+    }.get(case.server)
     if case.is_batch:
         results = document.get("results", []) if isinstance(document, dict) else []
         failed = sum(1 for result in results if "error" in result)
@@ -105,4 +124,6 @@ def check_answer(case: Case, status: int, body: bytes) -> str | None:
             return f"{len(results)} results ({failed} errors) for {case.rows} customers"
     elif expected and not (isinstance(document, dict) and expected in document):
         return f"the answer has no {expected!r}: {body[:200]!r}"
+    elif case.recorded and document.get("recorded") is not True:
+        return f"the answer was not recorded in the store: {body[:200]!r}"
     return None

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import logging
+import operator
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -13,6 +15,11 @@ from benchmarks.wrk import WrkResult
 logger = logging.getLogger(__name__)
 
 OURS_SINGLE = "ours /segment"
+KEYED_CASES = {
+    "SQLite": ("ours /segment keyed, SQLite", 0.4),
+    "PostgreSQL": ("ours /segment keyed, PostgreSQL", 0.5),
+}
+"""The keyed live call on each store, with the share of the ceiling it should reach."""
 SINGLE_CASES = {
     "naive": "naive /segment",
     "mlflow": "mlflow /invocations",
@@ -89,6 +96,13 @@ class Report:
             ratios[server] = ours_rate / rate if ours_rate and rate else None
         return ratios
 
+    def of_ceiling(self, case_name: str) -> float | None:
+        """A case's requests per second over the ceiling's, in this run."""
+        case, ceiling = self.case(case_name), self.case(SINGLE_CASES["ceiling"])
+        rate = case.requests_per_second if case else None
+        ceiling_rate = ceiling.requests_per_second if ceiling else None
+        return rate / ceiling_rate if rate and ceiling_rate else None
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "created_at": self.created_at,
@@ -144,6 +158,7 @@ def targets(report: Report) -> list[Target]:
             "{:.2f} ms",
         ),
         _check("/segment errors", wrk.errors if wrk else None, "0", lambda v: v == 0, "{:.0f}"),
+        *_keyed_targets(report),
         _check(
             "batch 10,000 JSON rows/s",
             json_10k.rows_per_second if json_10k else None,
@@ -180,6 +195,38 @@ def targets(report: Report) -> list[Target]:
             "{:.2f} s",
         ),
     ]
+
+
+def _keyed_targets(report: Report) -> list[Target]:
+    """The keyed live call (issue 14): its share of the ceiling, its p99 and its errors."""
+    checks = []
+    for store, (name, share) in KEYED_CASES.items():
+        case = report.case(name)
+        wrk = case.wrk if case else None
+        checks += [
+            _check(
+                f"keyed /segment on {store} vs ceiling",
+                report.of_ceiling(name),
+                f">= {share}x",
+                functools.partial(operator.le, share),
+                "{:.2f}x",
+            ),
+            _check(
+                f"keyed /segment p99 on {store}",
+                wrk.latency_p99_us / 1000 if wrk else None,
+                "<= 20 ms",
+                lambda v: v <= 20,
+                "{:.2f} ms",
+            ),
+            _check(
+                f"keyed /segment errors on {store}",
+                wrk.errors if wrk else None,
+                "0",
+                lambda v: v == 0,
+                "{:.0f}",
+            ),
+        ]
+    return checks
 
 
 def _round(value: float | None, digits: int) -> float | None:

@@ -79,14 +79,23 @@ def _cycle(customers: list[Customer], count: int) -> Iterator[Customer]:
 
 def _customer_object(customer: Customer) -> dict[str, object]:
     # No customer key: the customer is scored, not recorded, exactly the work the reference
-    # servers do. With keys every answer is also written to the customer store, whose
-    # throughput benchmarks/store_write.py measures on its own.
+    # servers do. The keyed cases (keyed_bodies) are what a CRM sends for known customers.
     return dict(zip(FEATURES, customer.features, strict=True))
 
 
 def single_bodies(customers: list[Customer]) -> list[bytes]:
     """One ``POST /segment`` body per customer (snake_case features, no customer key)."""
     return [orjson.dumps(_customer_object(customer)) for customer in customers]
+
+
+def keyed_bodies(customers: list[Customer]) -> list[bytes]:
+    """One ``POST /segment`` body per customer with its own key, as a CRM sends them for
+    the bank's known customers: every answer is recorded in the store, and consecutive
+    requests write different customers (the training snapshot has them all already)."""
+    return [
+        orjson.dumps({CUSTOMER_KEY: customer.key, **_customer_object(customer)})
+        for customer in customers
+    ]
 
 
 def mlflow_bodies(customers: list[Customer]) -> list[bytes]:

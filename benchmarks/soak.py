@@ -242,5 +242,7 @@ def _judge(
                 efficiency["steady"]
             ),
             "no worker restarted": pids_before == pids_after,
+            "last window's req/s >= 0.8 x the first's": samples[-1].requests_per_second
+            >= 0.8 * samples[0].requests_per_second,
         },
     }

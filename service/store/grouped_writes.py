@@ -18,6 +18,7 @@ from itertools import chain, repeat
 from typing import Any
 
 import numpy as np
+import orjson
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import PoolProxiedConnection
 
@@ -112,8 +113,9 @@ def _columns(blocks: Sequence[Assignments]) -> list[list[Any]]:
 
 
 def _write_postgresql(driver: Any, blocks: Sequence[Assignments]) -> None:
+    rows = orjson.dumps(list(zip(*_columns(blocks), strict=True)))
     with driver.cursor() as cursor:
-        cursor.execute(postgres_bulk.GROUP_STATEMENT, _columns(blocks))
+        cursor.execute(postgres_bulk.GROUP_STATEMENT, (rows.decode(),))
 
 
 def _sqlite_writer(store: CustomerStore) -> Callable[[Any, Sequence[Assignments]], None]:

