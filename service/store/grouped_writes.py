@@ -12,6 +12,7 @@ call: on PostgreSQL a single statement (one round trip, atomic on its own), on S
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from itertools import chain, repeat
@@ -29,6 +30,9 @@ from service.store.errors import DRIVER_ERRORS, is_refusal, unavailable
 from service.store.tables import latest_assignments
 
 logger = logging.getLogger(__name__)
+
+IDLE_CHECK_SECONDS = 1.0
+"""A connection unused for longer is pinged before its next group (as the pool would)."""
 
 _PLACEHOLDERS = ", ".join("?" for _ in COLUMNS)
 _SQLITE_UPSERT = (
@@ -51,6 +55,7 @@ class GroupWriter:
     def __init__(self, store: CustomerStore) -> None:
         self._store = store
         self._connection: PoolProxiedConnection | None = None
+        self._last_used = 0.0
         self._write_group = (
             _write_postgresql if store.dialect == "postgresql" else _sqlite_writer(store)
         )
@@ -65,13 +70,26 @@ class GroupWriter:
         """
         self._store.ensure_migrated()
         try:
-            if self._connection is None:
-                self._connection = self._connect()
-            self._write_group(self._connection.driver_connection, blocks)
+            connection = self._usable_connection()
+            self._write_group(connection.driver_connection, blocks)
         except (SQLAlchemyError, *DRIVER_ERRORS) as error:
             if not is_refusal(error):
                 self.close()
             raise unavailable(error) from error
+        self._last_used = time.monotonic()
+
+    def _usable_connection(self) -> PoolProxiedConnection:
+        """The writer's connection; after an idle spell, checked first (a server restart or a
+        dropped link would otherwise fail the next group, which cannot be safely retried:
+        a statement lost with its connection may or may not have committed)."""
+        if self._connection is not None and time.monotonic() - self._last_used > IDLE_CHECK_SECONDS:
+            try:
+                self._connection.driver_connection.execute("SELECT 1")  # type: ignore[union-attr]
+            except DRIVER_ERRORS:
+                self.close()
+        if self._connection is None:
+            self._connection = self._connect()
+        return self._connection
 
     def _connect(self) -> PoolProxiedConnection:
         connection = self._store.engine.raw_connection()

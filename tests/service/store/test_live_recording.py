@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import sqlite3
+import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -21,12 +22,14 @@ from sqlalchemy.engine import make_url
 
 from segmentation.artifact import read_latest
 from segmentation.features import FEATURES
+from service.store import grouped_writes
 from service.store.assignments import Assignments
 from service.store.customer_store import CustomerStore
 from service.store.errors import StoreUnavailable
 from service.store.group_commit import GroupCommit, Outcome
 from tests.service.conftest import serve, settings_for
 from tests.service.processes import service_process, wait_for_log
+from tests.service.store.conftest import set_connections
 from tests.service.store.test_customer_store import refuse_latest_rows_for
 
 POISON = "poison"
@@ -102,23 +105,35 @@ async def burst(
 # Two real worker processes, hundreds of concurrent keyed calls.
 
 
-@pytest.mark.slow
-def test_concurrent_keyed_calls_on_two_workers_are_recorded_exactly_as_answered(
+@contextmanager
+def two_workers(
     models_dir: Path, tmp_path: Path, database_url: str
-) -> None:
-    keys = [f"live-{number}" for number in range(12)]
+) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """``python -m service --workers 2`` on ``database_url``, once both workers have started;
+    yields the process and its base URL."""
     with service_process(models_dir, tmp_path, 2, database_url=database_url) as (
         process,
         port,
         log,
     ):
         wait_for_log(process, log, "Application startup complete.", 2)
+        yield process, f"http://127.0.0.1:{port}"
+
+
+def http_client(base_url: str, connections: int) -> httpx.AsyncClient:
+    limits = httpx.Limits(max_connections=connections)
+    return httpx.AsyncClient(base_url=base_url, limits=limits, timeout=60)
+
+
+@pytest.mark.slow
+def test_concurrent_keyed_calls_on_two_workers_are_recorded_exactly_as_answered(
+    models_dir: Path, tmp_path: Path, database_url: str
+) -> None:
+    keys = [f"live-{number}" for number in range(12)]
+    with two_workers(models_dir, tmp_path, database_url) as (process, base_url):
 
         async def run() -> list[dict[str, Any]]:
-            limits = httpx.Limits(max_connections=64)
-            async with httpx.AsyncClient(
-                base_url=f"http://127.0.0.1:{port}", limits=limits, timeout=60
-            ) as client:
+            async with http_client(base_url, connections=64) as client:
                 answers: list[dict[str, Any]] = []
                 for first in (0, 300):  # the second round finds every customer known
                     answers += await burst(client, keys, per_key=25, first=first)
@@ -139,19 +154,11 @@ def test_sigterm_during_a_burst_loses_none_of_the_answered_writes(
     models_dir: Path, tmp_path: Path, database_url: str
 ) -> None:
     keys = [f"term-{number}" for number in range(40)]
-    with service_process(models_dir, tmp_path, 2, database_url=database_url) as (
-        process,
-        port,
-        log,
-    ):
-        wait_for_log(process, log, "Application startup complete.", 2)
+    with two_workers(models_dir, tmp_path, database_url) as (process, base_url):
 
         async def run() -> list[dict[str, Any]]:
             answered: list[dict[str, Any]] = []
-            limits = httpx.Limits(max_connections=32)
-            async with httpx.AsyncClient(
-                base_url=f"http://127.0.0.1:{port}", limits=limits, timeout=60
-            ) as client:
+            async with http_client(base_url, connections=32) as client:
                 numbers = iter(range(3000))
 
                 async def client_loop() -> None:
@@ -235,8 +242,8 @@ def writes_held(database_url: str) -> Iterator[None]:
             holder.close()
         return
     plain = url.set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(plain) as holder:
-        holder.execute("LOCK TABLE latest_assignments IN EXCLUSIVE MODE")
+    with psycopg.connect(plain) as locking:
+        locking.execute("LOCK TABLE latest_assignments IN EXCLUSIVE MODE")
         yield
 
 
@@ -312,4 +319,24 @@ async def test_writes_queued_at_close_are_committed_and_later_ones_refused(
     assert await asyncio.gather(*pending) == [None] * 10
     late = await writer.submit(block("late", 1))
     assert isinstance(late, StoreUnavailable) and "shutting down" in str(late)
+    store.dispose()
+
+
+async def test_a_connection_dropped_while_idle_is_replaced_before_the_next_group(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(grouped_writes, "IDLE_CHECK_SECONDS", 0.0)
+    store = CustomerStore(postgres_url)
+    store.migrate()
+    writer = GroupCommit(store)
+    try:
+        assert await writer.submit(block("before", 1)) is None
+        set_connections(postgres_url, allowed=False)  # drops every open connection
+        set_connections(postgres_url, allowed=True)
+        assert await writer.submit(block("after", 2)) is None
+    finally:
+        writer.close()
+    with store.engine.connect() as connection:
+        keys = connection.execute(text("SELECT customer_key FROM assignment_history")).scalars()
+        assert sorted(keys) == ["after", "before"]
     store.dispose()
