@@ -28,7 +28,10 @@ LATEST_FILE = "latest"
 FORMAT_VERSION = 1
 SIGNATURE_ALGORITHM = "hmac-sha256"
 
-_VERSION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+VERSION_NAME_MAX_LENGTH = 128
+"""Characters in a version name at most: what the admin API accepts and the store keeps."""
+# fullmatch, not `$`, which would let a trailing newline through.
+_VERSION_NAME = re.compile(rf"[A-Za-z0-9][A-Za-z0-9._-]{{0,{VERSION_NAME_MAX_LENGTH - 1}}}")
 
 
 class ArtifactError(Exception):
@@ -72,11 +75,11 @@ def sha256_file(path: Path) -> str:
 
 def check_version_name(version: str) -> str:
     """Refuse version names that could escape the models directory."""
-    if not _VERSION_NAME.match(version) or version in {".", ".."}:
+    if not _VERSION_NAME.fullmatch(version) or version in {".", ".."}:
         raise ArtifactError(
             "invalid_version_name",
-            f"version={version!r} is not a valid version name "
-            "(letters, digits, '.', '_' and '-', at most 128 characters)",
+            f"version={version!r} is not a valid version name (letters, digits, '.', '_' "
+            f"and '-', at most {VERSION_NAME_MAX_LENGTH} characters)",
         )
     return version
 

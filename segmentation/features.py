@@ -17,6 +17,8 @@ COUNT_FEATURES: frozenset[str] = frozenset(FEATURES[1:])
 """Features that count events and so must be whole numbers."""
 
 CUSTOMER_KEY = "customer_key"
+CUSTOMER_KEY_MAX_LENGTH = 64
+"""Characters in a customer key at most: what requests may send and the store keeps."""
 ROW_NUMBER = "sl_no"
 """The export's row number: carried along for messages, never a feature or an identifier."""
 

@@ -21,15 +21,15 @@ import annotated_types
 import numpy as np
 import numpy.typing as npt
 
-from segmentation.features import COUNT_FEATURES, CUSTOMER_KEY, FEATURES
+from segmentation.features import COUNT_FEATURES, CUSTOMER_KEY, CUSTOMER_KEY_MAX_LENGTH, FEATURES
 from service.schemas import CustomerFeatures
 
 _ALLOWED_FIELDS = frozenset((*FEATURES, CUSTOMER_KEY))
 _FEATURE_VALUES = operator.itemgetter(*FEATURES)
 _NUMBER_TYPES = frozenset({int, float})
-# A key the schema would accept unchanged: 1 to 64 characters, no control characters,
-# nothing for its whitespace stripping to remove.
-_PLAIN_KEY = re.compile(r"(?!\s)[^\x00-\x1f\x7f]{1,64}(?<!\s)")
+# A key the schema would accept unchanged: 1 to CUSTOMER_KEY_MAX_LENGTH characters, no
+# control characters, nothing for its whitespace stripping to remove.
+_PLAIN_KEY = re.compile(rf"(?!\s)[^\x00-\x1f\x7f]{{1,{CUSTOMER_KEY_MAX_LENGTH}}}(?<!\s)")
 
 
 def _bound(feature: str, kind: type[Any]) -> float:

@@ -18,11 +18,11 @@ from segmentation.features import COUNT_FEATURES, FEATURES
 from segmentation.scoring import FloatArray, ScoredBatch
 from service import metrics
 from service.active_model import ActiveModel, rounded
-from service.errors import CustomerNotFound, StoreUnavailableError
+from service.errors import CustomerNotFound, InvalidInput, StoreUnavailableError, detail
 from service.snapshot import TrainingSnapshot
 from service.store.assignments import Assignments
 from service.store.customer_store import CustomerStore
-from service.store.errors import StoreUnavailable
+from service.store.errors import InvalidCursor, StoreUnavailable
 from service.store.group_commit import GroupCommit
 
 logger = logging.getLogger(__name__)
@@ -158,6 +158,9 @@ class CustomerRecords:
     ) -> tuple[list[dict[str, Any]], str | None]:
         try:
             rows, next_cursor = self.store.members(segment_id, limit=limit, cursor=cursor)
+        except InvalidCursor as error:
+            message = str(error)
+            raise InvalidInput(message, details=[detail("cursor", "cursor", message)]) from None
         except StoreUnavailable as error:
             self._failed("listing segment members", error)
             raise StoreUnavailableError(f"the customer store is unavailable: {error}") from None

@@ -16,6 +16,9 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from segmentation.artifact import VERSION_NAME_MAX_LENGTH
+from segmentation.features import CUSTOMER_KEY_MAX_LENGTH
+
 MAX_CREDIT_LIMIT = 10_000_000.0
 MAX_CARDS = 100
 MAX_VISITS = 10_000
@@ -95,7 +98,9 @@ def _whole_number(value: object) -> object:
 
 CustomerKey = Annotated[
     str,
-    StringConstraints(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$"),
+    StringConstraints(
+        min_length=1, max_length=CUSTOMER_KEY_MAX_LENGTH, pattern=r"^[^\x00-\x1f\x7f]+$"
+    ),
     BeforeValidator(_key_as_text),
     # What a client may send (the validators above see it after the integer became text
     # and the surrounding blanks were stripped).
@@ -451,7 +456,10 @@ class ReloadRequest(BaseModel):
     )
 
     version: str | None = Field(
-        default=None, min_length=1, max_length=128, description="A version name under MODELS_DIR."
+        default=None,
+        min_length=1,
+        max_length=VERSION_NAME_MAX_LENGTH,
+        description="A version name under MODELS_DIR.",
     )
 
 

@@ -7,9 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
 
-from segmentation.features import CUSTOMER_KEY, FEATURES
+from segmentation.assignments_file import read_assignments
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -25,12 +24,12 @@ class TrainingSnapshot:
 
     @classmethod
     def read(cls, path: Path, *, rows: int | None = None) -> TrainingSnapshot:
-        table = pd.read_csv(path, dtype={CUSTOMER_KEY: str, "segment_id": str}, nrows=rows)
-        keys = table[CUSTOMER_KEY].tolist()
+        assignments = read_assignments(path, rows=rows)
+        keys = assignments.keys
         return cls(
             keys=keys,
-            segment_ids=table["segment_id"].tolist(),
-            features=table[list(FEATURES)].to_numpy(dtype=np.float64),
+            segment_ids=assignments.segment_ids,
+            features=assignments.features,
             row_by_key={key: row for row, key in enumerate(keys)},
         )
 

@@ -21,7 +21,8 @@ import scipy
 import sklearn
 
 from segmentation.artifact import FORMAT_VERSION
-from segmentation.features import CUSTOMER_KEY, FEATURES, canonical_column_name
+from segmentation.assignments_file import VersionAssignments
+from segmentation.features import FEATURES, canonical_column_name
 from training import lineage, selection
 from training.loading import (
     CustomerExport,
@@ -201,7 +202,11 @@ def train(options: TrainingOptions, *, progress: Progress | None = None) -> Trai
             options.models_dir,
             manifest,
             pipeline=pipeline,
-            assignments=_assignments_table(customers, segments, positions),
+            assignments=VersionAssignments(
+                keys=list(customers.keys),
+                segment_ids=[segments[position]["segment_id"] for position in positions],
+                features=customers.features,
+            ),
             report_html=report_html,
             signing_key=options.signing_key,
         )
@@ -295,21 +300,6 @@ def _catalog(
     ]
     segments.sort(key=lambda segment: (-segment["size"], segment["label"]))
     return segments, summary
-
-
-def _assignments_table(
-    customers: CustomerTable, segments: list[dict[str, Any]], positions: npt.NDArray[np.intp]
-) -> pd.DataFrame:
-    segment_ids = np.array([segment["segment_id"] for segment in segments], dtype=object)
-    table = pd.DataFrame({CUSTOMER_KEY: customers.keys, "segment_id": segment_ids[positions]})
-    for column, feature in enumerate(FEATURES):
-        values = customers.features[:, column]
-        table[feature] = values.astype(np.int64) if _whole_numbers(values) else values
-    return table
-
-
-def _whole_numbers(values: FloatArray) -> bool:
-    return bool(np.all(values == np.round(values)) and np.all(np.abs(values) < 2**53))
 
 
 def _library_versions() -> dict[str, str]:

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
 from scipy.optimize import linear_sum_assignment
 
 from segmentation.artifact import ASSIGNMENTS_FILE, ArtifactError, read_latest, read_manifest
-from segmentation.features import CUSTOMER_KEY, FEATURES
+from segmentation.assignments_file import read_assignments
+from segmentation.features import FEATURES
 
 logger = logging.getLogger(__name__)
 
@@ -42,11 +42,7 @@ def read_previous_model(models_dir: Path) -> PreviousModel | None:
         segments = manifest["segments"]
         scale = np.array([manifest["scaler"]["scale"][feature] for feature in FEATURES])
         centroids = np.array([[s["centroid"][feature] for feature in FEATURES] for s in segments])
-        table = pd.read_csv(
-            models_dir / version / ASSIGNMENTS_FILE,
-            usecols=[CUSTOMER_KEY, "segment_id"],
-            dtype=str,
-        )
+        assignments = read_assignments(models_dir / version / ASSIGNMENTS_FILE, with_features=False)
     except ArtifactError as error:
         if error.code != "model_missing":
             logger.warning("previous model ignored for id matching: %s", error.message)
@@ -54,15 +50,13 @@ def read_previous_model(models_dir: Path) -> PreviousModel | None:
     except (KeyError, TypeError, ValueError, OSError) as error:
         logger.warning("previous model ignored for id matching: %s", error)
         return None
-    latest_records = table.drop_duplicates(CUSTOMER_KEY, keep="last")
     return PreviousModel(
         version=version,
         segment_ids=[str(segment["segment_id"]) for segment in segments],
         centroids=centroids,
         scale=scale,
-        assignments=dict(
-            zip(latest_records[CUSTOMER_KEY], latest_records["segment_id"], strict=True)
-        ),
+        # A key given twice: its last record wins, as everywhere.
+        assignments=dict(zip(assignments.keys, assignments.segment_ids, strict=True)),
     )
 
 

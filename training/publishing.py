@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import joblib
-import pandas as pd
 
 from segmentation.artifact import (
     ASSIGNMENTS_FILE,
@@ -31,6 +30,7 @@ from segmentation.artifact import (
     sha256_file,
     sign_manifest,
 )
+from segmentation.assignments_file import VersionAssignments, write_assignments
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ def publish_version(
     manifest: dict[str, Any],
     *,
     pipeline: Any,
-    assignments: pd.DataFrame,
+    assignments: VersionAssignments,
     report_html: str,
     signing_key: str | None,
 ) -> Path:
@@ -60,7 +60,7 @@ def publish_version(
     final: Path | None = None
     try:
         joblib.dump(pipeline, staging / PIPELINE_FILE)
-        assignments.to_csv(staging / ASSIGNMENTS_FILE, index=False)
+        write_assignments(staging / ASSIGNMENTS_FILE, assignments)
         (staging / REPORT_FILE).write_text(report_html, encoding="utf-8")
         final = _rename_into_place(staging, models_dir, manifest, signing_key)
         _sync_directory(models_dir)

@@ -11,11 +11,9 @@ from fastapi.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from service.deps import RecordsDep, ServingDep
-from service.errors import InvalidInput, detail
 from service.responses import JSONBytesResponse
 from service.routes.openapi import errors
 from service.schemas import Segment, SegmentCatalog, SegmentMember, SegmentMembers
-from service.store.errors import InvalidCursor
 
 router = APIRouter(prefix="/segments", tags=["segments"])
 
@@ -65,12 +63,9 @@ async def read_segment_members(
 ) -> Response:
     """The segment's customers for a campaign, by customer key, a page at a time."""
     serving.model.segment(segment_id)
-    try:
-        members, next_cursor = await run_in_threadpool(
-            records.members, segment_id, limit=limit, cursor=cursor
-        )
-    except InvalidCursor as error:
-        raise InvalidInput(str(error), details=[detail("cursor", "cursor", str(error))]) from None
+    members, next_cursor = await run_in_threadpool(
+        records.members, segment_id, limit=limit, cursor=cursor
+    )
     if format == "csv" or (format is None and "text/csv" in (accept or "")):
         headers = {"Next-Cursor": next_cursor} if next_cursor else {}
         return Response(_as_csv(members), media_type="text/csv", headers=headers)

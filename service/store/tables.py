@@ -15,12 +15,14 @@ from sqlalchemy import (
     Table,
 )
 
-from segmentation.features import FEATURES
+from segmentation.artifact import VERSION_NAME_MAX_LENGTH
+from segmentation.features import CUSTOMER_KEY_MAX_LENGTH, FEATURES
 
 metadata = MetaData()
 
-KEY_LENGTH = 64
-ID_LENGTH = 128
+KEY_LENGTH = CUSTOMER_KEY_MAX_LENGTH
+ID_LENGTH = VERSION_NAME_MAX_LENGTH
+"""Version names and segment ids (slugs, far shorter) share the column length."""
 
 CUSTOMER_KEY_TYPE = String(KEY_LENGTH).with_variant(String(KEY_LENGTH, collation="C"), "postgresql")
 """Compared byte by byte on both databases (SQLite's default; see migration 0002)."""

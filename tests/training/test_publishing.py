@@ -7,10 +7,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
-import pandas as pd
+import numpy as np
 import pytest
 
 from segmentation.artifact import read_latest, verify_version
+from segmentation.assignments_file import VersionAssignments
 from training.job import TrainingResult
 from training.publishing import publish_version
 
@@ -63,7 +64,7 @@ def test_failed_publish_leaves_previous_version_active(
 
 def test_publish_numbers_a_version_name_already_taken(tmp_path: Path) -> None:
     manifest = {"version": "20260101T000000Z-d20d9222", "k": 3}
-    assignments = pd.DataFrame({"customer_key": ["1"], "segment_id": ["a"]})
+    assignments = VersionAssignments(keys=["1"], segment_ids=["a"], features=np.ones((1, 5)))
 
     def publish() -> Path:
         return publish_version(

@@ -1,0 +1,81 @@
+"""The import rules of ``make lint`` (import-linter, configured in pyproject.toml) hold on
+the tree, and each one fails the build when broken."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
+PACKAGES = ("segmentation", "training", "service")
+
+
+def lint_imports(tree: Path) -> subprocess.CompletedProcess[str]:
+    """lint-imports with the project's contracts, on the packages found in ``tree``."""
+    environment = {**os.environ, "PYTHONPATH": str(tree)}
+    return subprocess.run(
+        [str(LINT_IMPORTS), "--config", str(ROOT / "pyproject.toml"), "--no-cache"],
+        cwd=tree,
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def copy_of_the_packages(destination: Path) -> Path:
+    for package in PACKAGES:
+        shutil.copytree(
+            ROOT / package, destination / package, ignore=shutil.ignore_patterns("__pycache__")
+        )
+    return destination
+
+
+def test_the_tree_keeps_every_import_rule(tmp_path: Path) -> None:
+    result = lint_imports(copy_of_the_packages(tmp_path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "4 kept, 0 broken" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("module", "breach", "contract"),
+    [
+        (
+            "segmentation/scoring.py",
+            "import fastapi",
+            "The core imports no web, database or plotting library, nor either side",
+        ),
+        (
+            "training/job.py",
+            "import service.config",
+            "Training and the service never import each other",
+        ),
+        (
+            "service/store/group_commit.py",
+            "import service.routes.scoring",
+            "The store never imports the API layer",
+        ),
+        (
+            "service/routes/segments.py",
+            "import service.store.customer_store",
+            "Routes reach the store only through the domain",
+        ),
+    ],
+    ids=["core-imports-fastapi", "training-imports-service", "store-imports-routes", "route-sql"],
+)
+def test_a_deliberately_wrong_import_fails_the_lint(
+    tmp_path: Path, module: str, breach: str, contract: str
+) -> None:
+    tree = copy_of_the_packages(tmp_path)
+    with (tree / module).open("a") as source:
+        source.write(f"\n{breach}  # a deliberate breach\n")
+    result = lint_imports(tree)
+    assert result.returncode != 0
+    assert f"{contract} BROKEN" in result.stdout
+    assert "1 broken" in result.stdout
