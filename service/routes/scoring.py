@@ -13,19 +13,14 @@ from starlette.responses import Response
 from service import metrics
 from service.active_model import ActiveModel
 from service.batch_scoring import reject_invalid_items, score_batch
-from service.customer_input import (
-    CustomerBatch,
-    features_of,
-    parse_csv_batch,
-    parse_customer,
-    parse_json_batch,
-)
-from service.customer_records import CustomerRecords, keep_answer
+from service.customer_input import CustomerBatch, parse_csv_batch, parse_json_batch
+from service.customer_records import CustomerRecords
 from service.deps import RecordsDep, ServingDep, SettingsDep, records_for, serving_for
 from service.errors import InvalidInput, UnsupportedMediaType, detail
 from service.responses import JSONBytesResponse
 from service.routes.openapi import errors, json_body
 from service.schemas import BatchRequest, BatchResponse, CustomerFeatures, SegmentAssignment
+from service.single_scoring import score_one
 
 router = APIRouter(tags=["scoring"])
 
@@ -41,22 +36,12 @@ LIVE_PATH = "/segment"
 )
 async def score_customer(request: Request) -> Response:
     """Assign one customer to a segment, with the recommended actions."""
-    serving, records = serving_for(request), records_for(request)
     media_type = _media_type(request)
     if media_type not in _JSON_TYPES:
         raise _unsupported(media_type, "application/json")
-    customer = parse_customer(await request.body())
-    features, keys, model = features_of([customer]), [customer.customer_key], serving.model
-    scored = model.scorer.score(features)
-    assignment = model.assignments_from(scored, keys)[0]
-    if customer.customer_key is not None:
-        # Only known customers are kept; new prospects are scored and forgotten.
-        keep = keep_answer(assignment, features)
-        assignment["recorded"] = bool(await records.record_answer(keep))
-    metrics.record_assignments((assignment["segment_id"],))
-    if assignment["atypical"]:
-        metrics.record_atypical(assignment["atypical_reasons"])
-    return JSONBytesResponse(assignment)
+    model = serving_for(request).model
+    answer = await score_one(model, records_for(request), await request.body())
+    return JSONBytesResponse(answer)
 
 
 @router.post(

@@ -1,0 +1,37 @@
+"""Scoring one customer on the live path: parse, score, keep (for a known customer), count.
+
+The CRM's call, beside :func:`service.batch_scoring.score_batch`; the route only reads the
+request and writes the answer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from service import metrics
+from service.active_model import ActiveModel
+from service.customer_input import features_of, parse_customer
+from service.customer_records import CustomerRecords, keep_answer
+
+
+async def score_one(model: ActiveModel, records: CustomerRecords, body: bytes) -> dict[str, Any]:
+    """The assignment of the customer in a JSON ``body``.
+
+    With a ``customer_key`` the answer is kept in the store first and says whether it was
+    (``"recorded"``); a new prospect, without a key, is scored and forgotten.
+
+    Raises
+    ------
+    InvalidInput, MalformedBody
+        The body is not one valid customer.
+    """
+    customer = parse_customer(body)
+    features = features_of([customer])
+    assignment = model.assignments_from(model.scorer.score(features), [customer.customer_key])[0]
+    if customer.customer_key is not None:
+        kept = await records.record_answer(keep_answer(assignment, features))
+        assignment["recorded"] = bool(kept)
+    metrics.record_assignments((assignment["segment_id"],))
+    if assignment["atypical"]:
+        metrics.record_atypical(assignment["atypical_reasons"])
+    return assignment
