@@ -17,7 +17,14 @@ from segmentation.artifact import ArtifactError, point_latest, read_latest
 from service import metrics
 from service.active_model import ActiveModel
 from service.config import Settings
-from service.errors import ModelUnavailable
+from service.errors import (
+    InvalidInput,
+    ModelUnavailable,
+    ServiceError,
+    VersionNotFound,
+    VersionRejected,
+    detail,
+)
 from service.model_loading import load_model
 from service.snapshot import TrainingSnapshot
 
@@ -91,9 +98,23 @@ class ModelHolder:
     def activate(self, version: str | None) -> tuple[str, str | None]:
         """Verify ``version`` (default: what `latest` names), repoint `latest`, swap it in.
 
-        Returns (new version, previous version). Raises ArtifactError and keeps the
-        current model when the version does not verify.
+        Returns (new version, previous version); the current model keeps serving when not.
+
+        Raises
+        ------
+        InvalidInput
+            ``version`` is not a valid version name.
+        VersionNotFound
+            There is no such version.
+        VersionRejected
+            The version does not verify, or `latest` cannot be written.
         """
+        try:
+            return self._activate(version)
+        except ArtifactError as error:
+            raise self._refusal(error, version) from None
+
+    def _activate(self, version: str | None) -> tuple[str, str | None]:
         with self._swap_lock:
             try:
                 serving = self._load(version)
@@ -114,6 +135,19 @@ class ModelHolder:
             self._last_seen = serving.model.version
             self._swap(serving)
             return serving.model.version, previous
+
+    def _refusal(self, error: ArtifactError, version: str | None) -> ServiceError:
+        """The core's refusal as the service's own error, saying what keeps serving."""
+        named = f"version {version!r}" if version else "the version `latest` names"
+        still = f"; {self._serving.model.version} keeps serving" if self._serving else ""
+        details = [detail("version", error.code, error.message)]
+        if error.code == "invalid_version_name":
+            return InvalidInput(f"{error.message}{still}", details=details)
+        if error.code == "model_missing":
+            message = f"{named} does not exist: {error.message}{still}"
+            return VersionNotFound(message, details=details)
+        message = f"{named} was not activated: {error.message}{still}"
+        return VersionRejected(message, details=details)
 
     def _swap(self, serving: Serving) -> None:
         previous = self._serving

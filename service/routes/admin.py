@@ -9,11 +9,9 @@ from fastapi import APIRouter, Body
 from fastapi.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from segmentation.artifact import ArtifactError
 from service import metrics
 from service.deps import HolderDep
-from service.errors import InvalidInput, ServiceError, VersionNotFound, VersionRejected, detail
-from service.model_holder import ModelHolder
+from service.errors import ServiceError, VersionNotFound
 from service.responses import JSONBytesResponse
 from service.routes.openapi import errors
 from service.schemas import ReloadRequest, ReloadResult
@@ -40,28 +38,14 @@ async def reload_model(
     version = request.version if request is not None else None
     try:
         activated, previous = await run_in_threadpool(holder.activate, version)
-    except ArtifactError as error:
-        refusal = _refusal(error, version, holder)
-        metrics.record_reload(
-            "admin", "not_found" if isinstance(refusal, VersionNotFound) else "refused"
-        )
+    except ServiceError as refusal:
+        outcome = "not_found" if isinstance(refusal, VersionNotFound) else "refused"
+        metrics.record_reload("admin", outcome)
         logger.warning("admin reload of %s refused: %s", version or "latest", refusal.message)
-        raise refusal from None
+        raise
     except Exception:
         metrics.record_reload("admin", "error")
         raise
     metrics.record_reload("admin", "success")
     logger.info("admin reload: serving %s (was %s)", activated, previous)
     return JSONBytesResponse({"model_version": activated, "previous_version": previous})
-
-
-def _refusal(error: ArtifactError, version: str | None, holder: ModelHolder) -> ServiceError:
-    named = f"version {version!r}" if version else "the version `latest` names"
-    serving = holder.serving
-    still = f"; {serving.model.version} keeps serving" if serving else ""
-    details = [detail("version", error.code, error.message)]
-    if error.code == "invalid_version_name":
-        return InvalidInput(f"{error.message}{still}", details=details)
-    if error.code == "model_missing":
-        return VersionNotFound(f"{named} does not exist: {error.message}{still}", details=details)
-    return VersionRejected(f"{named} was not activated: {error.message}{still}", details=details)
