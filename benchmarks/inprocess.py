@@ -14,7 +14,7 @@ import numpy as np
 from benchmarks.servers import RunningServer, peak_resident_memory_mb, post, resident_memory_mb
 from segmentation.features import FEATURES, canonical_column_name
 from segmentation.scoring import FloatArray, SegmentScorer
-from service.model_loading import load_model
+from service.models.model_loading import load_model
 from training.synthetic import generate_customers
 
 logger = logging.getLogger(__name__)

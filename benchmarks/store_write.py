@@ -33,8 +33,8 @@ import psycopg
 from sqlalchemy.engine import make_url
 
 from segmentation.features import FEATURES
+from service.api.app import create_app
 from service.config import Settings
-from service.main import create_app
 from service.store.assignments import Assignments
 from service.store.customer_store import CustomerStore
 from training.job import TrainingOptions, train

@@ -17,9 +17,9 @@ from typing import Any, ParamSpec, TypeVar
 from segmentation.features import COUNT_FEATURES, FEATURES
 from segmentation.scoring import FloatArray, ScoredBatch
 from service import metrics
-from service.active_model import ActiveModel, rounded
 from service.errors import CustomerNotFound, InvalidInput, StoreUnavailableError, detail
-from service.snapshot import TrainingSnapshot
+from service.models.active_model import ActiveModel, rounded
+from service.models.snapshot import TrainingSnapshot
 from service.store.assignments import Assignments
 from service.store.customer_store import CustomerStore
 from service.store.errors import InvalidCursor, StoreUnavailable

@@ -16,12 +16,12 @@ from pathlib import Path
 import numpy as np
 
 from segmentation.artifact import ArtifactError
-from service.batch_scoring import score_batch
 from service.config import get_settings
-from service.customer_input import CustomerBatch, parse_csv_batch
 from service.customer_records import CustomerRecords
 from service.errors import ServiceError
-from service.model_loading import load_model
+from service.models.model_loading import load_model
+from service.scoring.batch_scoring import score_batch
+from service.scoring.customer_input import CustomerBatch, parse_csv_batch
 from service.store.customer_store import CustomerStore
 
 logger = logging.getLogger(__name__)

@@ -20,7 +20,7 @@ def lint_imports(tree: Path) -> subprocess.CompletedProcess[str]:
     """lint-imports with the project's contracts, on the packages found in ``tree``."""
     environment = {**os.environ, "PYTHONPATH": str(tree)}
     return subprocess.run(
-        [str(LINT_IMPORTS), "--config", str(ROOT / "pyproject.toml"), "--no-cache"],
+        [str(LINT_IMPORTS), str(ROOT / "pyproject.toml"), "--no-cache"],
         cwd=tree,
         env=environment,
         capture_output=True,
@@ -40,7 +40,7 @@ def copy_of_the_packages(destination: Path) -> Path:
 def test_the_tree_keeps_every_import_rule(tmp_path: Path) -> None:
     result = lint_imports(copy_of_the_packages(tmp_path))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "4 kept, 0 broken" in result.stdout
+    assert "5 kept, 0 broken" in result.stdout
 
 
 @pytest.mark.parametrize(
@@ -58,16 +58,33 @@ def test_the_tree_keeps_every_import_rule(tmp_path: Path) -> None:
         ),
         (
             "service/store/group_commit.py",
-            "import service.routes.scoring",
-            "The store never imports the API layer",
+            "import service.api.routes.scoring",
+            "The domain and the store know nothing of HTTP",
         ),
         (
-            "service/routes/segments.py",
+            "service/scoring/customer_input.py",
+            "import starlette.requests",
+            "The domain and the store know nothing of HTTP",
+        ),
+        (
+            "service/store/customer_store.py",
+            "import service.customer_records",
+            "The store never imports the domain",
+        ),
+        (
+            "service/api/routes/segments.py",
             "import service.store.customer_store",
             "Routes reach the store only through the domain",
         ),
     ],
-    ids=["core-imports-fastapi", "training-imports-service", "store-imports-routes", "route-sql"],
+    ids=[
+        "core-imports-fastapi",
+        "training-imports-service",
+        "store-imports-routes",
+        "domain-imports-starlette",
+        "store-imports-domain",
+        "route-imports-store",
+    ],
 )
 def test_a_deliberately_wrong_import_fails_the_lint(
     tmp_path: Path, module: str, breach: str, contract: str
@@ -76,6 +93,6 @@ def test_a_deliberately_wrong_import_fails_the_lint(
     with (tree / module).open("a") as source:
         source.write(f"\n{breach}  # a deliberate breach\n")
     result = lint_imports(tree)
+    # One breach may break more than its own rule (the domain imports the core, say).
     assert result.returncode != 0
     assert f"{contract} BROKEN" in result.stdout
-    assert "1 broken" in result.stdout

@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 
 from segmentation.artifact import ASSIGNMENTS_FILE, point_latest
+from service.api.app import create_app
 from service.config import Settings
-from service.main import create_app
 from tests.service.helpers import CRM_KEY, KEYS
 from training.job import TrainingOptions, TrainingResult, train
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from service.middleware import access
+from service.api.middleware import access
 from tests.service.conftest import serve, settings_for
 from tests.service.helpers import (
     ADMIN_KEY,

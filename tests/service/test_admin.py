@@ -113,7 +113,7 @@ async def test_reload_that_cannot_write_latest_is_409_and_the_old_one_keeps_serv
         raise OSError(errno.ENOSPC, "No space left on device")
 
     async with serve_with_keys(models) as client:
-        monkeypatch.setattr("service.model_holder.point_latest", disk_full)
+        monkeypatch.setattr("service.models.model_holder.point_latest", disk_full)
         response = await reload(client, {"version": second})
         error = assert_error(response, 409, "version_rejected")
         assert "No space left on device" in error["message"] and first in error["message"]

@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from segmentation.features import FEATURES
-from service.customer_input import _csv_items, parse_csv_batch, validate_items
 from service.schemas import CustomerFeatures
+from service.scoring.customer_input import _csv_items, parse_csv_batch, validate_items
 
 edge_numbers = st.one_of(
     st.integers(-5, 12_000),

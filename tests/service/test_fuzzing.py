@@ -24,8 +24,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from service.api.app import create_app
 from service.config import Settings
-from service.main import create_app
 from tests.service.conftest import settings_for
 from tests.service.helpers import ADMIN_KEY, CRM_KEY, KEYS
 from training.job import TrainingResult

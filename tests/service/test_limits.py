@@ -11,7 +11,7 @@ import pytest
 from fastapi import FastAPI
 from starlette.responses import StreamingResponse
 
-from service.main import create_app
+from service.api.app import create_app
 from tests.service.conftest import serve, settings_for
 from tests.service.helpers import GENERATED_ID, assert_error, customer, serve_app
 

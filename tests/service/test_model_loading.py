@@ -18,7 +18,7 @@ from segmentation.artifact import (
     read_latest,
     sha256_file,
 )
-from service.model_loading import load_model
+from service.models.model_loading import load_model
 from tests.service.conftest import serve, settings_for
 
 CUSTOMER = {

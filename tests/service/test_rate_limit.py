@@ -6,8 +6,8 @@ from pathlib import Path
 
 import httpx
 
-from service.main import create_app
-from service.middleware.rate_limit import RequestBudget
+from service.api.app import create_app
+from service.api.middleware.rate_limit import RequestBudget
 from tests.service.conftest import serve, settings_for
 from tests.service.helpers import CRM_KEY, KEYS, WEB_KEY, assert_error, serve_app
 

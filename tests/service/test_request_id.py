@@ -9,7 +9,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from service.main import create_app
+from service.api.app import create_app
 from tests.service.conftest import serve, settings_for
 from tests.service.helpers import GENERATED_ID, KEYS, assert_error, customer, serve_app
 

@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 
 from segmentation.features import FEATURES
-from service.active_model import ActiveModel
-from service.customer_input import CustomerBatch
 from service.customer_records import CustomerRecords, to_keep
 from service.errors import CustomerNotFound, InvalidInput, StoreUnavailableError, detail
+from service.models.active_model import ActiveModel
+from service.scoring.customer_input import CustomerBatch
 
 
 def reject_invalid_items(batch: CustomerBatch) -> None:

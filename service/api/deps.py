@@ -14,7 +14,7 @@ from fastapi import Depends, Request
 
 from service.config import Settings
 from service.customer_records import CustomerRecords
-from service.model_holder import ModelHolder, Serving
+from service.models.model_holder import ModelHolder, Serving
 
 
 async def get_app_settings(request: Request) -> Settings:

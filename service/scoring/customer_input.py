@@ -21,10 +21,10 @@ from pydantic import ValidationError
 
 from segmentation.features import CUSTOMER_KEY, FEATURES, ROW_NUMBER, canonical_column_name
 from segmentation.scoring import FloatArray
-from service.batch_screening import Screened, screen_cells, screen_items
-from service.duplicate_keys import DuplicateKeyError, check_no_duplicate_keys
 from service.errors import BatchTooLarge, InvalidInput, MalformedBody, detail, field_list
 from service.schemas import CustomerFeatures, CustomerReference
+from service.scoring.batch_screening import Screened, screen_cells, screen_items
+from service.scoring.duplicate_keys import DuplicateKeyError, check_no_duplicate_keys
 
 _CSV_OPTIONAL = frozenset({CUSTOMER_KEY, ROW_NUMBER})
 _MAX_CSV_COLUMNS = 64

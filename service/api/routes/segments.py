@@ -10,9 +10,9 @@ from fastapi import APIRouter, Header, Path, Query
 from fastapi.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from service.deps import RecordsDep, ServingDep
-from service.responses import JSONBytesResponse
-from service.routes.openapi import errors
+from service.api.deps import RecordsDep, ServingDep
+from service.api.responses import JSONBytesResponse
+from service.api.routes.openapi import errors
 from service.schemas import Segment, SegmentCatalog, SegmentMember, SegmentMembers
 
 router = APIRouter(prefix="/segments", tags=["segments"])

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from segmentation.artifact import ArtifactError, point_latest, read_latest
 from service import metrics
-from service.active_model import ActiveModel
+from service.models.active_model import ActiveModel
 from service.config import Settings
 from service.errors import (
     InvalidInput,
@@ -25,8 +25,8 @@ from service.errors import (
     VersionRejected,
     detail,
 )
-from service.model_loading import load_model
-from service.snapshot import TrainingSnapshot
+from service.models.model_loading import load_model
+from service.models.snapshot import TrainingSnapshot
 
 logger = logging.getLogger(__name__)
 

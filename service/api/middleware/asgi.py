@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 from starlette.types import Scope, Send
 
-from service.error_handlers import error_body
+from service.api.error_handlers import error_body
 
 
 async def send_error(

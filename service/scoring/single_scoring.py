@@ -1,6 +1,6 @@
 """Scoring one customer on the live path: parse, score, keep (for a known customer), count.
 
-The CRM's call, beside :func:`service.batch_scoring.score_batch`; the route only reads the
+The CRM's call, beside :func:`service.scoring.batch_scoring.score_batch`; the route only reads the
 request and writes the answer.
 """
 
@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from service import metrics
-from service.active_model import ActiveModel
-from service.customer_input import features_of, parse_customer
 from service.customer_records import CustomerRecords, keep_answer
+from service.models.active_model import ActiveModel
+from service.scoring.customer_input import features_of, parse_customer
 
 
 async def score_one(model: ActiveModel, records: CustomerRecords, body: bytes) -> dict[str, Any]:

@@ -7,7 +7,7 @@ import re
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.middleware.asgi import header, scope_state
+from service.api.middleware.asgi import header, scope_state
 from service.request_context import REQUEST_ID
 
 REQUEST_ID_HEADER = b"x-request-id"

@@ -18,8 +18,8 @@ from collections.abc import Callable
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from service.middleware.access import OPEN_PATHS
-from service.middleware.asgi import route_path, scope_state, send_error
+from service.api.middleware.access import OPEN_PATHS
+from service.api.middleware.asgi import route_path, scope_state, send_error
 
 DEFAULT_MAX_CLIENTS = 10_000
 

@@ -10,10 +10,10 @@ from fastapi.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from service import metrics
-from service.deps import HolderDep
+from service.api.deps import HolderDep
+from service.api.responses import JSONBytesResponse
+from service.api.routes.openapi import errors
 from service.errors import ServiceError, VersionNotFound
-from service.responses import JSONBytesResponse
-from service.routes.openapi import errors
 from service.schemas import ReloadRequest, ReloadResult
 
 logger = logging.getLogger(__name__)

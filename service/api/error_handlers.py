@@ -12,7 +12,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from service import errors
-from service.responses import JSONBytesResponse
+from service.api.responses import JSONBytesResponse
 
 logger = logging.getLogger(__name__)
 

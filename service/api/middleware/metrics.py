@@ -17,7 +17,7 @@ from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service import metrics
-from service.middleware.asgi import route_path, scope_state
+from service.api.middleware.asgi import route_path, scope_state
 
 access_logger = logging.getLogger("service.access")
 

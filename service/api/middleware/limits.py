@@ -12,7 +12,7 @@ import logging
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.middleware.asgi import header, send_error
+from service.api.middleware.asgi import header, send_error
 
 logger = logging.getLogger(__name__)
 

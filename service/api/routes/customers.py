@@ -8,9 +8,9 @@ from fastapi import APIRouter, Path
 from fastapi.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from service.deps import RecordsDep, ServingDep
-from service.responses import JSONBytesResponse
-from service.routes.openapi import errors
+from service.api.deps import RecordsDep, ServingDep
+from service.api.responses import JSONBytesResponse
+from service.api.routes.openapi import errors
 from service.schemas import CustomerRecord
 
 router = APIRouter(prefix="/customers", tags=["customers"])

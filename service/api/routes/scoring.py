@@ -11,16 +11,16 @@ from starlette.datastructures import UploadFile
 from starlette.responses import Response
 
 from service import metrics
-from service.active_model import ActiveModel
-from service.batch_scoring import reject_invalid_items, score_batch
-from service.customer_input import CustomerBatch, parse_csv_batch, parse_json_batch
+from service.api.deps import RecordsDep, ServingDep, SettingsDep, records_for, serving_for
+from service.api.responses import JSONBytesResponse
+from service.api.routes.openapi import errors, json_body
 from service.customer_records import CustomerRecords
-from service.deps import RecordsDep, ServingDep, SettingsDep, records_for, serving_for
 from service.errors import InvalidInput, UnsupportedMediaType, detail
-from service.responses import JSONBytesResponse
-from service.routes.openapi import errors, json_body
+from service.models.active_model import ActiveModel
 from service.schemas import BatchRequest, BatchResponse, CustomerFeatures, SegmentAssignment
-from service.single_scoring import score_one
+from service.scoring.batch_scoring import reject_invalid_items, score_batch
+from service.scoring.customer_input import CustomerBatch, parse_csv_batch, parse_json_batch
+from service.scoring.single_scoring import score_one
 
 router = APIRouter(tags=["scoring"])
 

@@ -6,8 +6,8 @@ from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from service.deps import HolderDep, RecordsDep
-from service.responses import JSONBytesResponse
+from service.api.deps import HolderDep, RecordsDep
+from service.api.responses import JSONBytesResponse
 from service.schemas import Health, Readiness
 
 router = APIRouter(tags=["health"])

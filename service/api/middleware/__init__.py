@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from service.api.middleware.access import ApiKeyAccess
+from service.api.middleware.limits import BodySizeLimit, RequestTimeout
+from service.api.middleware.metrics import RequestMetrics
+from service.api.middleware.rate_limit import RateLimit
+from service.api.middleware.request_id import RequestId
+from service.api.middleware.server_errors import UnexpectedErrors
 from service.config import Settings
-from service.middleware.access import ApiKeyAccess
-from service.middleware.limits import BodySizeLimit, RequestTimeout
-from service.middleware.metrics import RequestMetrics
-from service.middleware.rate_limit import RateLimit
-from service.middleware.request_id import RequestId
-from service.middleware.server_errors import UnexpectedErrors
 
 
 def install_middleware(app: FastAPI, settings: Settings) -> None:

@@ -15,8 +15,8 @@ from collections.abc import Mapping
 from pydantic import SecretStr
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from service.api.middleware.asgi import header, route_path, scope_state, send_error
 from service.config import Settings
-from service.middleware.asgi import header, route_path, scope_state, send_error
 from service.request_context import CLIENT_NAME
 
 logger = logging.getLogger(__name__)

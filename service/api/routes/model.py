@@ -5,9 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter
 from starlette.responses import Response
 
-from service.deps import ServingDep
-from service.responses import JSONBytesResponse
-from service.routes.openapi import errors
+from service.api.deps import ServingDep
+from service.api.responses import JSONBytesResponse
+from service.api.routes.openapi import errors
 from service.schemas import ModelSummary
 
 router = APIRouter(tags=["model"])

@@ -11,8 +11,8 @@ import sklearn
 from segmentation.artifact import ASSIGNMENTS_FILE, ArtifactError, read_latest, verify_version
 from segmentation.features import FEATURES
 from segmentation.kernels import warm_up
-from service.active_model import ActiveModel
-from service.snapshot import TrainingSnapshot
+from service.models.active_model import ActiveModel
+from service.models.snapshot import TrainingSnapshot
 
 logger = logging.getLogger(__name__)
 

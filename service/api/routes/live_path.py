@@ -18,10 +18,10 @@ from typing import Any
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from service.error_handlers import service_error_response
+from service.api.error_handlers import service_error_response
+from service.api.middleware.asgi import route_path
+from service.api.routes.scoring import LIVE_PATH, router, score_customer
 from service.errors import ServiceError
-from service.middleware.asgi import route_path
-from service.routes.scoring import LIVE_PATH, router, score_customer
 
 logger = logging.getLogger(__name__)
 

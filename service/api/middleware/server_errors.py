@@ -11,7 +11,7 @@ import logging
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.middleware.asgi import send_error
+from service.api.middleware.asgi import send_error
 
 logger = logging.getLogger(__name__)
 

@@ -1,0 +1,1 @@
+"""The served model: loading and verifying a version, holding it, following `latest`."""
