@@ -2,13 +2,30 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from training.job import TrainingOptions, TrainingResult, train
 from training.loading import sample_data_path
+
+
+@pytest.fixture(autouse=True)
+def restore_logging() -> Iterator[None]:
+    """Put the root logger's handlers and level back after each test.
+
+    Starting the app installs a JSON handler on the ``sys.stderr`` of that moment, which
+    under pytest is a capture that closes with its test: left in place, it would make every
+    later test's log record fail to write (and print the failure to stderr).
+    """
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 @pytest.fixture(scope="session")

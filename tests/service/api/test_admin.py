@@ -11,9 +11,9 @@ import httpx
 import pytest
 
 from segmentation.artifact import PIPELINE_FILE, point_latest, read_latest
+from tests.service.api.test_metrics import value
 from tests.service.conftest import serve, serve_with_keys, settings_for
 from tests.service.helpers import ADMIN, assert_error, customer, wait_for
-from tests.service.test_metrics import value
 
 
 async def reload(client: httpx.AsyncClient, body: Any = None) -> httpx.Response:
