@@ -18,58 +18,11 @@ from pydantic_core import PydanticCustomError
 
 from segmentation.artifact import VERSION_NAME_MAX_LENGTH
 from segmentation.features import CUSTOMER_KEY_MAX_LENGTH
+from service import schema_examples as examples
 
 MAX_CREDIT_LIMIT = 10_000_000.0
 MAX_CARDS = 100
 MAX_VISITS = 10_000
-
-EXAMPLE_CUSTOMER: dict[str, Any] = {
-    "customer_key": "87073",
-    "avg_credit_limit": 100000,
-    "total_credit_cards": 2,
-    "total_visits_bank": 1,
-    "total_visits_online": 1,
-    "total_calls_made": 0,
-}
-
-
-EXAMPLE_ACTIONS: dict[str, list[str]] = {
-    "marketing": ["Offer a starter limit increase after six months of on-time payments"],
-    "service": ["Prioritise call-centre routing and first-call resolution"],
-}
-EXAMPLE_ASSIGNMENT: dict[str, Any] = {
-    "customer_key": "38414",
-    "segment_id": "support-seeking",
-    "segment_name": "Support-seeking customers",
-    "recommended_actions": EXAMPLE_ACTIONS,
-    "confidence": 0.512,
-    "distances": {"branch-loyal": 2.874, "support-seeking": 1.402, "digital-affluent": 4.551},
-    "runner_up_segment_id": "branch-loyal",
-    "atypical": False,
-    "atypical_reasons": [],
-    "model_version": "20261123T184512Z-d20d9222",
-}
-EXAMPLE_PROFILE: dict[str, dict[str, float]] = {
-    "avg_credit_limit": {"mean": 12174.1, "p25": 8000.0, "median": 12000.0, "p75": 16000.0},
-    "total_credit_cards": {"mean": 2.41, "p25": 1.0, "median": 2.0, "p75": 3.0},
-    "total_visits_bank": {"mean": 0.93, "p25": 0.0, "median": 1.0, "p75": 2.0},
-    "total_visits_online": {"mean": 3.55, "p25": 2.0, "median": 4.0, "p75": 5.0},
-    "total_calls_made": {"mean": 6.87, "p25": 5.0, "median": 7.0, "p75": 9.0},
-}
-EXAMPLE_SEGMENT: dict[str, Any] = {
-    "segment_id": "support-seeking",
-    "name": "Support-seeking customers",
-    "description": "Low credit limits and few cards; they call the bank often.",
-    "size": 224,
-    "share": 0.3394,
-    "profile": EXAMPLE_PROFILE,
-    "distinguishing_features": [
-        {"feature": "total_calls_made", "z": 1.152, "direction": "high"},
-        {"feature": "total_credit_cards", "z": -1.06, "direction": "low"},
-    ],
-    "recommended_actions": EXAMPLE_ACTIONS,
-    "model_version": "20261123T184512Z-d20d9222",
-}
 
 
 def _examples(*examples: dict[str, Any]) -> ConfigDict:
@@ -131,7 +84,7 @@ class CustomerFeatures(BaseModel):
     """One customer's behaviour over the last year, as the bank records it."""
 
     model_config = ConfigDict(
-        extra="forbid", frozen=True, json_schema_extra={"examples": [EXAMPLE_CUSTOMER]}
+        extra="forbid", frozen=True, json_schema_extra={"examples": [examples.CUSTOMER]}
     )
 
     customer_key: CustomerKey | None = Field(
@@ -166,7 +119,7 @@ class RecommendedActions(BaseModel):
 class SegmentAssignment(BaseModel):
     """Which segment a customer belongs to, how clearly, and what to do about it."""
 
-    model_config = _examples(EXAMPLE_ASSIGNMENT)
+    model_config = _examples(examples.ASSIGNMENT)
 
     customer_key: str | None
     segment_id: str = Field(description="Stable slug of the segment.")
@@ -202,21 +155,7 @@ class ErrorInfo(BaseModel):
 class ErrorResponse(BaseModel):
     """The one shape of every error."""
 
-    model_config = _examples(
-        {
-            "error": {
-                "code": "invalid_input",
-                "message": "the customer is invalid: total_credit_cards",
-                "details": [
-                    {
-                        "field": "total_credit_cards",
-                        "rule": "whole_number",
-                        "message": "Input should be a whole number, got 2.5",
-                    }
-                ],
-            }
-        }
-    )
+    model_config = _examples(examples.ERROR_RESPONSE)
 
     error: ErrorInfo
 
@@ -228,7 +167,7 @@ class BatchRequest(BaseModel):
         description="Items shaped like the single-customer request."
     )
 
-    model_config = ConfigDict(json_schema_extra={"examples": [{"customers": [EXAMPLE_CUSTOMER]}]})
+    model_config = ConfigDict(json_schema_extra={"examples": [examples.BATCH_REQUEST]})
 
 
 class BatchItemResult(BaseModel):
@@ -243,31 +182,7 @@ class BatchItemResult(BaseModel):
 
 
 class BatchResponse(BaseModel):
-    model_config = _examples(
-        {
-            "model_version": "20261123T184512Z-d20d9222",
-            "counts": {"branch-loyal": 0, "support-seeking": 1, "digital-affluent": 0},
-            "n_errors": 1,
-            "results": [
-                {"index": 0, **EXAMPLE_ASSIGNMENT},
-                {
-                    "index": 1,
-                    "customer_key": None,
-                    "error": {
-                        "code": "invalid_input",
-                        "message": "customer 1 is invalid: avg_credit_limit",
-                        "details": [
-                            {
-                                "field": "avg_credit_limit",
-                                "rule": "greater_than",
-                                "message": "Input should be greater than 0",
-                            }
-                        ],
-                    },
-                },
-            ],
-        }
-    )
+    model_config = _examples(examples.BATCH_RESPONSE)
 
     model_version: str
     counts: dict[str, int] = Field(description="Scored customers per segment.")
@@ -291,7 +206,7 @@ class DistinguishingFeature(BaseModel):
 class Segment(BaseModel):
     """What a segment is, how big it is and what to do about it."""
 
-    model_config = _examples(EXAMPLE_SEGMENT)
+    model_config = _examples(examples.SEGMENT)
 
     segment_id: str
     name: str
@@ -308,9 +223,7 @@ class Segment(BaseModel):
 
 
 class SegmentCatalog(BaseModel):
-    model_config = _examples(
-        {"model_version": "20261123T184512Z-d20d9222", "segments": [EXAMPLE_SEGMENT]}
-    )
+    model_config = _examples(examples.SEGMENT_CATALOG)
 
     model_version: str
     segments: list[Segment]
@@ -326,40 +239,7 @@ class HistoryEntry(BaseModel):
 class CustomerRecord(BaseModel):
     """A known customer's latest assignment, and every earlier one, newest first."""
 
-    model_config = _examples(
-        {
-            "customer_key": "38414",
-            "segment_id": "support-seeking",
-            "segment_name": "Support-seeking customers",
-            "recommended_actions": EXAMPLE_ACTIONS,
-            "confidence": 0.512,
-            "atypical": False,
-            "model_version": "20261123T184512Z-d20d9222",
-            "source": "single",
-            "assigned_at": "2026-11-23T19:02:41.120331Z",
-            "features": {
-                "avg_credit_limit": 50000.0,
-                "total_credit_cards": 3,
-                "total_visits_bank": 0,
-                "total_visits_online": 10,
-                "total_calls_made": 9,
-            },
-            "history": [
-                {
-                    "segment_id": "support-seeking",
-                    "model_version": "20261123T184512Z-d20d9222",
-                    "source": "single",
-                    "assigned_at": "2026-11-23T19:02:41.120331Z",
-                },
-                {
-                    "segment_id": "support-seeking",
-                    "model_version": "20261123T184512Z-d20d9222",
-                    "source": "training",
-                    "assigned_at": "2026-11-23T18:46:02.554810Z",
-                },
-            ],
-        }
-    )
+    model_config = _examples(examples.CUSTOMER_RECORD)
 
     customer_key: str
     segment_id: str
@@ -397,20 +277,7 @@ class SegmentMembers(BaseModel):
 
 
 class ModelSummary(BaseModel):
-    model_config = _examples(
-        {
-            "model_version": "20261123T184512Z-d20d9222",
-            "created_at": "2026-11-23T18:45:12Z",
-            "k": 3,
-            "n_rows": 660,
-            "features": list(EXAMPLE_PROFILE),
-            "data_sha256": "d20d9222771134f858148bea1a144615a874e98551cf12f445ec83c217e91a83",
-            "metrics": {"selection": "silhouette", "silhouette": 0.5157, "knee_k": 3},
-            "libraries": {"scikit-learn": "1.9.1", "numpy": "2.4.6"},
-            "segments": ["branch-loyal", "support-seeking", "digital-affluent"],
-            "signed": False,
-        }
-    )
+    model_config = _examples(examples.MODEL_SUMMARY)
 
     model_version: str
     created_at: str
@@ -425,7 +292,7 @@ class ModelSummary(BaseModel):
 
 
 class Health(BaseModel):
-    model_config = _examples({"status": "ok"})
+    model_config = _examples(examples.HEALTH)
 
     status: Literal["ok"]
 
@@ -433,14 +300,7 @@ class Health(BaseModel):
 class Readiness(BaseModel):
     """``degraded``: answering, but the customer store is unreachable."""
 
-    model_config = _examples(
-        {"status": "ready", "model_version": "20261123T184512Z-d20d9222", "reason": None},
-        {
-            "status": "not_ready",
-            "model_version": None,
-            "reason": "hash_mismatch: pipeline.joblib does not match the sha256 recorded",
-        },
-    )
+    model_config = _examples(examples.READY, examples.NOT_READY)
 
     status: Literal["ready", "degraded", "not_ready"]
     model_version: str | None
@@ -452,7 +312,7 @@ class ReloadRequest(BaseModel):
     """Which version to serve; without one, the version that `latest` names."""
 
     model_config = ConfigDict(
-        extra="forbid", json_schema_extra={"examples": [{"version": "20261123T184512Z-d20d9222"}]}
+        extra="forbid", json_schema_extra={"examples": [examples.RELOAD_REQUEST]}
     )
 
     version: str | None = Field(
@@ -464,12 +324,7 @@ class ReloadRequest(BaseModel):
 
 
 class ReloadResult(BaseModel):
-    model_config = _examples(
-        {
-            "model_version": "20261124T090000Z-d20d9222",
-            "previous_version": "20261123T184512Z-d20d9222",
-        }
-    )
+    model_config = _examples(examples.RELOAD_RESULT)
 
     model_version: str = Field(description="The version now served (and named by `latest`).")
     previous_version: str | None = Field(description="The version served before, if any.")
