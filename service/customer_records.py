@@ -72,11 +72,9 @@ class CustomerRecords:
             return False
         return True
 
-    async def record_answer(self, assignments: Assignments | None) -> bool | None:
+    async def record_answer(self, assignments: Assignments) -> bool:
         """Keep a live answer's block with those of concurrent requests (one commit for
-        all); as :meth:`record`, it returns once the block is committed or has failed."""
-        if assignments is None:
-            return None
+        all): True once committed, False when the store failed."""
         error = await self._live_writes.submit(assignments)
         if error is not None:
             self._failed(f"recording {len(assignments)} live assignments", error)

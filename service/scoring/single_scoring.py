@@ -27,10 +27,9 @@ async def score_one(model: ActiveModel, records: CustomerRecords, body: bytes) -
     """
     customer = parse_customer(body)
     features = features_of([customer])
-    assignment = model.assignments_from(model.scorer.score(features), [customer.customer_key])[0]
+    assignment = model.assign(features, [customer.customer_key])[0]
     if customer.customer_key is not None:
-        kept = await records.record_answer(keep_answer(assignment, features))
-        assignment["recorded"] = bool(kept)
+        assignment["recorded"] = await records.record_answer(keep_answer(assignment, features))
     metrics.record_assignments((assignment["segment_id"],))
     if assignment["atypical"]:
         metrics.record_atypical(assignment["atypical_reasons"])

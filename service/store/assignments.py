@@ -61,22 +61,12 @@ class Assignments:
     def __len__(self) -> int:
         return len(self.customer_keys)
 
-    def as_params(self) -> list[dict[str, Any]]:
-        """One parameter dict per row, for INSERT statements."""
-        constant = {
-            "model_version": self.model_version,
-            "source": self.source,
-            "assigned_at": self.assigned_at,
-        }
+    def rows(self) -> list[tuple[Any, ...]]:
+        """One tuple per row, in ``COLUMNS`` order."""
+        shared = (self.model_version,)
+        last = (self.source, self.assigned_at)
         return [
-            {
-                "customer_key": key,
-                "segment_id": segment_id,
-                **dict(zip(FEATURES, features, strict=True)),
-                "confidence": confidence,
-                "atypical": atypical,
-                **constant,
-            }
+            (key, segment_id, *shared, *features, confidence, atypical, *last)
             for key, segment_id, features, confidence, atypical in zip(
                 self.customer_keys,
                 self.segment_ids,
@@ -86,3 +76,7 @@ class Assignments:
                 strict=True,
             )
         ]
+
+    def as_params(self) -> list[dict[str, Any]]:
+        """One parameter dict per row, for INSERT statements."""
+        return [dict(zip(COLUMNS, row, strict=True)) for row in self.rows()]

@@ -42,6 +42,7 @@ from service.store.errors import (
     reason,
     unavailable,
 )
+from service.store.statements import REPLACES_LATEST
 from service.store.tables import assignment_history, latest_assignments, snapshot_imports
 
 logger = logging.getLogger(__name__)
@@ -203,7 +204,7 @@ class CustomerStore:
         upsert = upsert.on_conflict_do_update(
             index_elements=["customer_key"],
             set_={name: upsert.excluded[name] for name in ASSIGNMENT_FIELDS},
-            where=text(postgres_bulk.REPLACES_LATEST),
+            where=text(REPLACES_LATEST),
         )
         connection.execute(upsert, ordered)
         connection.execute(assignment_history.insert(), params)

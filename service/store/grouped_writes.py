@@ -15,10 +15,8 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from itertools import chain, repeat
 from typing import Any
 
-import numpy as np
 import orjson
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import PoolProxiedConnection
@@ -27,6 +25,7 @@ from service.store import postgres_bulk
 from service.store.assignments import COLUMNS, Assignments
 from service.store.customer_store import CustomerStore
 from service.store.errors import DRIVER_ERRORS, is_refusal, unavailable
+from service.store.statements import COLUMN_LIST, REPLACES_LATEST, UPDATES
 from service.store.tables import latest_assignments
 
 logger = logging.getLogger(__name__)
@@ -36,13 +35,10 @@ IDLE_CHECK_SECONDS = 1.0
 
 _PLACEHOLDERS = ", ".join("?" for _ in COLUMNS)
 _SQLITE_UPSERT = (
-    f"INSERT INTO latest_assignments ({postgres_bulk.COLUMN_LIST}) VALUES ({_PLACEHOLDERS}) "
-    f"ON CONFLICT (customer_key) DO UPDATE SET {postgres_bulk.UPDATES} "
-    f"WHERE {postgres_bulk.REPLACES_LATEST}"
+    f"INSERT INTO latest_assignments ({COLUMN_LIST}) VALUES ({_PLACEHOLDERS}) "
+    f"ON CONFLICT (customer_key) DO UPDATE SET {UPDATES} WHERE {REPLACES_LATEST}"
 )
-_SQLITE_HISTORY = (
-    f"INSERT INTO assignment_history ({postgres_bulk.COLUMN_LIST}) VALUES ({_PLACEHOLDERS})"
-)
+_SQLITE_HISTORY = f"INSERT INTO assignment_history ({COLUMN_LIST}) VALUES ({_PLACEHOLDERS})"
 
 
 class GroupWriter:
@@ -108,30 +104,8 @@ class GroupWriter:
                 logger.debug("closing the group writer's connection failed", exc_info=True)
 
 
-def _columns(blocks: Sequence[Assignments]) -> list[list[Any]]:
-    """The blocks' rows as one list per column, in ``COLUMNS`` order."""
-    features = np.concatenate([block.features for block in blocks]).T.tolist()
-
-    def each(values: Callable[[Assignments], Sequence[Any]]) -> list[Any]:
-        return list(chain.from_iterable(values(block) for block in blocks))
-
-    def shared(value: Callable[[Assignments], Any]) -> list[Any]:
-        return list(chain.from_iterable(repeat(value(block), len(block)) for block in blocks))
-
-    return [
-        each(lambda block: block.customer_keys),
-        each(lambda block: block.segment_ids),
-        shared(lambda block: block.model_version),
-        *features,
-        each(lambda block: block.confidence),
-        each(lambda block: block.atypical),
-        shared(lambda block: block.source),
-        shared(lambda block: block.assigned_at),
-    ]
-
-
 def _write_postgresql(driver: Any, blocks: Sequence[Assignments]) -> None:
-    rows = orjson.dumps(list(zip(*_columns(blocks), strict=True)))
+    rows = orjson.dumps([row for block in blocks for row in block.rows()])
     with driver.cursor() as cursor:
         cursor.execute(postgres_bulk.GROUP_STATEMENT, (rows.decode(),))
 
@@ -144,9 +118,10 @@ def _sqlite_writer(store: CustomerStore) -> Callable[[Any, Sequence[Assignments]
     stored_time: Callable[[datetime], str] = processor
 
     def write(driver: Any, blocks: Sequence[Assignments]) -> None:
-        columns = _columns(blocks)
-        columns[-1] = [stored_time(moment) for moment in columns[-1]]
-        rows = list(zip(*columns, strict=True))
+        rows = []
+        for block in blocks:
+            stored_at = stored_time(block.assigned_at)  # the last column
+            rows += [(*row[:-1], stored_at) for row in block.rows()]
         latest = {row[0]: row for row in rows}  # a key given twice: its last row
         driver.execute("BEGIN IMMEDIATE")
         try:

@@ -10,9 +10,9 @@ from typing import Any
 from sqlalchemy import Connection
 
 from segmentation.features import FEATURES
-from service.store.assignments import ASSIGNMENT_FIELDS, COLUMNS, Assignments
+from service.store.assignments import COLUMNS, Assignments
+from service.store.statements import COLUMN_LIST, REPLACES_LATEST, UPDATES
 
-COLUMN_LIST = ", ".join(COLUMNS)
 # The order of _rows_to_copy: what varies per row first, then what the block shares.
 _COPY_COLUMNS = {
     "ordinal": "int4",
@@ -25,13 +25,6 @@ _COPY_COLUMNS = {
     "source": "varchar",
     "assigned_at": "timestamptz",
 }
-UPDATES = ", ".join(f"{name} = EXCLUDED.{name}" for name in ASSIGNMENT_FIELDS)
-# A model's training snapshot never replaces what that same model said of the customer
-# since (an import delayed by an outage lands after live answers).
-REPLACES_LATEST = (
-    "NOT (excluded.source = 'training' "
-    "AND latest_assignments.model_version = excluded.model_version)"
-)
 
 
 def copy_rows(connection: Connection, assignments: Assignments) -> None:

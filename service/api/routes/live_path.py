@@ -12,7 +12,6 @@ a domain error gets the same answer as through FastAPI's handlers.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from starlette.requests import Request
@@ -22,8 +21,6 @@ from service.api.error_handlers import service_error_response
 from service.api.middleware.asgi import route_path
 from service.api.routes.scoring import LIVE_PATH, router, score_customer
 from service.errors import ServiceError
-
-logger = logging.getLogger(__name__)
 
 
 class LivePath:
