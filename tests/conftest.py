@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from service.logging_setup import JsonFormatter
 from training.job import TrainingOptions, TrainingResult, train
 from training.loading import sample_data_path
 
@@ -24,6 +25,9 @@ def restore_logging() -> Iterator[None]:
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
     yield
+    for handler in set(root.handlers) - set(handlers):
+        if isinstance(handler.formatter, JsonFormatter):
+            handler.close()  # stops its writer thread
     root.handlers[:] = handlers
     root.setLevel(level)
 

@@ -20,7 +20,7 @@ from service.api.routes.live_path import LivePath
 from service.api.routes.openapi import errors
 from service.config import Settings, get_settings
 from service.customer_records import CustomerRecords
-from service.logging_setup import configure_logging
+from service.logging_setup import configure_logging, flush_logs
 from service.metrics import worker_stopped
 from service.models.model_holder import ModelHolder, Serving
 from service.store.customer_store import CustomerStore
@@ -57,6 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     await task
             await asyncio.to_thread(records.close)
             worker_stopped()
+            flush_logs()
 
     app = FastAPI(
         title="Customer segmentation",

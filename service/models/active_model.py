@@ -11,8 +11,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from segmentation.features import FEATURES
 from segmentation.scoring import FloatArray, IntArray, ScoredBatch, SegmentScorer
 from service.errors import SegmentNotFound
@@ -166,7 +164,7 @@ class ActiveModel:
 
 def rounded(values: FloatArray) -> FloatArray:
     """Scores as answers give them (and the store keeps them)."""
-    return np.round(values, _DIGITS)
+    return values.round(_DIGITS)  # the method: np.round adds a Python-level dispatch
 
 
 def _catalog_entry(segment: dict[str, Any], version: str) -> dict[str, Any]:

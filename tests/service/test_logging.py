@@ -2,21 +2,29 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from service.logging_setup import JsonFormatter, configure_logging
+from service.logging_setup import (
+    ACCESS_LOGGER,
+    FLUSH_INTERVAL_SECONDS,
+    JsonFormatter,
+    JsonHandler,
+    configure_logging,
+)
 from service.request_context import CLIENT_NAME, REQUEST_ID
 from tests.service.conftest import serve, settings_for
 from tests.service.helpers import CRM_KEY, KEYS
 
 
-def record(message: str, **extra: object) -> logging.LogRecord:
-    entry = logging.LogRecord("service.test", logging.INFO, __file__, 1, message, (), None)
+def record(message: str, *, logger: str = "service.test", **extra: object) -> logging.LogRecord:
+    entry = logging.LogRecord(logger, logging.INFO, __file__, 1, message, (), None)
     entry.__dict__.update(extra)
     return entry
 
@@ -77,3 +85,37 @@ async def test_access_log_lines_are_json_with_id_and_client(
     assert access["status"] == 200
     assert access["method"] == "GET"
     assert isinstance(access["duration_ms"], float)
+
+
+def test_lines_reach_the_stream_in_order_soon_after_logging_and_at_once_on_flush() -> None:
+    stream = io.StringIO()
+    handler = JsonHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    try:
+        for number in range(3):
+            handler.handle(record(f"line {number}", logger=ACCESS_LOGGER))
+        deadline = time.monotonic() + 10 * FLUSH_INTERVAL_SECONDS
+        while not stream.getvalue() and time.monotonic() < deadline:
+            time.sleep(FLUSH_INTERVAL_SECONDS / 4)
+        messages = [json.loads(line)["message"] for line in stream.getvalue().splitlines()]
+        assert messages == ["line 0", "line 1", "line 2"]  # without anyone flushing
+        handler.handle(record("line 3", logger=ACCESS_LOGGER))
+        handler.flush()
+        assert json.loads(stream.getvalue().splitlines()[-1])["message"] == "line 3"
+        handler.handle(record("line 4", logger=ACCESS_LOGGER))
+    finally:
+        handler.close()
+    assert json.loads(stream.getvalue().splitlines()[-1])["message"] == "line 4"  # close flushes
+
+
+def test_a_record_other_than_an_access_line_is_written_at_once_after_those_before_it() -> None:
+    stream = io.StringIO()
+    handler = JsonHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    try:
+        handler.handle(record("POST /segment 200", logger=ACCESS_LOGGER))
+        handler.handle(record("Application shutdown complete."))
+        messages = [json.loads(line)["message"] for line in stream.getvalue().splitlines()]
+        assert messages == ["POST /segment 200", "Application shutdown complete."]
+    finally:
+        handler.close()

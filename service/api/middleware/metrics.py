@@ -18,8 +18,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service import metrics
 from service.api.middleware.asgi import route_path, scope_state
+from service.logging_setup import ACCESS_LOGGER
 
-access_logger = logging.getLogger("service.access")
+access_logger = logging.getLogger(ACCESS_LOGGER)
 
 
 def route_template(scope: Scope, known: Sequence[tuple[re.Pattern[str], str]]) -> str:
