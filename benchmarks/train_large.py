@@ -39,9 +39,9 @@ def main() -> None:
         total = time.perf_counter() - started
     figures = {
         "customers": arguments.customers,
-        "k": result.manifest["k"],
-        "silhouette": round(result.manifest["metrics"]["silhouette"], 4),
-        "segment_sizes": {s["segment_id"]: s["size"] for s in result.manifest["segments"]},
+        "k": result.manifest.k,
+        "silhouette": round(result.manifest.metrics.silhouette, 4),
+        "segment_sizes": {s.segment_id: s.size for s in result.manifest.segments},
         "stage_seconds": {stage: round(seconds, 2) for stage, seconds in result.timings.items()},
         "total_seconds": round(total, 2),
         "peak_memory_mib": round(peak_memory_mib(), 1),

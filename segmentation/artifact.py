@@ -20,12 +20,13 @@ from typing import Any
 
 import joblib
 
+from segmentation.manifest import Manifest, ManifestError, Signature
+
 MANIFEST_FILE = "manifest.json"
 PIPELINE_FILE = "pipeline.joblib"
 ASSIGNMENTS_FILE = "assignments.csv"
 REPORT_FILE = "report.html"
 LATEST_FILE = "latest"
-FORMAT_VERSION = 1
 SIGNATURE_ALGORITHM = "hmac-sha256"
 
 VERSION_NAME_MAX_LENGTH = 128
@@ -53,7 +54,7 @@ class VerifiedVersion:
 
     version: str
     path: Path
-    manifest: dict[str, Any]
+    manifest: Manifest
     pipeline_bytes: bytes
 
     def load_pipeline(self) -> Any:
@@ -84,30 +85,28 @@ def check_version_name(version: str) -> str:
     return version
 
 
-def canonical_manifest_bytes(manifest: dict[str, Any]) -> bytes:
-    """The manifest without its signature, serialised one way only, for signing."""
-    unsigned = {key: value for key, value in manifest.items() if key != "signature"}
+def canonical_manifest_bytes(document: dict[str, Any]) -> bytes:
+    """A manifest's JSON data without its signature, serialised one way only, for signing."""
+    unsigned = {key: value for key, value in document.items() if key != "signature"}
     return json.dumps(
         unsigned, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
     ).encode("ascii")
 
 
-def manifest_signature(manifest: dict[str, Any], key: str) -> str:
-    return hmac.new(key.encode(), canonical_manifest_bytes(manifest), hashlib.sha256).hexdigest()
+def manifest_signature(document: dict[str, Any], key: str) -> str:
+    """The HMAC-SHA256 (hex) of a manifest's canonical bytes under ``key``."""
+    return hmac.new(key.encode(), canonical_manifest_bytes(document), hashlib.sha256).hexdigest()
 
 
-def sign_manifest(manifest: dict[str, Any], key: str) -> dict[str, Any]:
-    """Return a copy of the manifest carrying its HMAC-SHA256 signature."""
-    signed = dict(manifest)
-    signed["signature"] = {
-        "algorithm": SIGNATURE_ALGORITHM,
-        "value": manifest_signature(manifest, key),
-    }
-    return signed
+def sign_manifest(manifest: Manifest, key: str) -> Manifest:
+    """The manifest carrying its HMAC-SHA256 signature (over everything else in it)."""
+    value = manifest_signature(manifest.to_document(), key)
+    return manifest.with_signature(Signature(algorithm=SIGNATURE_ALGORITHM, value=value))
 
 
-def _check_signature(manifest: dict[str, Any], keys: tuple[str, ...]) -> None:
-    signature = manifest.get("signature")
+def _check_signature(document: dict[str, Any], keys: tuple[str, ...]) -> None:
+    # On the JSON data as read: the signature covers every byte's meaning, known fields or not.
+    signature = document.get("signature")
     if not isinstance(signature, dict) or "value" not in signature:
         raise ArtifactError("signature_missing", "the manifest is not signed")
     if signature.get("algorithm") != SIGNATURE_ALGORITHM:
@@ -119,7 +118,7 @@ def _check_signature(manifest: dict[str, Any], keys: tuple[str, ...]) -> None:
     # the manifest chose these characters.
     given = str(signature["value"]).encode("utf-8")
     if not any(
-        hmac.compare_digest(given, manifest_signature(manifest, key).encode("ascii"))
+        hmac.compare_digest(given, manifest_signature(document, key).encode("ascii"))
         for key in keys
     ):
         raise ArtifactError("signature_invalid", "the manifest signature does not match")
@@ -158,29 +157,41 @@ def point_latest(models_dir: Path, version: str) -> None:
     write_bytes_atomically(models_dir / LATEST_FILE, f"{check_version_name(version)}\n".encode())
 
 
-def read_manifest(version_dir: Path) -> dict[str, Any]:
+def read_manifest(version_dir: Path) -> Manifest:
+    """A version's manifest, read and type-checked (neither signature nor files checked).
+
+    Raises
+    ------
+    ArtifactError
+        ``model_missing`` when there is no manifest, ``manifest_invalid`` when it is not one.
+    """
+    return _typed(version_dir, _read_document(version_dir))
+
+
+def _read_document(version_dir: Path) -> dict[str, Any]:
     path = version_dir / MANIFEST_FILE
     try:
-        manifest = json.loads(path.read_bytes(), parse_constant=_refuse_constant)
+        document = json.loads(path.read_bytes(), parse_constant=_refuse_constant)
     except FileNotFoundError:
         raise ArtifactError("model_missing", f"{path} does not exist") from None
     except (ValueError, RecursionError) as error:
         # RecursionError: nesting deeper than the parser goes is not a manifest either.
         raise ArtifactError("manifest_invalid", f"{path} is not valid JSON: {error}") from None
-    if not isinstance(manifest, dict):
+    if not isinstance(document, dict):
         raise ArtifactError("manifest_invalid", f"{path} does not hold a JSON object")
-    return manifest
+    return document
+
+
+def _typed(version_dir: Path, document: dict[str, Any]) -> Manifest:
+    try:
+        return Manifest.from_document(document)
+    except ManifestError as error:
+        raise ArtifactError("manifest_invalid", f"{version_dir / MANIFEST_FILE}: {error}") from None
 
 
 def _refuse_constant(name: str) -> Any:
     # NaN and Infinity are not JSON, and the canonical form a signature covers refuses them.
     raise ValueError(f"{name} is not a JSON value")
-
-
-def _expected_sha256(name: str, expected: Any) -> str:
-    if not isinstance(expected, dict) or not isinstance(expected.get("sha256"), str):
-        raise ArtifactError("manifest_invalid", f"the manifest gives no sha256 for {name}")
-    return str(expected["sha256"])
 
 
 def _check_hash(name: str, actual: str, expected: str) -> None:
@@ -208,21 +219,17 @@ def verify_version(
         ``signature_invalid``, ``file_missing`` or ``hash_mismatch``.
     """
     version_dir = models_dir / check_version_name(version)
-    manifest = read_manifest(version_dir)
+    document = _read_document(version_dir)
     if signing_keys:
-        _check_signature(manifest, signing_keys)
-    if manifest.get("format_version") != FORMAT_VERSION:
+        _check_signature(document, signing_keys)
+    manifest = _typed(version_dir, document)
+    if manifest.version != version:
         raise ArtifactError(
             "manifest_invalid",
-            f"format_version={manifest.get('format_version')!r} is not {FORMAT_VERSION}",
+            f"the manifest names version {manifest.version!r}, not {version!r}",
         )
-    if manifest.get("version") != version:
-        raise ArtifactError(
-            "manifest_invalid",
-            f"the manifest names version {manifest.get('version')!r}, not {version!r}",
-        )
-    files = manifest.get("files")
-    if not isinstance(files, dict) or PIPELINE_FILE not in files:
+    files = manifest.files
+    if PIPELINE_FILE not in files:
         raise ArtifactError("manifest_invalid", "the manifest does not list its files")
     for name, expected in files.items():
         if name == PIPELINE_FILE:
@@ -231,16 +238,12 @@ def verify_version(
             actual = sha256_file(version_dir / check_version_name(name))
         except FileNotFoundError:
             raise _missing(version_dir / name) from None
-        _check_hash(name, actual, _expected_sha256(name, expected))
+        _check_hash(name, actual, expected.sha256)
     try:
         pipeline_bytes = (version_dir / PIPELINE_FILE).read_bytes()
     except FileNotFoundError:
         raise _missing(version_dir / PIPELINE_FILE) from None
-    _check_hash(
-        PIPELINE_FILE,
-        sha256_bytes(pipeline_bytes),
-        _expected_sha256(PIPELINE_FILE, files[PIPELINE_FILE]),
-    )
+    _check_hash(PIPELINE_FILE, sha256_bytes(pipeline_bytes), files[PIPELINE_FILE].sha256)
     return VerifiedVersion(
         version=version, path=version_dir, manifest=manifest, pipeline_bytes=pipeline_bytes
     )

@@ -20,23 +20,14 @@ import numpy as np
 def _score_row(
     row: int,
     features: Any,
-    mean: Any,
-    scale: Any,
-    centroids: Any,
-    feature_min: Any,
-    feature_max: Any,
-    thresholds: Any,
+    model: Any,
     tie_scale: float,
     tie_tolerance: float,
-    labels: Any,
-    runner_up: Any,
-    distances: Any,
-    confidence: Any,
-    below: Any,
-    above: Any,
-    far: Any,
-    tied: Any,
+    out: Any,
 ) -> None:
+    """Score one row: ``model`` and ``out`` are the tuples :func:`score_serial` documents."""
+    mean, scale, centroids, feature_min, feature_max, thresholds = model
+    labels, runner_up, distances, confidence, below, above, far, tied = out
     n_segments, n_features = centroids.shape
     best, second = np.inf, np.inf
     best_label, second_label = 0, 1
@@ -73,103 +64,34 @@ _score_row_compiled = numba.njit(cache=True, inline="always")(_score_row)
 
 @numba.njit(cache=True)
 def score_serial(
-    features: Any,
-    mean: Any,
-    scale: Any,
-    centroids: Any,
-    feature_min: Any,
-    feature_max: Any,
-    thresholds: Any,
-    tie_scale: float,
-    tie_tolerance: float,
-    labels: Any,
-    runner_up: Any,
-    distances: Any,
-    confidence: Any,
-    below: Any,
-    above: Any,
-    far: Any,
-    tied: Any,
+    features: Any, model: Any, tie_scale: float, tie_tolerance: float, out: Any
 ) -> None:
-    """Score every row on the calling thread (cheapest for a handful of customers)."""
+    """Score every row on the calling thread (cheapest for a handful of customers).
+
+    ``model`` is ``(mean, scale, centroids, feature_min, feature_max, thresholds)`` and
+    ``out`` is ``(labels, runner_up, distances, confidence, below, above, far, tied)``,
+    the arrays :class:`segmentation.scoring.ScoredBatch` holds, filled row by row.
+    """
     for row in range(features.shape[0]):
-        _score_row_compiled(
-            row,
-            features,
-            mean,
-            scale,
-            centroids,
-            feature_min,
-            feature_max,
-            thresholds,
-            tie_scale,
-            tie_tolerance,
-            labels,
-            runner_up,
-            distances,
-            confidence,
-            below,
-            above,
-            far,
-            tied,
-        )
+        _score_row_compiled(row, features, model, tie_scale, tie_tolerance, out)
 
 
 @numba.njit(cache=True, parallel=True)
 def score_parallel(
-    features: Any,
-    mean: Any,
-    scale: Any,
-    centroids: Any,
-    feature_min: Any,
-    feature_max: Any,
-    thresholds: Any,
-    tie_scale: float,
-    tie_tolerance: float,
-    labels: Any,
-    runner_up: Any,
-    distances: Any,
-    confidence: Any,
-    below: Any,
-    above: Any,
-    far: Any,
-    tied: Any,
+    features: Any, model: Any, tie_scale: float, tie_tolerance: float, out: Any
 ) -> None:
-    """Score rows spread over every core."""
+    """Score rows spread over every core (the arguments of :func:`score_serial`)."""
     for row in numba.prange(features.shape[0]):
-        _score_row_compiled(
-            row,
-            features,
-            mean,
-            scale,
-            centroids,
-            feature_min,
-            feature_max,
-            thresholds,
-            tie_scale,
-            tie_tolerance,
-            labels,
-            runner_up,
-            distances,
-            confidence,
-            below,
-            above,
-            far,
-            tied,
-        )
+        _score_row_compiled(row, features, model, tie_scale, tie_tolerance, out)
 
 
 def warm_up() -> None:
     """Compile (or load from the cache) both kernels, so no request pays for it."""
     features = np.ones((1, 2))
     centroids = np.array([[0.0, 0.0], [2.0, 2.0]])
-    vectors = np.zeros(2), np.ones(2), centroids, np.zeros(2), np.full(2, 9.0), np.ones(2)
+    model = (np.zeros(2), np.ones(2), centroids, np.zeros(2), np.full(2, 9.0), np.ones(2))
     for kernel in (score_serial, score_parallel):
-        kernel(
-            features,
-            *vectors,
-            1.0,
-            1e-9,
+        out = (
             np.empty(1, np.intp),
             np.empty(1, np.intp),
             np.empty((1, 2)),
@@ -179,3 +101,4 @@ def warm_up() -> None:
             np.empty(1, np.bool_),
             np.empty(1, np.bool_),
         )
+        kernel(features, model, 1.0, 1e-9, out)

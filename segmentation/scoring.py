@@ -133,6 +133,14 @@ class SegmentScorer:
         # Squared distances are at most 2||z||^2 + 2||c||^2 away from the terms that
         # scikit-learn's expanded formula rounds; this bounds its error from above.
         self._tie_scale = 2.0 * float(np.einsum("ij,ij->i", self.centroids, self.centroids).max())
+        self._kernel_model = (
+            self.mean,
+            self.scale,
+            self.centroids,
+            self.feature_min,
+            self.feature_max,
+            self.distance_thresholds,
+        )
 
     def score(self, features: FloatArray) -> ScoredBatch:
         """Score an ``(n, 5)`` array of customers in original units (valid input assumed).
@@ -144,16 +152,7 @@ class SegmentScorer:
         scored = ScoredBatch.empty(n_rows, self.n_segments)
         tied = np.empty(n_rows, dtype=np.bool_)
         kernel = score_parallel if n_rows >= _PARALLEL_ROWS else score_serial
-        kernel(
-            np.ascontiguousarray(features, dtype=np.float64),
-            self.mean,
-            self.scale,
-            self.centroids,
-            self.feature_min,
-            self.feature_max,
-            self.distance_thresholds,
-            self._tie_scale,
-            _TIE_TOLERANCE,
+        out = (
             scored.labels,
             scored.runner_up_labels,
             scored.distances,
@@ -163,6 +162,8 @@ class SegmentScorer:
             scored.far_from_centroid,
             tied,
         )
+        features = np.ascontiguousarray(features, dtype=np.float64)
+        kernel(features, self._kernel_model, self._tie_scale, _TIE_TOLERANCE, out)
         if tied.any():
             self._settle_ties(features, np.flatnonzero(tied), scored)
         return scored

@@ -128,6 +128,7 @@ class CustomerRecords:
 
     @property
     def import_pending(self) -> bool:
+        """Whether a training snapshot is waiting for the store to come back."""
         return self._pending_import is not None
 
     def retry_pending_import(self) -> bool:
@@ -145,6 +146,7 @@ class CustomerRecords:
             raise StoreUnavailableError(f"the customer store is unavailable: {error}") from None
 
     def live_counts(self) -> dict[str, int] | None:
+        """Customers per segment by their latest assignment; None while the store is down."""
         try:
             return self.store.live_counts()
         except StoreUnavailable as error:
@@ -154,6 +156,15 @@ class CustomerRecords:
     def members(
         self, segment_id: str, *, limit: int, cursor: str | None
     ) -> tuple[list[dict[str, Any]], str | None]:
+        """One page of a segment's members (by key) and the cursor of the next page, if any.
+
+        Raises
+        ------
+        InvalidInput
+            ``cursor`` is not one this service gave out.
+        StoreUnavailableError
+            The store could not be asked.
+        """
         try:
             rows, next_cursor = self.store.members(segment_id, limit=limit, cursor=cursor)
         except InvalidCursor as error:
@@ -294,6 +305,6 @@ def _training_answer(
         "atypical": record["atypical"],
         "model_version": model.version,
         "source": "training",
-        "assigned_at": model.manifest["created_at"],
+        "assigned_at": model.manifest.created_at,
         "features": _features(dict(zip(FEATURES, features[0].tolist(), strict=True))),
     }

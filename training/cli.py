@@ -117,27 +117,22 @@ def _fail(message: str) -> int:
 
 def summary_table(result: TrainingResult) -> Table:
     manifest = result.manifest
-    metrics = manifest["metrics"]
+    metrics = manifest.metrics
     table = Table(
         title=(
-            f"model {result.version}: k={manifest['k']} ({metrics['selection']}), "
-            f"silhouette {metrics['silhouette']:.3f}, knee at k={metrics['knee_k']}, "
-            f"{manifest['n_rows']} customers"
+            f"model {result.version}: k={manifest.k} ({metrics.selection}), "
+            f"silhouette {metrics.silhouette:.3f}, knee at k={metrics.knee_k}, "
+            f"{manifest.n_rows} customers"
         )
     )
     for column in ("segment", "name", "customers", "share", "sets it apart"):
         table.add_column(column)
-    for segment in manifest["segments"]:
+    for segment in manifest.segments:
         traits = ", ".join(
-            f"{trait['direction']} {trait['feature']}"
-            for trait in segment["distinguishing_features"]
+            f"{trait.direction} {trait.feature}" for trait in segment.distinguishing_features
         )
         table.add_row(
-            segment["segment_id"],
-            segment["name"],
-            str(segment["size"]),
-            f"{segment['share']:.1%}",
-            traits,
+            segment.segment_id, segment.name, str(segment.size), f"{segment.share:.1%}", traits
         )
     table.caption = f"written to {result.path}"
     return table

@@ -20,9 +20,20 @@ import pandas as pd
 import scipy
 import sklearn
 
-from segmentation.artifact import FORMAT_VERSION
 from segmentation.assignments_file import VersionAssignments
 from segmentation.features import FEATURES, canonical_column_name
+from segmentation.manifest import (
+    FORMAT_VERSION,
+    Lineage,
+    Manifest,
+    PersonaFit,
+    PersonaMatching,
+    Scaler,
+    Segment,
+    SelectionMetrics,
+    SweepPoint,
+    TrainingRanges,
+)
 from training import lineage, selection
 from training.loading import (
     CustomerExport,
@@ -77,7 +88,8 @@ class TrainingOptions:
 class TrainingResult:
     version: str
     path: Path
-    manifest: dict[str, Any]
+    manifest: Manifest
+    """As published (under its final name, listing its files, signed when a key was given)."""
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -93,8 +105,38 @@ class _Stopwatch:
         logger.info("stage %s took %.2f s", name, self.timings[name])
 
 
+@dataclass(frozen=True)
+class _Sweep:
+    """The candidates for k, the evidence for each, and the k chosen from it."""
+
+    k: int
+    k_values: list[int]
+    points: list[SweepPoint]
+    sample: npt.NDArray[np.intp]
+    """The customers the sweep and the checks work on (all of them, when few)."""
+
+
+@dataclass(frozen=True)
+class _Fitted:
+    pipeline: Any
+    labels: npt.NDArray[np.intp]
+    standardised: FloatArray
+    z_centroids: FloatArray
+
+
 def train(options: TrainingOptions, *, progress: Progress | None = None) -> TrainingResult:
-    """Run the whole job and publish the model; raises on bad input with nothing written."""
+    """Run the whole job and publish the model; raises on bad input with nothing written.
+
+    The steps, each timed in ``TrainingResult.timings``: load, validate, sweep, fit,
+    check, profile, name, report, publish.
+
+    Raises
+    ------
+    InvalidCustomerData
+        The data (or the options for it) cannot be trained on; named by column and rule.
+    InvalidPlaybook
+        The playbook is missing or malformed (checked before any fitting).
+    """
     progress = progress or _Silent()
     clock = _Stopwatch()
     with clock.stage("load"):
@@ -103,115 +145,41 @@ def train(options: TrainingOptions, *, progress: Progress | None = None) -> Trai
         export = _load(options)
     with clock.stage("validate"):
         customers = validate_customers(export.frame, min_rows=_fewest_rows(options))
-    features = customers.features
-    k_values = _k_values(options, len(customers))
-    sample = selection.sample_rows(len(features), options.sample_size, seed=options.seed)
     with clock.stage("sweep"):
-        sweep = selection.sweep_k(
-            features[sample],
-            k_values,
-            seed=options.seed,
-            silhouette_sample_size=options.silhouette_sample_size,
-            advance=progress.start("k sweep", len(k_values)),
-        )
-    k = options.k or selection.best_k_by_silhouette(sweep)
+        sweep = _sweep(options, customers.features, progress)
     with clock.stage("fit"):
-        pipeline = _fit(features, sample, k, options.seed)
-        labels = np.asarray(pipeline.predict(features), dtype=np.intp)
-    scaler, kmeans = pipeline[0], pipeline[-1]
-    standardised = scaler.transform(features)
-    z_centroids = np.asarray(kmeans.cluster_centers_, dtype=np.float64)
-    with clock.stage("cross_check"):
-        checks = selection.cross_check(
-            standardised[sample],
-            labels[sample],
-            k,
-            seed=options.seed,
-            ward_sample_size=options.ward_sample_size,
-        )
-    with clock.stage("stability"):
-        stability = selection.bootstrap_stability(
-            features[sample],
-            labels[sample],
-            k,
-            seed=options.seed,
-            n_resamples=options.n_bootstrap,
-            advance=progress.start("bootstrap", options.n_bootstrap),
-        )
+        fitted = _fit(customers.features, sweep, options.seed)
+    with clock.stage("check"):
+        metrics = _check(options, customers.features, sweep, fitted, progress)
     with clock.stage("profile"):
-        profiles = profile_segments(
-            features,
-            labels,
-            z_centroids=z_centroids,
-            centroids=scaler.inverse_transform(z_centroids),
-            distances_to_own=np.linalg.norm(standardised - z_centroids[labels], axis=1),
-        )
+        profiles = _profile(customers.features, fitted)
     with clock.stage("name"):
-        segments, lineage_summary = _catalog(options, playbook, profiles, customers, labels)
-    metrics = {
-        "selection": "fixed" if options.k else "silhouette",
-        "k_range": [k_values[0], k_values[-1]],
-        "sweep": [point.as_dict() for point in sweep],
-        "knee_k": selection.knee_k(sweep),
-        "silhouette": next(point.silhouette for point in sweep if point.k == k),
-        "sweep_sample_size": len(sample),
-        "silhouette_sample_size": min(len(sample), options.silhouette_sample_size),
-        "cross_checks": checks,
-        "stability": stability,
-    }
-    created_at = datetime.now(UTC).replace(microsecond=0)
-    manifest = {
-        "format_version": FORMAT_VERSION,
-        "version": version_name(created_at, export.sha256),
-        "created_at": created_at.isoformat().replace("+00:00", "Z"),
-        "data_source": export.source,
-        "data_sha256": export.sha256,
-        "n_rows": len(customers),
-        "features": list(FEATURES),
-        "k": k,
-        "seed": options.seed,
-        "libraries": _library_versions(),
-        "metrics": metrics,
-        "data_quality": customers.quality.as_dict(),
-        "scaler": {
-            "mean": dict(zip(FEATURES, map(float, scaler.mean_), strict=True)),
-            "scale": dict(zip(FEATURES, map(float, scaler.scale_), strict=True)),
-        },
-        "scoring": {
-            "feature_min": dict(zip(FEATURES, map(float, features.min(axis=0)), strict=True)),
-            "feature_max": dict(zip(FEATURES, map(float, features.max(axis=0)), strict=True)),
-        },
-        "segments": segments,
-        "persona_matching": {
-            "playbook": str(options.playbook or "bundled playbook.toml"),
-            "fits": [
-                {"segment_id": s["segment_id"], "persona": s["persona"], "fit": s["persona_fit"]}
-                for s in segments
-            ],
-        },
-        "lineage": lineage_summary,
-    }
-    by_label = {segment["label"]: position for position, segment in enumerate(segments)}
-    positions = np.array([by_label[label] for label in range(k)], dtype=np.intp)[labels]
+        segments, lineage_summary = _name(options, playbook, profiles, customers, fitted.labels)
+    manifest = _manifest(options, export, customers, fitted, metrics, segments, lineage_summary)
+    positions = _segment_positions(segments, fitted.labels)
     with clock.stage("report"):
         report_html = render_report(
-            manifest, features=features, segment_positions=positions, standardised=standardised
+            manifest, segment_positions=positions, standardised=fitted.standardised
         )
     with clock.stage("publish"):
-        path = publish_version(
+        published = publish_version(
             options.models_dir,
             manifest,
-            pipeline=pipeline,
+            pipeline=fitted.pipeline,
             assignments=VersionAssignments(
                 keys=list(customers.keys),
-                segment_ids=[segments[position]["segment_id"] for position in positions],
+                segment_ids=[segments[position].segment_id for position in positions],
                 features=customers.features,
             ),
             report_html=report_html,
             signing_key=options.signing_key,
         )
-    manifest["version"] = path.name
-    return TrainingResult(version=path.name, path=path, manifest=manifest, timings=clock.timings)
+    return TrainingResult(
+        version=published.path.name,
+        path=published.path,
+        manifest=published.manifest,
+        timings=clock.timings,
+    )
 
 
 def _load(options: TrainingOptions) -> CustomerExport:
@@ -244,62 +212,189 @@ def _k_values(options: TrainingOptions, n_rows: int) -> list[int]:
     return values
 
 
-def _fit(features: FloatArray, sample: npt.NDArray[np.intp], k: int, seed: int) -> Any:
+def _sweep(options: TrainingOptions, features: FloatArray, progress: Progress) -> _Sweep:
+    """Fit every candidate k on the sample; k is the option's, or the best silhouette's."""
+    k_values = _k_values(options, len(features))
+    sample = selection.sample_rows(len(features), options.sample_size, seed=options.seed)
+    points = selection.sweep_k(
+        features[sample],
+        k_values,
+        seed=options.seed,
+        silhouette_sample_size=options.silhouette_sample_size,
+        advance=progress.start("k sweep", len(k_values)),
+    )
+    k = options.k or selection.best_k_by_silhouette(points)
+    return _Sweep(k=k, k_values=k_values, points=points, sample=sample)
+
+
+def _fit(features: FloatArray, sweep: _Sweep, seed: int) -> _Fitted:
     """Fit on everything; on large data start from the centres found on the sample."""
+    k, sample = sweep.k, sweep.sample
     if len(sample) == len(features):
-        return selection.build_pipeline(k, seed=seed).fit(features)
-    on_sample = selection.build_pipeline(k, seed=seed).fit(features[sample])
-    centres = on_sample[0].inverse_transform(on_sample[-1].cluster_centers_)
-    mean, scale = features.mean(axis=0), features.std(axis=0)
-    scale[scale == 0] = 1.0
-    return selection.build_pipeline(k, seed=seed, init=(centres - mean) / scale).fit(features)
+        pipeline = selection.build_pipeline(k, seed=seed).fit(features)
+    else:
+        on_sample = selection.build_pipeline(k, seed=seed).fit(features[sample])
+        centres = on_sample[0].inverse_transform(on_sample[-1].cluster_centers_)
+        mean, scale = features.mean(axis=0), features.std(axis=0)
+        scale[scale == 0] = 1.0
+        init = (centres - mean) / scale
+        pipeline = selection.build_pipeline(k, seed=seed, init=init).fit(features)
+    return _Fitted(
+        pipeline=pipeline,
+        labels=np.asarray(pipeline.predict(features), dtype=np.intp),
+        standardised=pipeline[0].transform(features),
+        z_centroids=np.asarray(pipeline[-1].cluster_centers_, dtype=np.float64),
+    )
 
 
-def _catalog(
+def _check(
+    options: TrainingOptions,
+    features: FloatArray,
+    sweep: _Sweep,
+    fitted: _Fitted,
+    progress: Progress,
+) -> SelectionMetrics:
+    """The evidence for the chosen k: the sweep, two other methods, bootstrap refits."""
+    sample, k = sweep.sample, sweep.k
+    checks = selection.cross_check(
+        fitted.standardised[sample],
+        fitted.labels[sample],
+        k,
+        seed=options.seed,
+        ward_sample_size=options.ward_sample_size,
+    )
+    stability = selection.bootstrap_stability(
+        features[sample],
+        fitted.labels[sample],
+        k,
+        seed=options.seed,
+        n_resamples=options.n_bootstrap,
+        advance=progress.start("bootstrap", options.n_bootstrap),
+    )
+    chosen = next(point for point in sweep.points if point.k == k)
+    return SelectionMetrics(
+        selection="fixed" if options.k else "silhouette",
+        k_range=(sweep.k_values[0], sweep.k_values[-1]),
+        sweep=tuple(sweep.points),
+        knee_k=selection.knee_k(sweep.points),
+        silhouette=chosen.silhouette,
+        sweep_sample_size=len(sample),
+        silhouette_sample_size=min(len(sample), options.silhouette_sample_size),
+        cross_checks=checks,
+        stability=stability,
+    )
+
+
+def _profile(features: FloatArray, fitted: _Fitted) -> list[SegmentProfile]:
+    z_centroids, labels = fitted.z_centroids, fitted.labels
+    return profile_segments(
+        features,
+        labels,
+        z_centroids=z_centroids,
+        centroids=fitted.pipeline[0].inverse_transform(z_centroids),
+        distances_to_own=np.linalg.norm(fitted.standardised - z_centroids[labels], axis=1),
+    )
+
+
+def _name(
     options: TrainingOptions,
     playbook: Playbook,
     profiles: list[SegmentProfile],
     customers: CustomerTable,
     labels: npt.NDArray[np.intp],
-) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+) -> tuple[tuple[Segment, ...], Lineage]:
     """Names, actions and stable ids for every segment, largest segment first."""
     namings = name_segments(np.array([p.z_vector() for p in profiles]), playbook)
     previous = lineage.read_previous_model(options.models_dir)
     centroids = np.array([[p.centroid[f] for f in FEATURES] for p in profiles])
     inherited = lineage.inherited_ids(centroids, previous) if previous else {}
     ids = lineage.unique_ids([naming.slug for naming in namings], inherited)
-    summary: dict[str, Any] = {
-        "previous_version": previous.version if previous else None,
-        "matched": {ids[position]: old for position, old in inherited.items()},
-        "moved_customers": 0,
-        "compared_customers": 0,
-    }
-    if previous:
-        moved, compared = lineage.count_moves(
-            previous, customers.keys, [ids[label] for label in labels]
+    moved, compared = (
+        lineage.count_moves(previous, customers.keys, [ids[label] for label in labels])
+        if previous
+        else (0, 0)
+    )
+    summary = Lineage(
+        previous_version=previous.version if previous else None,
+        matched={ids[position]: old for position, old in inherited.items()},
+        moved_customers=moved,
+        compared_customers=compared,
+    )
+    segments = [
+        Segment(
+            segment_id=ids[p.label],
+            label=p.label,
+            name=namings[p.label].name,
+            description=namings[p.label].description,
+            persona=namings[p.label].persona,
+            persona_fit=round(namings[p.label].fit, 4),
+            size=p.size,
+            share=p.share,
+            profile=p.profile,
+            centroid=p.centroid,
+            z_centroid=p.z_centroid,
+            distinguishing_features=p.distinguishing_features,
+            recommended_actions=namings[p.label].recommended_actions(),
+            atypical_distance=p.atypical_distance,
         )
-        summary.update(moved_customers=moved, compared_customers=compared)
-    segments: list[dict[str, Any]] = [
-        {
-            "segment_id": ids[p.label],
-            "label": p.label,
-            "name": namings[p.label].name,
-            "description": namings[p.label].description,
-            "persona": namings[p.label].persona,
-            "persona_fit": round(namings[p.label].fit, 4),
-            "size": p.size,
-            "share": p.share,
-            "profile": p.profile,
-            "centroid": p.centroid,
-            "z_centroid": p.z_centroid,
-            "distinguishing_features": p.distinguishing_features,
-            "recommended_actions": namings[p.label].recommended_actions(),
-            "atypical_distance": p.atypical_distance,
-        }
         for p in profiles
     ]
-    segments.sort(key=lambda segment: (-segment["size"], segment["label"]))
-    return segments, summary
+    segments.sort(key=lambda segment: (-segment.size, segment.label))
+    return tuple(segments), summary
+
+
+def _manifest(
+    options: TrainingOptions,
+    export: CustomerExport,
+    customers: CustomerTable,
+    fitted: _Fitted,
+    metrics: SelectionMetrics,
+    segments: tuple[Segment, ...],
+    lineage_summary: Lineage,
+) -> Manifest:
+    features = customers.features
+    scaler = fitted.pipeline[0]
+    created_at = datetime.now(UTC).replace(microsecond=0)
+    return Manifest(
+        format_version=FORMAT_VERSION,
+        version=version_name(created_at, export.sha256),
+        created_at=created_at.isoformat().replace("+00:00", "Z"),
+        data_source=export.source,
+        data_sha256=export.sha256,
+        n_rows=len(customers),
+        features=FEATURES,
+        k=len(segments),
+        seed=options.seed,
+        libraries=_library_versions(),
+        metrics=metrics,
+        data_quality=customers.quality,
+        scaler=Scaler(mean=_by_feature(scaler.mean_), scale=_by_feature(scaler.scale_)),
+        scoring=TrainingRanges(
+            feature_min=_by_feature(features.min(axis=0)),
+            feature_max=_by_feature(features.max(axis=0)),
+        ),
+        segments=segments,
+        persona_matching=PersonaMatching(
+            playbook=str(options.playbook or "bundled playbook.toml"),
+            fits=tuple(
+                PersonaFit(segment_id=s.segment_id, persona=s.persona, fit=s.persona_fit)
+                for s in segments
+            ),
+        ),
+        lineage=lineage_summary,
+    )
+
+
+def _by_feature(values: FloatArray) -> dict[str, float]:
+    return dict(zip(FEATURES, map(float, values), strict=True))
+
+
+def _segment_positions(
+    segments: tuple[Segment, ...], labels: npt.NDArray[np.intp]
+) -> npt.NDArray[np.intp]:
+    """Each customer's index in ``segments`` (largest first), from their K-means label."""
+    by_label = {segment.label: position for position, segment in enumerate(segments)}
+    return np.array([by_label[label] for label in range(len(segments))], dtype=np.intp)[labels]
 
 
 def _library_versions() -> dict[str, str]:

@@ -39,9 +39,9 @@ def read_previous_model(models_dir: Path) -> PreviousModel | None:
     try:
         version = read_latest(models_dir)
         manifest = read_manifest(models_dir / version)
-        segments = manifest["segments"]
-        scale = np.array([manifest["scaler"]["scale"][feature] for feature in FEATURES])
-        centroids = np.array([[s["centroid"][feature] for feature in FEATURES] for s in segments])
+        segments = manifest.segments
+        scale = np.array([manifest.scaler.scale[feature] for feature in FEATURES])
+        centroids = np.array([[s.centroid[feature] for feature in FEATURES] for s in segments])
         assignments = read_assignments(models_dir / version / ASSIGNMENTS_FILE, with_features=False)
     except ArtifactError as error:
         if error.code != "model_missing":
@@ -52,7 +52,7 @@ def read_previous_model(models_dir: Path) -> PreviousModel | None:
         return None
     return PreviousModel(
         version=version,
-        segment_ids=[str(segment["segment_id"]) for segment in segments],
+        segment_ids=[segment.segment_id for segment in segments],
         centroids=centroids,
         scale=scale,
         # A key given twice: its last record wins, as everywhere.

@@ -203,8 +203,8 @@ def _persona_naming(persona: Persona, fit: float) -> SegmentNaming:
 def _descriptive_naming(z_centroid: FloatArray, playbook: Playbook, fit: float) -> SegmentNaming:
     traits = distinguishing_features(z_centroid)
     if traits:
-        slug = "-".join(f"{t['direction']}-{_FEATURE_SLUGS[t['feature']]}" for t in traits)
-        phrase = ", ".join(f"{t['direction']} {FEATURE_LABELS[t['feature']]}" for t in traits)
+        slug = "-".join(f"{t.direction}-{_FEATURE_SLUGS[t.feature]}" for t in traits)
+        phrase = ", ".join(f"{t.direction} {FEATURE_LABELS[t.feature]}" for t in traits)
         name = phrase[0].upper() + phrase[1:]
     else:
         slug, name = "average-customers", "Average customers"

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from segmentation.features import FEATURES
+from segmentation.manifest import DistinguishingFeature, FeatureSummary
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -24,10 +24,10 @@ class SegmentProfile:
     label: int
     size: int
     share: float
-    profile: dict[str, dict[str, float]]
+    profile: dict[str, FeatureSummary]
     centroid: dict[str, float]
     z_centroid: dict[str, float]
-    distinguishing_features: list[dict[str, Any]]
+    distinguishing_features: tuple[DistinguishingFeature, ...]
     atypical_distance: float
     """The distance (standardised units) to the centroid that 99% of its customers stay within."""
 
@@ -59,14 +59,14 @@ def profile_segments(
                 size=int(members.sum()),
                 share=float(members.mean()),
                 profile={
-                    feature: {
-                        "mean": float(rows[:, column].mean()),
-                        "p25": float(quartiles[0, column]),
-                        "median": float(quartiles[1, column]),
-                        "p75": float(quartiles[2, column]),
-                        "min": float(rows[:, column].min()),
-                        "max": float(rows[:, column].max()),
-                    }
+                    feature: FeatureSummary(
+                        mean=float(rows[:, column].mean()),
+                        p25=float(quartiles[0, column]),
+                        median=float(quartiles[1, column]),
+                        p75=float(quartiles[2, column]),
+                        min=float(rows[:, column].min()),
+                        max=float(rows[:, column].max()),
+                    )
                     for column, feature in enumerate(FEATURES)
                 },
                 centroid=dict(zip(FEATURES, map(float, centroids[label]), strict=True)),
@@ -78,15 +78,15 @@ def profile_segments(
     return profiles
 
 
-def distinguishing_features(z_centroid: FloatArray) -> list[dict[str, Any]]:
+def distinguishing_features(z_centroid: FloatArray) -> tuple[DistinguishingFeature, ...]:
     """The features farthest from the average customer, strongest first."""
     order = np.argsort(-np.abs(z_centroid), kind="stable")
-    return [
-        {
-            "feature": FEATURES[column],
-            "z": round(float(z_centroid[column]), 3),
-            "direction": "high" if z_centroid[column] > 0 else "low",
-        }
+    return tuple(
+        DistinguishingFeature(
+            feature=FEATURES[column],
+            z=round(float(z_centroid[column]), 3),
+            direction="high" if z_centroid[column] > 0 else "low",
+        )
         for column in order[:MAX_DISTINGUISHING]
         if abs(z_centroid[column]) >= DISTINGUISHING_Z
-    ]
+    )

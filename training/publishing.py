@@ -8,11 +8,11 @@ removes the temporary directory and leaves the previous version and `latest` unt
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ from segmentation.artifact import (
     sign_manifest,
 )
 from segmentation.assignments_file import VersionAssignments, write_assignments
+from segmentation.manifest import FileEntry, Manifest
 
 logger = logging.getLogger(__name__)
 
@@ -40,49 +41,56 @@ def version_name(created_at: datetime, data_sha256: str) -> str:
     return f"{created_at:%Y%m%dT%H%M%SZ}-{data_sha256[:8]}"
 
 
+@dataclass(frozen=True)
+class PublishedVersion:
+    path: Path
+    manifest: Manifest
+    """As written: under the name actually used, listing its files, signed when a key was given."""
+
+
 def publish_version(
     models_dir: Path,
-    manifest: dict[str, Any],
+    manifest: Manifest,
     *,
     pipeline: Any,
     assignments: VersionAssignments,
     report_html: str,
     signing_key: str | None,
-) -> Path:
+) -> PublishedVersion:
     """Write a new version under ``models_dir`` and make it the one `latest` names.
 
-    ``manifest`` must hold ``version``; a version name already taken gets a numbered
-    suffix, and the manifest records the name actually used. Returns the version's path.
+    A version name already taken gets a numbered suffix, and the manifest records the
+    name actually used.
     """
     models_dir.mkdir(parents=True, exist_ok=True)
     staging = models_dir / f".staging-{uuid.uuid4().hex}"
     staging.mkdir()
-    final: Path | None = None
+    final: PublishedVersion | None = None
     try:
         joblib.dump(pipeline, staging / PIPELINE_FILE)
         write_assignments(staging / ASSIGNMENTS_FILE, assignments)
         (staging / REPORT_FILE).write_text(report_html, encoding="utf-8")
         final = _rename_into_place(staging, models_dir, manifest, signing_key)
         _sync_directory(models_dir)
-        point_latest(models_dir, final.name)
+        point_latest(models_dir, final.path.name)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         if final is not None:
-            _discard_unpublished(models_dir, final)
+            _discard_unpublished(models_dir, final.path)
         raise
-    logger.info("published %s", final)
+    logger.info("published %s", final.path)
     return final
 
 
 def _rename_into_place(
-    staging: Path, models_dir: Path, manifest: dict[str, Any], signing_key: str | None
-) -> Path:
-    base = str(manifest["version"])
+    staging: Path, models_dir: Path, manifest: Manifest, signing_key: str | None
+) -> PublishedVersion:
+    base = manifest.version
     for attempt in range(1, 100):
         version = base if attempt == 1 else f"{base}-{attempt}"
         if (models_dir / version).exists():
             continue
-        _write_manifest(staging, {**manifest, "version": version}, signing_key)
+        written = _write_manifest(staging, manifest, version, signing_key)
         _sync_directory(staging)
         try:
             # rename() refuses a non-empty target: a concurrent job cannot be overwritten.
@@ -91,7 +99,7 @@ def _rename_into_place(
             if (models_dir / version).exists():
                 continue
             raise
-        return models_dir / version
+        return PublishedVersion(path=models_dir / version, manifest=written)
     raise RuntimeError(f"no free version name for {base} in {models_dir}")
 
 
@@ -105,16 +113,18 @@ def _discard_unpublished(models_dir: Path, version_dir: Path) -> None:
     shutil.rmtree(version_dir, ignore_errors=True)
 
 
-def _write_manifest(staging: Path, manifest: dict[str, Any], signing_key: str | None) -> None:
+def _write_manifest(
+    staging: Path, manifest: Manifest, version: str, signing_key: str | None
+) -> Manifest:
     files = {
-        name: {"sha256": sha256_file(staging / name), "bytes": (staging / name).stat().st_size}
+        name: FileEntry(sha256=sha256_file(staging / name), bytes=(staging / name).stat().st_size)
         for name in (PIPELINE_FILE, ASSIGNMENTS_FILE, REPORT_FILE)
     }
-    complete = {**manifest, "files": files}
+    complete = manifest.with_files(version, files)
     if signing_key:
         complete = sign_manifest(complete, signing_key)
-    text = json.dumps(complete, indent=2, allow_nan=False)
-    (staging / MANIFEST_FILE).write_text(text + "\n", encoding="utf-8")
+    (staging / MANIFEST_FILE).write_text(complete.to_json(), encoding="utf-8")
+    return complete
 
 
 def _sync_directory(path: Path) -> None:

@@ -9,7 +9,6 @@ evidence.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -24,6 +23,8 @@ from sklearn.mixture import GaussianMixture
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
+from segmentation.manifest import CrossChecks, Stability, SweepPoint
+
 FloatArray = npt.NDArray[np.float64]
 Advance = Callable[[], None]
 
@@ -32,20 +33,6 @@ N_INIT = 10
 
 def _no_progress() -> None:
     return None
-
-
-@dataclass(frozen=True)
-class SweepPoint:
-    """The evidence for one candidate number of segments."""
-
-    k: int
-    inertia: float
-    silhouette: float
-    calinski_harabasz: float
-    davies_bouldin: float
-
-    def as_dict(self) -> dict[str, float | int]:
-        return asdict(self)
 
 
 def build_pipeline(k: int, *, seed: int, init: FloatArray | None = None) -> Pipeline:
@@ -126,17 +113,17 @@ def cross_check(
     *,
     seed: int,
     ward_sample_size: int,
-) -> dict[str, float | int]:
+) -> CrossChecks:
     """Agreement (adjusted Rand index) of the clustering with Ward and a Gaussian mixture."""
     rows = sample_rows(len(standardised), ward_sample_size, seed=seed)
     sample, sample_labels = standardised[rows], labels[rows]
     ward = AgglomerativeClustering(n_clusters=k, linkage="ward").fit_predict(sample)
     mixture = GaussianMixture(n_components=k, n_init=3, random_state=seed).fit(sample)
-    return {
-        "ward_ari": float(adjusted_rand_score(sample_labels, ward)),
-        "gaussian_mixture_ari": float(adjusted_rand_score(sample_labels, mixture.predict(sample))),
-        "sample_size": len(rows),
-    }
+    return CrossChecks(
+        ward_ari=float(adjusted_rand_score(sample_labels, ward)),
+        gaussian_mixture_ari=float(adjusted_rand_score(sample_labels, mixture.predict(sample))),
+        sample_size=len(rows),
+    )
 
 
 def bootstrap_stability(
@@ -147,7 +134,7 @@ def bootstrap_stability(
     seed: int,
     n_resamples: int,
     advance: Advance = _no_progress,
-) -> dict[str, float | int | None]:
+) -> Stability:
     """Refit on bootstrap resamples and compare each refit's labels with ``labels`` (ARI).
 
     A mean near 1 says the segments are a property of the customers, not of the seed or
@@ -160,8 +147,8 @@ def bootstrap_stability(
         refit = build_pipeline(k, seed=seed + resample + 1).fit(features[rows])
         scores.append(adjusted_rand_score(labels, refit.predict(features)))
         advance()
-    return {
-        "mean_ari": float(np.mean(scores)) if scores else None,
-        "min_ari": float(np.min(scores)) if scores else None,
-        "n_resamples": n_resamples,
-    }
+    return Stability(
+        mean_ari=float(np.mean(scores)) if scores else None,
+        min_ari=float(np.min(scores)) if scores else None,
+        n_resamples=n_resamples,
+    )

@@ -9,34 +9,13 @@ import numpy.typing as npt
 import pandas as pd
 
 from segmentation.features import COUNT_FEATURES, CUSTOMER_KEY, FEATURES, ROW_NUMBER
+from segmentation.manifest import DataQuality
 from training.loading import InvalidCustomerData
 
 _REQUIRED = (CUSTOMER_KEY, *FEATURES)
 _ALLOWED = frozenset((*_REQUIRED, ROW_NUMBER))
 _ROWS_SHOWN = 5
 _LISTED_DUPLICATES = 50
-
-
-@dataclass(frozen=True)
-class DataQuality:
-    """What validation noticed without refusing the data."""
-
-    n_rows: int
-    duplicate_keys: list[str]
-    """Keys with more than one record (the last record wins for look-up), first few."""
-    n_duplicate_keys: int
-    n_rows_with_duplicate_key: int
-    n_identical_feature_rows: int
-    """Rows whose five features repeat an earlier row (different customers, same behaviour)."""
-
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "n_rows": self.n_rows,
-            "n_duplicate_keys": self.n_duplicate_keys,
-            "n_rows_with_duplicate_key": self.n_rows_with_duplicate_key,
-            "duplicate_keys": self.duplicate_keys,
-            "n_identical_feature_rows": self.n_identical_feature_rows,
-        }
 
 
 @dataclass(frozen=True)
@@ -163,7 +142,7 @@ def _data_quality(keys: npt.NDArray[np.object_], features: npt.NDArray[np.float6
     identical = pd.DataFrame(features).duplicated(keep="first")
     return DataQuality(
         n_rows=len(keys),
-        duplicate_keys=[str(key) for key in first_seen.head(_LISTED_DUPLICATES)],
+        duplicate_keys=tuple(str(key) for key in first_seen.head(_LISTED_DUPLICATES)),
         n_duplicate_keys=len(repeated),
         n_rows_with_duplicate_key=int(repeated.sum()),
         n_identical_feature_rows=int(identical.sum()),

@@ -90,9 +90,8 @@ def _tune_gc_for_serving() -> None:
     that no cyclic garbage is kept) and frozen. A model holds no reference cycle (a test
     checks), so a model replaced later is freed by reference counting, frozen or not. A
     first generation of 20,000 objects instead of 700 lets a batch's short-lived dicts die
-    by reference count before any pass looks at them. Measured with `make bench`: rows per
-    second on 10,000-row batches rose by half or more, and the p99 of small batches fell
-    several times (it was the full passes).
+    by reference count before any pass looks at them (the README's performance section has
+    what this changed).
     """
     gc.collect()
     gc.freeze()

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from segmentation.features import FEATURES
+from segmentation.manifest import Manifest, Segment
 from segmentation.scoring import FloatArray, IntArray, ScoredBatch, SegmentScorer
 from service.errors import SegmentNotFound
 
@@ -40,28 +41,28 @@ class ActiveModel:
         The verified, unpickled pipeline.
     """
 
-    def __init__(self, *, version: str, manifest: dict[str, Any], pipeline: Any) -> None:
+    def __init__(self, *, version: str, manifest: Manifest, pipeline: Any) -> None:
         self.version = version
         self.manifest = manifest
-        by_label = sorted(manifest["segments"], key=lambda segment: segment["label"])
+        by_label = manifest.segments_by_label()
         self.cards = [
             SegmentCard(
-                segment_id=segment["segment_id"],
-                name=segment["name"],
-                recommended_actions=segment["recommended_actions"],
+                segment_id=segment.segment_id,
+                name=segment.name,
+                recommended_actions=segment.recommended_actions,
             )
             for segment in by_label
         ]
         self.segment_ids = [card.segment_id for card in self.cards]
         self._cards_by_id = {card.segment_id: card for card in self.cards}
-        scoring = manifest["scoring"]
+        ranges = manifest.scoring
         self.scorer = SegmentScorer(
             pipeline=pipeline,
-            feature_min=[scoring["feature_min"][feature] for feature in FEATURES],
-            feature_max=[scoring["feature_max"][feature] for feature in FEATURES],
-            distance_thresholds=[segment["atypical_distance"] for segment in by_label],
+            feature_min=[ranges.feature_min[feature] for feature in FEATURES],
+            feature_max=[ranges.feature_max[feature] for feature in FEATURES],
+            distance_thresholds=[segment.atypical_distance for segment in by_label],
         )
-        self.catalog = [_catalog_entry(segment, version) for segment in manifest["segments"]]
+        self.catalog = [_catalog_entry(segment, version) for segment in manifest.segments]
         self._catalog_by_id = {entry["segment_id"]: entry for entry in self.catalog}
 
     def card(self, segment_id: str) -> SegmentCard | None:
@@ -98,6 +99,7 @@ class ActiveModel:
         *,
         indices: Sequence[int] | None = None,
     ) -> list[dict[str, Any]]:
+        """One assignment per row of ``scored`` (see :meth:`assign`)."""
         ids, cards, version = self.segment_ids, self.cards, self.version
         runner_up_ids = self.segment_ids_of(scored.runner_up_labels)
         confidence = rounded(scored.confidence).tolist()
@@ -150,15 +152,15 @@ class ActiveModel:
         manifest = self.manifest
         return {
             "model_version": self.version,
-            "created_at": manifest["created_at"],
-            "k": manifest["k"],
-            "n_rows": manifest["n_rows"],
-            "features": manifest["features"],
-            "data_sha256": manifest["data_sha256"],
-            "metrics": manifest["metrics"],
-            "libraries": manifest["libraries"],
+            "created_at": manifest.created_at,
+            "k": manifest.k,
+            "n_rows": manifest.n_rows,
+            "features": list(manifest.features),
+            "data_sha256": manifest.data_sha256,
+            "metrics": asdict(manifest.metrics),
+            "libraries": manifest.libraries,
             "segments": [entry["segment_id"] for entry in self.catalog],
-            "signed": "signature" in manifest,
+            "signed": manifest.signed,
         }
 
 
@@ -167,18 +169,24 @@ def rounded(values: FloatArray) -> FloatArray:
     return values.round(_DIGITS)  # the method: np.round adds a Python-level dispatch
 
 
-def _catalog_entry(segment: dict[str, Any], version: str) -> dict[str, Any]:
+def _catalog_entry(segment: Segment, version: str) -> dict[str, Any]:
+    """What ``GET /segments`` says about a segment (the answer's shape, not the manifest's)."""
     return {
-        "segment_id": segment["segment_id"],
-        "name": segment["name"],
-        "description": segment["description"],
-        "size": segment["size"],
-        "share": segment["share"],
+        "segment_id": segment.segment_id,
+        "name": segment.name,
+        "description": segment.description,
+        "size": segment.size,
+        "share": segment.share,
         "profile": {
-            feature: {key: summary[key] for key in ("mean", "p25", "median", "p75")}
-            for feature, summary in segment["profile"].items()
+            feature: {
+                "mean": summary.mean,
+                "p25": summary.p25,
+                "median": summary.median,
+                "p75": summary.p75,
+            }
+            for feature, summary in segment.profile.items()
         },
-        "distinguishing_features": segment["distinguishing_features"],
-        "recommended_actions": segment["recommended_actions"],
+        "distinguishing_features": [asdict(trait) for trait in segment.distinguishing_features],
+        "recommended_actions": segment.recommended_actions,
         "model_version": version,
     }

@@ -67,6 +67,13 @@ class ModelHolder:
         return self._serving
 
     def current(self) -> Serving:
+        """The model being served with its snapshot.
+
+        Raises
+        ------
+        ModelUnavailable
+            No model is served (none could be loaded); says why.
+        """
         serving = self._serving
         if serving is None:
             raise ModelUnavailable(f"no model is being served: {self._failure}")

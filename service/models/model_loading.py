@@ -10,6 +10,7 @@ import sklearn
 
 from segmentation.artifact import ASSIGNMENTS_FILE, ArtifactError, read_latest, verify_version
 from segmentation.features import FEATURES
+from segmentation.manifest import Manifest
 from segmentation.kernels import warm_up
 from service.models.active_model import ActiveModel
 from service.models.snapshot import TrainingSnapshot
@@ -49,14 +50,14 @@ def load_model(
     return model, snapshot
 
 
-def _check_compatibility(manifest: dict[str, Any], *, allow_sklearn_mismatch: bool) -> None:
-    if manifest.get("features") != list(FEATURES):
+def _check_compatibility(manifest: Manifest, *, allow_sklearn_mismatch: bool) -> None:
+    if manifest.features != FEATURES:
         raise ArtifactError(
             "features_mismatch",
-            f"the model was trained on features {manifest.get('features')}, "
+            f"the model was trained on features {list(manifest.features)}, "
             f"the service expects {list(FEATURES)}",
         )
-    trained_with = manifest.get("libraries", {}).get("scikit-learn")
+    trained_with = manifest.libraries.get("scikit-learn")
     if trained_with != sklearn.__version__:
         message = (
             f"the model was trained with scikit-learn {trained_with}, "
@@ -70,7 +71,7 @@ def _check_compatibility(manifest: dict[str, Any], *, allow_sklearn_mismatch: bo
         logger.warning("%s; served because ALLOW_SKLEARN_VERSION_MISMATCH is set", message)
 
 
-def _check_pipeline(pipeline: Any, manifest: dict[str, Any]) -> None:
+def _check_pipeline(pipeline: Any, manifest: Manifest) -> None:
     try:
         n_clusters = pipeline[-1].cluster_centers_.shape[0]
         n_features = pipeline[0].mean_.shape[0]
@@ -78,16 +79,12 @@ def _check_pipeline(pipeline: Any, manifest: dict[str, Any]) -> None:
         raise ArtifactError(
             "pipeline_invalid", "pipeline.joblib is not a fitted StandardScaler -> KMeans pipeline"
         ) from None
-    labels = sorted(segment.get("label") for segment in manifest.get("segments", []))
-    if (
-        n_features != len(FEATURES)
-        or n_clusters != manifest.get("k")
-        or labels != list(range(n_clusters))
-    ):
+    labels = sorted(segment.label for segment in manifest.segments)
+    if n_features != len(FEATURES) or n_clusters != manifest.k or labels != list(range(n_clusters)):
         raise ArtifactError(
             "pipeline_invalid",
             f"the pipeline has {n_clusters} centres over {n_features} features; the manifest "
-            f"describes k={manifest.get('k')} segments with labels {labels}",
+            f"describes k={manifest.k} segments with labels {labels}",
         )
 
 

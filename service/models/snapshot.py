@@ -24,6 +24,13 @@ class TrainingSnapshot:
 
     @classmethod
     def read(cls, path: Path, *, rows: int | None = None) -> TrainingSnapshot:
+        """The version's ``assignments.csv`` (its first ``rows`` rows, if given).
+
+        Raises
+        ------
+        OSError, ValueError, KeyError
+            The file is missing, unreadable or lacks a column.
+        """
         assignments = read_assignments(path, rows=rows)
         keys = assignments.keys
         return cls(

@@ -80,6 +80,7 @@ def _invalid_body(error: ValidationError, message: str) -> InvalidInput | Malfor
 
 
 def features_of(customers: Sequence[CustomerFeatures]) -> FloatArray:
+    """The ``(n, 5)`` features of validated customers, in ``FEATURES`` order."""
     return np.array(
         [[getattr(customer, name) for name in FEATURES] for customer in customers],
         dtype=np.float64,

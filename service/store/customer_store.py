@@ -54,10 +54,18 @@ _T = TypeVar("_T")
 
 
 def encode_cursor(customer_key: str) -> str:
+    """The opaque page cursor that resumes a member listing after ``customer_key``."""
     return base64.urlsafe_b64encode(customer_key.encode()).decode().rstrip("=")
 
 
 def decode_cursor(cursor: str) -> str:
+    """The customer key a cursor from :func:`encode_cursor` resumes after.
+
+    Raises
+    ------
+    InvalidCursor
+        The cursor is not one this service made (not base64url, empty or not UTF-8).
+    """
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         key = base64.b64decode(padded, altchars=b"-_", validate=True).decode()
@@ -135,6 +143,7 @@ class CustomerStore:
             return MigrationContext.configure(connection).get_current_revision()
 
     def ping(self) -> None:
+        """Ask the database for nothing; raises :class:`StoreUnavailable` when it cannot answer."""
         with self._connection(write=False) as connection:
             connection.exec_driver_sql("SELECT 1")
 
@@ -144,6 +153,7 @@ class CustomerStore:
             self._write(lambda connection: self._write_rows(connection, assignments))
 
     def is_imported(self, model_version: str) -> bool:
+        """Whether the training snapshot of ``model_version`` is already in the store."""
         with self._connection(write=False) as connection:
             found = connection.execute(
                 select(snapshot_imports.c.model_version).where(
@@ -210,6 +220,7 @@ class CustomerStore:
         connection.execute(assignment_history.insert(), params)
 
     def latest(self, customer_key: str) -> dict[str, Any] | None:
+        """The customer's latest assignment (the columns of ``latest_assignments``), or None."""
         with self._connection(write=False) as connection:
             row = connection.execute(
                 select(latest_assignments).where(latest_assignments.c.customer_key == customer_key)
@@ -217,6 +228,7 @@ class CustomerStore:
         return _as_dict(row) if row else None
 
     def latest_many(self, customer_keys: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The latest assignment of every key the store knows, by key (unknown keys absent)."""
         found: dict[str, dict[str, Any]] = {}
         unique = sorted(set(customer_keys))
         with self._connection(write=False) as connection:
@@ -259,6 +271,7 @@ class CustomerStore:
         return page, encode_cursor(page[-1]["customer_key"])
 
     def live_counts(self) -> dict[str, int]:
+        """Customers whose latest assignment is in each segment, by segment id."""
         table = latest_assignments
         with self._connection(write=False) as connection:
             rows = connection.execute(

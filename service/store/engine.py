@@ -18,6 +18,7 @@ def sqlalchemy_url(url: str) -> str:
 
 
 def create_store_engine(url: str, connect_timeout_seconds: int) -> Engine:
+    """An engine for ``url`` (a SQLAlchemy URL), with each dialect's pool and timeouts."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         return create_engine(

@@ -31,6 +31,7 @@ def unavailable(error: Exception) -> StoreUnavailable:
 
 
 def reason(error: Exception) -> str:
+    """The driver's error in one line (``OperationalError: connection refused``)."""
     origin = getattr(error, "orig", None) or error
     return f"{type(origin).__name__}: {str(origin).strip().splitlines()[0] if str(origin) else ''}"
 
@@ -59,6 +60,7 @@ def is_refusal(error: Exception) -> bool:
 
 
 def is_lock_conflict(error: BaseException | None) -> bool:
+    """Whether the database refused for a lock (a deadlock, a serialisation failure, busy)."""
     origin = error.orig if isinstance(error, DBAPIError) else error
     code = getattr(origin, "sqlstate", None)
     return code in {"40P01", "40001", "55P03"} or "database is locked" in str(origin)

@@ -216,8 +216,8 @@ def test_personas_follow_profiles_for_any_seed(
     seed: int, tmp_path: Path, quick_train: Callable[..., TrainingResult]
 ) -> None:
     result = quick_train(tmp_path, seed=seed, k=3, k_max=3)
-    assert result.manifest["seed"] == seed
-    assert_personas_follow_profiles(result.manifest)
+    assert result.manifest.seed == seed
+    assert_personas_follow_profiles(result.manifest.to_document())
 
 
 class _RecordingProgress:

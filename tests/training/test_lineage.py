@@ -142,12 +142,12 @@ def test_retrain_with_another_seed_keeps_segment_ids(
 ) -> None:
     result = quick_train(models_dir, seed=7, k=3, k_max=3)
 
-    assert_ids_follow_profiles(result.manifest, trained_manifest)
-    lineage = result.manifest["lineage"]
-    assert lineage["compared_customers"] == 655
-    assert lineage["moved_customers"] <= 0.01 * lineage["compared_customers"]
+    assert_ids_follow_profiles(result.manifest.to_document(), trained_manifest)
+    lineage = result.manifest.lineage
+    assert lineage.compared_customers == 655
+    assert lineage.moved_customers <= 0.01 * lineage.compared_customers
     moves = _moves_between(models_dir / trained_manifest["version"], result.path)
-    assert moves == (lineage["moved_customers"], lineage["compared_customers"])
+    assert moves == (lineage.moved_customers, lineage.compared_customers)
     assert (models_dir / "latest").read_text().strip() == result.version
     assert (models_dir / trained_manifest["version"] / "manifest.json").exists()
 
@@ -163,13 +163,13 @@ def test_retrain_on_perturbed_data_keeps_segment_ids(
 
     result = quick_train(models_dir, data=tmp_path / "perturbed.csv", k=3, k_max=3)
 
-    assert result.manifest["n_rows"] == 650
-    assert_ids_follow_profiles(result.manifest, trained_manifest)
-    lineage = result.manifest["lineage"]
-    assert lineage["compared_customers"] == frame["Customer Key"].nunique()
-    assert 0 <= lineage["moved_customers"] <= 0.05 * lineage["compared_customers"]
+    assert result.manifest.n_rows == 650
+    assert_ids_follow_profiles(result.manifest.to_document(), trained_manifest)
+    lineage = result.manifest.lineage
+    assert lineage.compared_customers == frame["Customer Key"].nunique()
+    assert 0 <= lineage.moved_customers <= 0.05 * lineage.compared_customers
     moves = _moves_between(models_dir / trained_manifest["version"], result.path)
-    assert moves == (lineage["moved_customers"], lineage["compared_customers"])
+    assert moves == (lineage.moved_customers, lineage.compared_customers)
 
 
 def test_retrain_with_renamed_persona_keeps_inherited_id(
@@ -195,8 +195,8 @@ def test_retrain_with_renamed_persona_keeps_inherited_id(
         return segment
 
     # Without a previous model the renamed persona would give the id...
-    assert richest(fresh.manifest)["segment_id"] == "premium-online"
+    assert richest(fresh.manifest.to_document())["segment_id"] == "premium-online"
     # ...but a retrain keeps the id that the bank's systems already know.
-    assert richest(retrained.manifest)["persona"] == "premium-online"
-    assert richest(retrained.manifest)["segment_id"] == "digital-affluent"
-    assert_ids_follow_profiles(retrained.manifest, trained_manifest)
+    assert richest(retrained.manifest.to_document())["persona"] == "premium-online"
+    assert richest(retrained.manifest.to_document())["segment_id"] == "digital-affluent"
+    assert_ids_follow_profiles(retrained.manifest.to_document(), trained_manifest)

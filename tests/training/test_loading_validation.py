@@ -80,13 +80,13 @@ def test_export_formats_train_to_same_segment_sizes(
 ) -> None:
     path = _write_format(kind, bank_frame, tmp_path, write_export)
     result = quick_train(tmp_path / "models", data=path)
-    sizes = {s["segment_id"]: s["size"] for s in result.manifest["segments"]}
-    expected = {s["segment_id"]: s["size"] for s in trained.manifest["segments"]}
+    sizes = {s.segment_id: s.size for s in result.manifest.segments}
+    expected = {s.segment_id: s.size for s in trained.manifest.segments}
     assert (
         sizes == expected == {"branch-loyal": 386, "support-seeking": 224, "digital-affluent": 50}
     )
-    assert result.manifest["data_source"] == str(path)
-    assert result.manifest["n_rows"] == 660
+    assert result.manifest.data_source == str(path)
+    assert result.manifest.n_rows == 660
 
 
 def test_validation_names_first_five_rows_and_counts_the_rest() -> None:
@@ -131,7 +131,7 @@ def test_validation_counts_duplicate_keys_without_refusing() -> None:
     assert len(customers) == 6
     assert customers.quality.n_duplicate_keys == 1
     assert customers.quality.n_rows_with_duplicate_key == 2
-    assert customers.quality.duplicate_keys == ["1001"]
+    assert customers.quality.duplicate_keys == ("1001",)
     assert customers.quality.n_identical_feature_rows == 4
 
 

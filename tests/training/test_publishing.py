@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -62,8 +63,10 @@ def test_failed_publish_leaves_previous_version_active(
     assert verify_version(models_dir, trained.version).version == trained.version
 
 
-def test_publish_numbers_a_version_name_already_taken(tmp_path: Path) -> None:
-    manifest = {"version": "20260101T000000Z-d20d9222", "k": 3}
+def test_publish_numbers_a_version_name_already_taken(
+    tmp_path: Path, trained: TrainingResult
+) -> None:
+    manifest = replace(trained.manifest, version="20260101T000000Z-d20d9222")
     assignments = VersionAssignments(keys=["1"], segment_ids=["a"], features=np.ones((1, 5)))
 
     def publish() -> Path:
@@ -74,7 +77,7 @@ def test_publish_numbers_a_version_name_already_taken(tmp_path: Path) -> None:
             assignments=assignments,
             report_html="<html></html>",
             signing_key=None,
-        )
+        ).path
 
     first, second = publish(), publish()
 

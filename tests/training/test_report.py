@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import re
+from dataclasses import replace
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score, silho
 from sklearn.preprocessing import StandardScaler
 
 from segmentation.features import FEATURES
+from segmentation.manifest import DistinguishingFeature, Manifest, Stability
 from training.report import render_report
 
 REAL_EXPORT = Path("/work/shared/data/credit_card_customer_data.csv")
@@ -43,7 +45,8 @@ class Model:
         order = np.argsort(-self.kmeans.cluster_centers_[:, 0])
         self.position_of_label = np.argsort(order)
         self.positions: IntArray = self.position_of_label[labels].astype(np.intp)
-        self.manifest = _manifest(self, [int(label) for label in order])
+        self.document = _manifest(self, [int(label) for label in order])
+        self.manifest = Manifest.from_document(self.document)
 
     def positions_for(self, features: FloatArray) -> tuple[IntArray, FloatArray]:
         standardised: FloatArray = self.scaler.transform(features)
@@ -147,6 +150,14 @@ def _manifest(model: Model, order: list[int]) -> dict[str, Any]:
             "cross_checks": {"ward_ari": 0.97, "gaussian_mixture_ari": 0.91, "sample_size": 660},
             "stability": {"mean_ari": 0.99, "min_ari": 0.97, "n_resamples": 20},
         },
+        "scaler": {
+            "mean": dict(zip(FEATURES, map(float, model.scaler.mean_), strict=True)),
+            "scale": dict(zip(FEATURES, map(float, model.scaler.scale_), strict=True)),
+        },
+        "scoring": {
+            "feature_min": dict(zip(FEATURES, map(float, model.features.min(axis=0)), strict=True)),
+            "feature_max": dict(zip(FEATURES, map(float, model.features.max(axis=0)), strict=True)),
+        },
         "data_quality": {
             "n_rows": 660,
             "n_duplicate_keys": 5,
@@ -161,7 +172,6 @@ def _manifest(model: Model, order: list[int]) -> dict[str, Any]:
                 {"segment_id": s["segment_id"], "persona": s["persona"], "fit": s["persona_fit"]}
                 for s in segments
             ],
-            "unmatched_personas": ["dormant"],
         },
         "lineage": {
             "previous_version": None,
@@ -183,12 +193,9 @@ def report(model: Model) -> str:
     return _render(model, model.manifest)
 
 
-def _render(model: Model, manifest: dict[str, Any]) -> str:
+def _render(model: Model, manifest: Manifest) -> str:
     return render_report(
-        manifest,
-        features=model.features,
-        segment_positions=model.positions,
-        standardised=model.standardised,
+        manifest, segment_positions=model.positions, standardised=model.standardised
     )
 
 
@@ -211,29 +218,6 @@ class _TagBalance(HTMLParser):
             self.stack.pop()
 
 
-def _required_only(manifest: dict[str, Any]) -> dict[str, Any]:
-    required_segment_keys = (
-        "segment_id",
-        "name",
-        "size",
-        "share",
-        "profile",
-        "z_centroid",
-        "recommended_actions",
-    )
-    return {
-        "version": manifest["version"],
-        "created_at": manifest["created_at"],
-        "n_rows": manifest["n_rows"],
-        "k": manifest["k"],
-        "features": manifest["features"],
-        "metrics": {"sweep": manifest["metrics"]["sweep"]},
-        "segments": [
-            {key: segment[key] for key in required_segment_keys} for segment in manifest["segments"]
-        ],
-    }
-
-
 def test_report_is_complete_html_document_when_manifest_is_full(report: str) -> None:
     assert report.startswith("<!DOCTYPE html>")
     assert report.rstrip().endswith("</html>")
@@ -249,18 +233,18 @@ def test_report_is_complete_html_document_when_manifest_is_full(report: str) -> 
 def test_report_shows_every_segment_name_id_and_action_when_manifest_is_full(
     model: Model, report: str
 ) -> None:
-    for segment in model.manifest["segments"]:
-        assert segment["name"] in report
-        assert segment["segment_id"] in report
+    for segment in model.manifest.segments:
+        assert segment.name in report
+        assert segment.segment_id in report
         for action in (
-            *segment["recommended_actions"]["marketing"],
-            *segment["recommended_actions"]["service"],
+            *segment.recommended_actions["marketing"],
+            *segment.recommended_actions["service"],
         ):
             assert action in report
 
 
 def test_report_embeds_one_image_per_plot_when_manifest_is_full(model: Model, report: str) -> None:
-    k = len(model.manifest["segments"])
+    k = len(model.manifest.segments)
     assert report.count(IMAGE_MARKER) == PLOTS_OUTSIDE_SEGMENTS + k
     assert len(
         re.findall(r'<img alt="[^"]+" src="data:image/png;base64,[A-Za-z0-9+/=]+">', report)
@@ -282,40 +266,47 @@ def test_report_references_no_external_resource_when_manifest_is_full(report: st
 
 
 def test_report_escapes_markup_when_segment_text_contains_script_tag(model: Model) -> None:
-    manifest = copy.deepcopy(model.manifest)
-    segment = manifest["segments"][0]
+    document = copy.deepcopy(model.document)
+    segment = document["segments"][0]
     segment["name"] = f"VIP {HOSTILE}"
     segment["segment_id"] = f"vip-{HOSTILE}"
     segment["description"] = HOSTILE
     segment["recommended_actions"] = {"marketing": [HOSTILE], "service": [HOSTILE]}
-    manifest["data_quality"]["duplicate_keys"] = [HOSTILE]
-    manifest["version"] = HOSTILE
+    document["data_quality"]["duplicate_keys"] = [HOSTILE]
+    document["version"] = HOSTILE
 
-    report = _render(model, manifest)
+    report = _render(model, Manifest.from_document(document))
 
     assert "<script" not in report.lower()
     assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in report
 
 
-def test_report_renders_not_available_when_optional_keys_are_missing(model: Model) -> None:
-    manifest = _required_only(model.manifest)
+def test_report_says_not_available_or_none_where_the_manifest_has_no_value(model: Model) -> None:
+    metrics = replace(
+        model.manifest.metrics,
+        knee_k=None,
+        stability=Stability(mean_ari=None, min_ari=None, n_resamples=0),
+    )
+    segments = (replace(model.manifest.segments[0], persona=None), *model.manifest.segments[1:])
+    manifest = replace(model.manifest, metrics=metrics, segments=segments)
 
     report = _render(model, manifest)
 
-    assert "not available" in report
-    assert report.count(IMAGE_MARKER) == PLOTS_OUTSIDE_SEGMENTS + len(manifest["segments"])
-    for segment in manifest["segments"]:
-        assert segment["name"] in report
+    assert 'Knee of the inertia curve: k = <span class="na">not available</span>' in report
+    assert '<dt>Bootstrap stability, mean ARI</dt><dd><span class="na">not available' in report
+    assert "persona: none" in report
+    assert report.count(IMAGE_MARKER) == PLOTS_OUTSIDE_SEGMENTS + len(manifest.segments)
 
 
 def test_report_describes_distinguishing_feature_in_plain_words_when_z_is_given(
     model: Model,
 ) -> None:
-    manifest = copy.deepcopy(model.manifest)
-    manifest["segments"][0]["distinguishing_features"] = [
-        {"feature": "avg_credit_limit", "z": 2.83, "direction": "high"},
-        {"feature": "total_calls_made", "z": -1.1, "direction": "low"},
-    ]
+    traits = (
+        DistinguishingFeature(feature="avg_credit_limit", z=2.83, direction="high"),
+        DistinguishingFeature(feature="total_calls_made", z=-1.1, direction="low"),
+    )
+    first = replace(model.manifest.segments[0], distinguishing_features=traits)
+    manifest = replace(model.manifest, segments=(first, *model.manifest.segments[1:]))
 
     report = _render(model, manifest)
 
@@ -326,7 +317,7 @@ def test_report_describes_distinguishing_feature_in_plain_words_when_z_is_given(
 def test_report_formats_credit_limit_as_money_when_profile_is_given(
     model: Model, report: str
 ) -> None:
-    median = model.manifest["segments"][0]["profile"]["avg_credit_limit"]["median"]
+    median = model.manifest.segments[0].profile["avg_credit_limit"].median
     assert f"{median:,.0f}" in report
     assert "," in f"{median:,.0f}"
 
@@ -338,47 +329,30 @@ def test_report_highlights_chosen_k_when_sweep_contains_it(report: str) -> None:
 
 def test_report_rejects_positions_when_they_name_no_segment(model: Model) -> None:
     positions = model.positions.copy()
-    positions[0] = len(model.manifest["segments"])
+    positions[0] = len(model.manifest.segments)
     with pytest.raises(ValueError, match="segment_positions"):
-        render_report(
-            model.manifest,
-            features=model.features,
-            segment_positions=positions,
-            standardised=model.standardised,
-        )
+        render_report(model.manifest, segment_positions=positions, standardised=model.standardised)
 
 
-def _large_input(model: Model, n: int) -> tuple[FloatArray, IntArray, FloatArray]:
+def _large_input(model: Model, n: int) -> tuple[IntArray, FloatArray]:
     rng = np.random.default_rng(7)
-    features = model.features[rng.integers(0, len(model.features), size=n)]
-    positions, standardised = model.positions_for(features)
-    return features, positions, standardised
+    return model.positions_for(model.features[rng.integers(0, len(model.features), size=n)])
 
 
 def test_report_renders_when_input_has_200000_rows(model: Model) -> None:
-    features, positions, standardised = _large_input(model, 200_000)
+    positions, standardised = _large_input(model, 200_000)
 
-    report = render_report(
-        model.manifest,
-        features=features,
-        segment_positions=positions,
-        standardised=standardised,
-    )
+    report = render_report(model.manifest, segment_positions=positions, standardised=standardised)
 
-    assert report.count(IMAGE_MARKER) == PLOTS_OUTSIDE_SEGMENTS + len(model.manifest["segments"])
+    assert report.count(IMAGE_MARKER) == PLOTS_OUTSIDE_SEGMENTS + len(model.manifest.segments)
     assert "5,000 of 200,000 customers" in report
 
 
 def test_report_is_identical_when_rendered_twice_from_sampled_input(model: Model) -> None:
-    features, positions, standardised = _large_input(model, 6_000)
+    positions, standardised = _large_input(model, 6_000)
 
     first, second = (
-        render_report(
-            model.manifest,
-            features=features,
-            segment_positions=positions,
-            standardised=standardised,
-        )
+        render_report(model.manifest, segment_positions=positions, standardised=standardised)
         for _ in range(2)
     )
 

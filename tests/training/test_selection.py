@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from training.selection import SweepPoint, best_k_by_silhouette, knee_k, sample_rows
+from segmentation.manifest import SweepPoint
+from training.selection import best_k_by_silhouette, knee_k, sample_rows
 
 
 def _sweep(inertia: list[float], silhouette: list[float] | None = None) -> list[SweepPoint]:

@@ -75,7 +75,7 @@ async def test_read_model_summarises_manifest(
     assert body["k"] == 3
     assert body["n_rows"] == 660
     assert body["features"] == list(FEATURES)
-    assert body["data_sha256"] == trained.manifest["data_sha256"]
+    assert body["data_sha256"] == trained.manifest.data_sha256
     assert body["signed"] is False
 
 
