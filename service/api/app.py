@@ -67,6 +67,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "and service actions for each."
         ),
         lifespan=lifespan,
+        # The service reports through Prometheus and JSON logs and sets up no OpenTelemetry;
+        # left on, FastAPI would still ask OpenTelemetry for its providers on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
     install_error_handlers(app)
