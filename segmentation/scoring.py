@@ -18,6 +18,7 @@ import numpy.typing as npt
 
 from segmentation.features import FEATURES
 from segmentation.kernels import score_parallel, score_serial
+from segmentation.manifest import Manifest
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.intp]
@@ -140,6 +141,20 @@ class SegmentScorer:
             self.feature_min,
             self.feature_max,
             self.distance_thresholds,
+        )
+
+    @classmethod
+    def for_version(cls, manifest: Manifest, pipeline: Any) -> SegmentScorer:
+        """The scorer of a verified version: its pipeline, training ranges and thresholds.
+
+        Labels index ``manifest.segments_by_label()``.
+        """
+        ranges = manifest.scoring
+        return cls(
+            pipeline=pipeline,
+            feature_min=[ranges.feature_min[feature] for feature in FEATURES],
+            feature_max=[ranges.feature_max[feature] for feature in FEATURES],
+            distance_thresholds=[s.atypical_distance for s in manifest.segments_by_label()],
         )
 
     def score(self, features: FloatArray) -> ScoredBatch:

@@ -14,6 +14,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, ParamSpec, TypeVar
 
+import numpy as np
+import numpy.typing as npt
+
 from segmentation.features import COUNT_FEATURES, FEATURES
 from segmentation.scoring import FloatArray, ScoredBatch
 from service import metrics
@@ -144,6 +147,14 @@ class CustomerRecords:
         except StoreUnavailable as error:
             self._failed("looking up customers", error)
             raise StoreUnavailableError(f"the customer store is unavailable: {error}") from None
+
+    def known_customers(self) -> tuple[list[str], npt.NDArray[np.float64]] | None:
+        """Every stored customer's key and latest features; None while the store is down."""
+        try:
+            return self.store.known_customers()
+        except StoreUnavailable as error:
+            self._failed("reading the known customers", error)
+            return None
 
     def live_counts(self) -> dict[str, int] | None:
         """Customers per segment by their latest assignment; None while the store is down."""

@@ -41,6 +41,16 @@ class VersionRejected(ServiceError):
     code = "version_rejected"
 
 
+class VersionConflict(ServiceError):
+    """The version's status does not allow the change (promote the active one, say)."""
+
+    code = "version_conflict"
+
+
+class LifecycleUnavailable(ServiceError):
+    code = "lifecycle_unavailable"
+
+
 class SegmentNotFound(ServiceError):
     code = "segment_not_found"
 

@@ -158,3 +158,37 @@ RELOAD_RESULT: dict[str, Any] = {
 
 BATCH_REQUEST: dict[str, Any] = {"customers": [CUSTOMER]}
 RELOAD_REQUEST: dict[str, Any] = {"version": "20261123T184512Z-d20d9222"}
+
+PROMOTE_REQUEST: dict[str, Any] = {
+    "version": "20261201T090000Z-d20d9222",
+    "reason": "compared with the active version: 0.5% of customers move, no persona lost",
+}
+
+MODEL_VERSIONS: dict[str, Any] = {
+    "active": "20261201T090000Z-d20d9222",
+    "shadow": None,
+    "versions": [
+        {
+            "version": "20261201T090000Z-d20d9222",
+            "status": "active",
+            "created_at": "2026-12-01T09:00:00Z",
+            "n_rows": 660,
+            "k": 3,
+            "silhouette": 0.5157,
+            "history": [
+                {
+                    "status": "candidate",
+                    "at": "2026-12-01T09:00:02.114Z",
+                    "by": "python -m training",
+                    "reason": "trained on credit_card_customer_data.csv",
+                },
+                {
+                    "status": "active",
+                    "at": "2026-12-01T10:12:40.530Z",
+                    "by": "admin",
+                    "reason": "compared with the active version: 0.5% of customers move",
+                },
+            ],
+        }
+    ],
+}

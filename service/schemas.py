@@ -328,3 +328,92 @@ class ReloadResult(BaseModel):
 
     model_version: str = Field(description="The version now served (and named by `latest`).")
     previous_version: str | None = Field(description="The version served before, if any.")
+
+
+REASON_MAX_LENGTH = 1_000
+"""Characters in a lifecycle reason at most: it goes into the version history as given."""
+
+
+class LifecycleRequest(BaseModel):
+    """A version and why: the reason is kept in the version's history."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [examples.PROMOTE_REQUEST]}
+    )
+
+    version: str = Field(
+        min_length=1, max_length=VERSION_NAME_MAX_LENGTH, description="A version under MODELS_DIR."
+    )
+    reason: str = Field(min_length=1, max_length=REASON_MAX_LENGTH)
+
+
+class RejectResult(BaseModel):
+    model_version: str
+    status: Literal["rejected"]
+
+
+class VersionTransition(BaseModel):
+    status: Literal["candidate", "active", "retired", "rejected"]
+    at: str = Field(description="When, ISO 8601 in UTC.")
+    by: str = Field(description="The API client or the command that made the change.")
+    reason: str
+
+
+class VersionEntry(BaseModel):
+    version: str
+    status: Literal["candidate", "active", "retired", "rejected"]
+    created_at: str | None
+    n_rows: int | None
+    k: int | None
+    silhouette: float | None
+    history: list[VersionTransition] = Field(description="Oldest first.")
+    problem: str | None = Field(
+        default=None, description="Why the version's manifest cannot be read, if it cannot."
+    )
+
+
+class ModelVersions(BaseModel):
+    model_config = _examples(examples.MODEL_VERSIONS)
+
+    active: str | None = Field(description="The version `latest` names.")
+    shadow: str | None = Field(description="The version scoring live traffic in the shadow.")
+    versions: list[VersionEntry] = Field(description="Newest first.")
+
+
+class Transition(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    from_segment: str = Field(alias="from", description="The segment under the version now.")
+    to_segment: str = Field(alias="to", description="The segment under the candidate.")
+    count: int
+
+
+class ComparisonVerdict(BaseModel):
+    ok: bool = Field(description="Whether every check passed: switch.")
+    reasons: list[str] = Field(description="One sentence per check, then what changes.")
+
+
+class ComparedCustomers(BaseModel):
+    training: int = Field(description="The candidate's training customers.")
+    store_only: int | None = Field(
+        description="Customers the store knows that training did not have (null: store down)."
+    )
+    store_available: bool
+
+
+class ComparisonReport(BaseModel):
+    """Two versions on the same customers: who would move where, and whether to switch."""
+
+    model_config = ConfigDict(extra="allow")
+
+    candidate: str
+    against: str
+    n_customers: int
+    moved: int
+    moved_share: float
+    adjusted_rand_index: float
+    transitions: list[Transition] = Field(description="Every (from, to) pair, largest first.")
+    personas_gained: list[str]
+    personas_lost: list[str]
+    verdict: ComparisonVerdict
+    customers: ComparedCustomers

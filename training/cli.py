@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.progress import Progress as RichProgress
 from rich.table import Table
 
+from training import compare_cli
 from training.job import TrainingOptions, TrainingResult, train
 from training.loading import InvalidCustomerData
 from training.personas import InvalidPlaybook
@@ -37,7 +38,8 @@ def _segments(text: str) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m training",
-        description="Train, name and publish a customer segmentation model.",
+        description="Train, name and publish a customer segmentation model "
+        "(`python -m training compare CANDIDATE --help`: compare two versions).",
     )
     source = parser.add_mutually_exclusive_group()
     source.add_argument(
@@ -66,6 +68,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="customers the k sweep and checks use on larger data",
     )
     parser.add_argument("--silhouette-sample-size", type=_positive, default=10_000)
+    parser.add_argument(
+        "--promote",
+        action="store_true",
+        help="make the new version the active one at once (default: publish it as a "
+        "candidate, unless the models directory has no active version yet)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bars or summary")
     return parser
 
@@ -80,7 +88,10 @@ class _BarProgress:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    arguments = build_parser().parse_args(argv)
+    given = list(sys.argv[1:] if argv is None else argv)
+    if given[:1] == ["compare"]:
+        return compare_cli.main(given[1:])
+    arguments = build_parser().parse_args(given)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if arguments.k_min > arguments.k_max:
         return _fail(f"--k-min={arguments.k_min} should be <= --k-max={arguments.k_max}")
@@ -97,6 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sample_size=arguments.sample_size,
         silhouette_sample_size=arguments.silhouette_sample_size,
         signing_key=os.environ.get("MODEL_SIGNING_KEY") or None,
+        promote=arguments.promote,
     )
     console = Console(stderr=True)
     # Bars only on a terminal: logs of scheduled runs stay readable.
@@ -134,5 +146,11 @@ def summary_table(result: TrainingResult) -> Table:
         table.add_row(
             segment.segment_id, segment.name, str(segment.size), f"{segment.share:.1%}", traits
         )
-    table.caption = f"written to {result.path}"
+    standing = (
+        "active: `latest` names it"
+        if result.promoted
+        else "a candidate: `latest` is unchanged; compare it, then promote it with "
+        "POST /admin/promote"
+    )
+    table.caption = f"written to {result.path}, {standing}"
     return table

@@ -20,7 +20,9 @@ import pandas as pd
 import scipy
 import sklearn
 
+from segmentation.artifact import ArtifactError
 from segmentation.assignments_file import VersionAssignments
+from segmentation.comparison import ComparedVersion, compare
 from segmentation.features import FEATURES, canonical_column_name
 from segmentation.manifest import (
     FORMAT_VERSION,
@@ -35,6 +37,7 @@ from segmentation.manifest import (
     TrainingRanges,
 )
 from training import lineage, selection
+from training.comparison_page import write_comparison
 from training.loading import (
     CustomerExport,
     InvalidCustomerData,
@@ -82,6 +85,9 @@ class TrainingOptions:
     silhouette_sample_size: int = 10_000
     ward_sample_size: int = 5_000
     signing_key: str | None = None
+    promote: bool = False
+    """Make the new version the active one; otherwise it is a candidate (unless it is the
+    first version of ``models_dir``, which is always made active)."""
 
 
 @dataclass
@@ -90,6 +96,8 @@ class TrainingResult:
     path: Path
     manifest: Manifest
     """As published (under its final name, listing its files, signed when a key was given)."""
+    promoted: bool
+    """Whether `latest` names it now; otherwise it waits as a candidate."""
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -128,7 +136,8 @@ def train(options: TrainingOptions, *, progress: Progress | None = None) -> Trai
     """Run the whole job and publish the model; raises on bad input with nothing written.
 
     The steps, each timed in ``TrainingResult.timings``: load, validate, sweep, fit,
-    check, profile, name, report, publish.
+    check, profile, name, report, publish, compare (with the version that was active, on
+    this version's training customers, into ``comparison.json`` and ``comparison.html``).
 
     Raises
     ------
@@ -173,11 +182,15 @@ def train(options: TrainingOptions, *, progress: Progress | None = None) -> Trai
             ),
             report_html=report_html,
             signing_key=options.signing_key,
+            promote=options.promote,
         )
+    with clock.stage("compare"):
+        _compare_with_previous(options, published.path, customers.features, lineage_summary)
     return TrainingResult(
         version=published.path.name,
         path=published.path,
         manifest=published.manifest,
+        promoted=published.promoted,
         timings=clock.timings,
     )
 
@@ -395,6 +408,22 @@ def _segment_positions(
     """Each customer's index in ``segments`` (largest first), from their K-means label."""
     by_label = {segment.label: position for position, segment in enumerate(segments)}
     return np.array([by_label[label] for label in range(len(segments))], dtype=np.intp)[labels]
+
+
+def _compare_with_previous(
+    options: TrainingOptions, version_dir: Path, features: FloatArray, lineage_summary: Lineage
+) -> None:
+    """Compare the new version with the one that was active; a failure is only logged."""
+    previous = lineage_summary.previous_version
+    if previous is None:
+        return
+    keys = (options.signing_key,) if options.signing_key else ()
+    try:
+        against = ComparedVersion.load(options.models_dir, previous, signing_keys=keys)
+        candidate = ComparedVersion.load(options.models_dir, version_dir.name, signing_keys=keys)
+        write_comparison(version_dir, compare(candidate, against, features))
+    except (ArtifactError, OSError) as error:
+        logger.warning("%s was not compared with %s: %s", version_dir.name, previous, error)
 
 
 def _library_versions() -> dict[str, str]:

@@ -12,13 +12,14 @@ import logging
 import os
 import shutil
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import joblib
 
+from segmentation import lifecycle
 from segmentation.artifact import (
     ASSIGNMENTS_FILE,
     MANIFEST_FILE,
@@ -31,6 +32,7 @@ from segmentation.artifact import (
     sign_manifest,
 )
 from segmentation.assignments_file import VersionAssignments, write_assignments
+from segmentation.lifecycle import LifecycleError, Transition, now
 from segmentation.manifest import FileEntry, Manifest
 
 logger = logging.getLogger(__name__)
@@ -41,11 +43,17 @@ def version_name(created_at: datetime, data_sha256: str) -> str:
     return f"{created_at:%Y%m%dT%H%M%SZ}-{data_sha256[:8]}"
 
 
+PUBLISHED_BY = "python -m training"
+"""Who the version history says published (and, with ``--promote``, promoted) a version."""
+
+
 @dataclass(frozen=True)
 class PublishedVersion:
     path: Path
     manifest: Manifest
     """As written: under the name actually used, listing its files, signed when a key was given."""
+    promoted: bool
+    """Whether `latest` now names it; otherwise it is a candidate."""
 
 
 def publish_version(
@@ -56,11 +64,14 @@ def publish_version(
     assignments: VersionAssignments,
     report_html: str,
     signing_key: str | None,
+    promote: bool = False,
 ) -> PublishedVersion:
-    """Write a new version under ``models_dir`` and make it the one `latest` names.
+    """Write a new version under ``models_dir`` as a candidate, or as the active version.
 
-    A version name already taken gets a numbered suffix, and the manifest records the
-    name actually used.
+    The version becomes the one `latest` names with ``promote``, or when no version is
+    active yet (so a fresh models directory serves its first model). A version name
+    already taken gets a numbered suffix, and the manifest records the name actually used.
+    Either way the version history (:mod:`segmentation.lifecycle`) records what happened.
     """
     models_dir.mkdir(parents=True, exist_ok=True)
     staging = models_dir / f".staging-{uuid.uuid4().hex}"
@@ -72,7 +83,7 @@ def publish_version(
         (staging / REPORT_FILE).write_text(report_html, encoding="utf-8")
         final = _rename_into_place(staging, models_dir, manifest, signing_key)
         _sync_directory(models_dir)
-        point_latest(models_dir, final.path.name)
+        final = _enter_lifecycle(models_dir, final, promote=promote)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         if final is not None:
@@ -99,8 +110,37 @@ def _rename_into_place(
             if (models_dir / version).exists():
                 continue
             raise
-        return PublishedVersion(path=models_dir / version, manifest=written)
+        return PublishedVersion(path=models_dir / version, manifest=written, promoted=False)
     raise RuntimeError(f"no free version name for {base} in {models_dir}")
+
+
+def _enter_lifecycle(
+    models_dir: Path, published: PublishedVersion, *, promote: bool
+) -> PublishedVersion:
+    """Record the candidate; make it active when asked to or when nothing is active yet.
+
+    A failure before the version is active raises (and the version is discarded) with the
+    history untouched; once `latest` names it, the version is active whatever the history
+    says, so a history that cannot be written then is logged, not raised.
+    """
+    version = published.path.name
+    trained = f"trained on {published.manifest.data_source}"
+    candidate = (version, Transition("candidate", now(), PUBLISHED_BY, trained))
+    previous = lifecycle.active_version(models_dir)
+    if not promote and previous is not None:
+        lifecycle.record(models_dir, [candidate])
+        return published
+    point_latest(models_dir, version)
+    reason = "--promote" if previous is not None else "the first version of this models directory"
+    changes = [candidate, (version, Transition("active", now(), PUBLISHED_BY, reason))]
+    if previous is not None:
+        replaced = f"replaced by {version} (--promote)"
+        changes.append((previous, Transition("retired", now(), PUBLISHED_BY, replaced)))
+    try:
+        lifecycle.record(models_dir, changes)
+    except LifecycleError as error:
+        logger.error("%s is active, but not in the version history: %s", version, error)
+    return replace(published, promoted=True)
 
 
 def _discard_unpublished(models_dir: Path, version_dir: Path) -> None:

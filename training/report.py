@@ -20,6 +20,7 @@ from segmentation.manifest import (
     Segment,
     SelectionMetrics,
 )
+from training.comparison_page import COMPARISON_HTML
 from training.report_figures import (
     colour,
     profile_figure,
@@ -410,4 +411,10 @@ def _section_lineage(lineage: Lineage) -> str:
             ("Customers who moved segment", _moved_text(lineage)),
         )
     )
-    return section("lineage", "Lineage", details + matched)
+    compared = (
+        f'<p><a href="{COMPARISON_HTML}">Compared with {esc(previous)}: who would move where, '
+        "and whether to switch</a></p>\n"
+        if previous is not None
+        else ""
+    )
+    return section("lineage", "Lineage", details + matched + compared)

@@ -19,6 +19,7 @@ from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
 from sklearn.decomposition import PCA
 
+from segmentation.comparison import Comparison
 from segmentation.features import FEATURES
 from segmentation.manifest import Segment, SweepPoint
 from training.report_html import NOT_AVAILABLE, esc, is_money, label
@@ -130,6 +131,37 @@ def projection_figure(
     )
     caption = _projection_caption(len(rows), len(standardised), pca)
     return _embed(figure, "Customers projected onto two principal components", caption)
+
+
+def transition_figure(comparison: Comparison) -> str:
+    """The transition matrix as a heatmap: rows the version compared against, columns the
+    candidate, each cell its count and its share of the row."""
+    rows = [side.segment_id for side in comparison.segments if side.name_against is not None]
+    columns = [side.segment_id for side in comparison.segments if side.name_candidate is not None]
+    counts = np.zeros((len(rows), len(columns)))
+    for flow in comparison.transitions:
+        counts[rows.index(flow.from_segment), columns.index(flow.to_segment)] = flow.count
+    totals = counts.sum(axis=1, keepdims=True)
+    shares = np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
+    figure, axes = _new_figure(1.6 * len(columns) + 3.0, 0.8 * len(rows) + 1.6)
+    axes.grid(False)
+    axes.imshow(shares, cmap="Blues", vmin=0.0, vmax=1.0, aspect="auto")
+    for row in range(len(rows)):
+        for column in range(len(columns)):
+            colour = "white" if shares[row, column] > 0.6 else "#1d232b"
+            text = f"{counts[row, column]:,.0f}\n{shares[row, column]:.1%}"
+            axes.text(column, row, text, ha="center", va="center", color=colour, fontsize=9)
+    axes.set_xticks(range(len(columns)), [_plot_text(c) for c in columns], rotation=20)
+    axes.set_yticks(range(len(rows)), [_plot_text(r) for r in rows])
+    axes.set_xlabel(f"segment under the candidate {comparison.candidate}")
+    axes.set_ylabel(f"segment now ({comparison.against})")
+    return _embed(
+        figure,
+        "Where the customers of each segment would go under the candidate",
+        "Each row is a segment now; each cell the customers it would send to a segment of "
+        "the candidate, with their share of the row. A customer moves when the two segment "
+        "ids differ.",
+    )
 
 
 def _sample_rows(n: int) -> npt.NDArray[np.intp]:

@@ -22,11 +22,13 @@ STATUS_BY_ERROR: dict[type[errors.ServiceError], int] = {
     errors.CustomerNotFound: 404,
     errors.VersionNotFound: 404,
     errors.VersionRejected: 409,
+    errors.VersionConflict: 409,
     errors.BatchTooLarge: 413,
     errors.UnsupportedMediaType: 415,
     errors.InvalidInput: 422,
     errors.ModelUnavailable: 503,
     errors.StoreUnavailableError: 503,
+    errors.LifecycleUnavailable: 503,
 }
 
 _CODE_BY_STATUS = {

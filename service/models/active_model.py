@@ -55,13 +55,7 @@ class ActiveModel:
         ]
         self.segment_ids = [card.segment_id for card in self.cards]
         self._cards_by_id = {card.segment_id: card for card in self.cards}
-        ranges = manifest.scoring
-        self.scorer = SegmentScorer(
-            pipeline=pipeline,
-            feature_min=[ranges.feature_min[feature] for feature in FEATURES],
-            feature_max=[ranges.feature_max[feature] for feature in FEATURES],
-            distance_thresholds=[segment.atypical_distance for segment in by_label],
-        )
+        self.scorer = SegmentScorer.for_version(manifest, pipeline)
         self.catalog = [_catalog_entry(segment, version) for segment in manifest.segments]
         self._catalog_by_id = {entry["segment_id"]: entry for entry in self.catalog}
 

@@ -24,6 +24,8 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+import numpy as np
+import numpy.typing as npt
 import psycopg
 from alembic import command
 from alembic.config import Config
@@ -32,6 +34,7 @@ from sqlalchemy import Connection, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
+from segmentation.features import FEATURES
 from service.store import postgres_bulk
 from service.store.assignments import ASSIGNMENT_FIELDS, Assignments
 from service.store.engine import create_store_engine, sqlalchemy_url
@@ -269,6 +272,19 @@ class CustomerStore:
             return rows, None
         page = rows[:limit]
         return page, encode_cursor(page[-1]["customer_key"])
+
+    def known_customers(self) -> tuple[list[str], npt.NDArray[np.float64]]:
+        """Every stored customer's key and the features of their latest assignment.
+
+        Returns the keys and an ``(n, len(FEATURES))`` array, in key order.
+        """
+        table = latest_assignments
+        columns = [table.c.customer_key, *(table.c[feature] for feature in FEATURES)]
+        with self._connection(write=False) as connection:
+            rows = connection.execute(select(*columns).order_by(table.c.customer_key)).all()
+        keys = [str(row[0]) for row in rows]
+        features = np.array([row[1:] for row in rows], dtype=np.float64)
+        return keys, features.reshape(len(rows), len(FEATURES))
 
     def live_counts(self) -> dict[str, int]:
         """Customers whose latest assignment is in each segment, by segment id."""

@@ -36,23 +36,30 @@ def wait_for_log(process: subprocess.Popen[bytes], log: Path, message: str, coun
 
 @contextmanager
 def service_process(
-    models_dir: Path, tmp_path: Path, workers: int, *, database_url: str | None = None
+    models_dir: Path,
+    tmp_path: Path,
+    workers: int,
+    *,
+    database_url: str | None = None,
+    environment: dict[str, str] | None = None,
 ) -> Iterator[tuple[subprocess.Popen[bytes], int, Path]]:
     """``python -m service`` on a free port, its store an SQLite file in ``tmp_path`` unless
-    ``database_url`` is given; yields (process, port, log); killed if still running after."""
+    ``database_url`` is given, with ``environment`` on top of the test's own (less the keys);
+    yields (process, port, log); killed if still running after."""
     port = free_port()
     log = tmp_path / "service.log"
     unset = {"API_KEYS", "ADMIN_API_KEY", "MODEL_SIGNING_KEY", "PROMETHEUS_MULTIPROC_DIR"}
-    environment = {
+    settings = {
         **{name: value for name, value in os.environ.items() if name not in unset},
         "MODELS_DIR": str(models_dir),
         "DATABASE_URL": database_url or f"sqlite:///{tmp_path / 'store.db'}",
         "LOG_LEVEL": "INFO",
+        **(environment or {}),
     }
     command = [sys.executable, "-m", "service", "--port", str(port), "--workers", str(workers)]
     with log.open("wb") as output:
         process = subprocess.Popen(
-            command, cwd=ROOT, env=environment, stdout=output, stderr=subprocess.STDOUT
+            command, cwd=ROOT, env=settings, stdout=output, stderr=subprocess.STDOUT
         )
     try:
         yield process, port, log

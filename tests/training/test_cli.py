@@ -237,3 +237,22 @@ def test_cli_synthetic_run_records_synthetic_source(
     assert sum(segment["size"] for segment in manifest["segments"]) == 5000
     lines = (models_dir / version / "assignments.csv").read_text().splitlines()
     assert len(lines) == 5001
+
+
+def test_cli_publishes_a_retrain_as_a_candidate_unless_told_to_promote(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("COLUMNS", "200")
+    models_dir = tmp_path / "models"
+    quick = ["--models-dir", str(models_dir), "--bootstrap", "2", "--k", "3", "--k-max", "3"]
+    assert main(quick) == 0
+    first = (models_dir / "latest").read_text().strip()
+    assert "active: `latest` names it" in capsys.readouterr().out
+
+    assert main([*quick, "--seed", "1"]) == 0
+    assert "a candidate: `latest` is unchanged" in capsys.readouterr().out
+    assert (models_dir / "latest").read_text().strip() == first
+
+    assert main([*quick, "--seed", "2", "--promote"]) == 0
+    assert (models_dir / "latest").read_text().strip() != first
+    assert "active: `latest` names it" in capsys.readouterr().out

@@ -140,7 +140,7 @@ def test_retrain_with_another_seed_keeps_segment_ids(
     trained_manifest: dict[str, Any],
     quick_train: Callable[..., TrainingResult],
 ) -> None:
-    result = quick_train(models_dir, seed=7, k=3, k_max=3)
+    result = quick_train(models_dir, seed=7, k=3, k_max=3, promote=True)
 
     assert_ids_follow_profiles(result.manifest.to_document(), trained_manifest)
     lineage = result.manifest.lineage

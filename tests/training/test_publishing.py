@@ -11,16 +11,18 @@ from typing import Any, NoReturn
 import numpy as np
 import pytest
 
+from segmentation import lifecycle
 from segmentation.artifact import read_latest, verify_version
 from segmentation.assignments_file import VersionAssignments
 from training.job import TrainingResult
 from training.publishing import publish_version
 
-# Where a write can fail: the first file, the manifest (last file), repointing `latest`
-# (after the version directory has been renamed into place).
+# Where a write can fail: the first file, the manifest (last file), then, after the version
+# directory has been renamed into place, recording the candidate or repointing `latest`.
 FAILURE_POINTS = {
     "pipeline": "training.publishing.joblib.dump",
     "manifest": "training.publishing._write_manifest",
+    "history": "training.publishing.lifecycle.record",
     "latest": "training.publishing.point_latest",
 }
 FAILURES: dict[str, type[BaseException]] = {
@@ -29,10 +31,11 @@ FAILURES: dict[str, type[BaseException]] = {
 }
 
 
-def _state(models_dir: Path) -> tuple[list[str], str]:
-    """Every entry (hidden staging or temporary files too) and the content of `latest`."""
+def _state(models_dir: Path) -> tuple[list[str], str, str]:
+    """Every entry (hidden staging or temporary files too), `latest` and the history."""
     entries = sorted(str(path.relative_to(models_dir)) for path in models_dir.rglob("*"))
-    return entries, (models_dir / "latest").read_text()
+    history = (models_dir / lifecycle.LIFECYCLE_FILE).read_text()
+    return entries, (models_dir / "latest").read_text(), history
 
 
 def _raise(failure: type[BaseException]) -> Callable[..., NoReturn]:
@@ -56,7 +59,8 @@ def test_failed_publish_leaves_previous_version_active(
     monkeypatch.setattr(point, _raise(failure))
 
     with pytest.raises(failure, match="injected failure"):
-        quick_train(models_dir, seed=3, k=3, k_max=3)
+        # Promoted, so that every point is on the way; a candidate never touches `latest`.
+        quick_train(models_dir, seed=3, k=3, k_max=3, promote=point.endswith("point_latest"))
 
     assert _state(models_dir) == before
     assert read_latest(models_dir) == trained.version
@@ -77,6 +81,7 @@ def test_publish_numbers_a_version_name_already_taken(
             assignments=assignments,
             report_html="<html></html>",
             signing_key=None,
+            promote=True,
         ).path
 
     first, second = publish(), publish()
@@ -85,4 +90,36 @@ def test_publish_numbers_a_version_name_already_taken(
     assert second.name == "20260101T000000Z-d20d9222-2"
     assert json.loads((second / "manifest.json").read_text())["version"] == second.name
     assert read_latest(tmp_path) == second.name
-    assert sorted(path.name for path in tmp_path.iterdir()) == [first.name, second.name, "latest"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == [
+        ".lifecycle.lock",
+        first.name,
+        second.name,
+        "latest",
+        "lifecycle.json",
+    ]
+
+
+def test_the_first_version_is_active_and_retrains_wait_as_candidates(
+    tmp_path: Path, quick_train: Callable[..., TrainingResult]
+) -> None:
+    models = tmp_path / "models"
+    first = quick_train(models, k=3, k_max=3)
+    second = quick_train(models, k=3, k_max=3, seed=1)
+
+    assert first.promoted and not second.promoted
+    assert read_latest(models) == first.version
+    histories = lifecycle.read_histories(models)
+    assert [t.status for t in histories[first.version]] == ["candidate", "active"]
+    assert histories[first.version][-1].reason == "the first version of this models directory"
+    assert [t.status for t in histories[second.version]] == ["candidate"]
+    assert histories[second.version][0].by == "python -m training"
+
+    third = quick_train(models, k=3, k_max=3, seed=2, promote=True)
+
+    assert third.promoted and read_latest(models) == third.version
+    histories = lifecycle.read_histories(models)
+    active = lifecycle.active_version(models)
+    assert lifecycle.status_of(third.version, histories[third.version], active) == "active"
+    assert lifecycle.status_of(second.version, histories[second.version], active) == "candidate"
+    assert lifecycle.status_of(first.version, histories[first.version], active) == "retired"
+    assert histories[first.version][-1].reason == f"replaced by {third.version} (--promote)"

@@ -1,4 +1,4 @@
-"""Operations on the running service, behind ``ADMIN_API_KEY``: switching the served model."""
+"""Operations on the running service, behind ``ADMIN_API_KEY``: which model version serves."""
 
 from __future__ import annotations
 
@@ -14,7 +14,9 @@ from service.api.deps import HolderDep
 from service.api.responses import JSONBytesResponse
 from service.api.routes.openapi import errors
 from service.errors import ServiceError, VersionNotFound
-from service.schemas import ReloadRequest, ReloadResult
+from service.models import lifecycle
+from service.request_context import CLIENT_NAME
+from service.schemas import LifecycleRequest, RejectResult, ReloadRequest, ReloadResult
 
 logger = logging.getLogger(__name__)
 
@@ -48,4 +50,52 @@ async def reload_model(
         raise
     metrics.record_reload("admin", "success")
     logger.info("admin reload: serving %s (was %s)", activated, previous)
+    await run_in_threadpool(
+        lifecycle.record_activation,
+        holder.models_dir,
+        activated,
+        previous,
+        reason="POST /admin/reload",
+        by=_caller(),
+    )
     return JSONBytesResponse({"model_version": activated, "previous_version": previous})
+
+
+@router.post(
+    "/promote",
+    response_model=ReloadResult,
+    responses=errors(400, 401, 403, 404, 409, 413, 422, 429, 503),
+)
+async def promote_model(holder: HolderDep, request: LifecycleRequest) -> Response:
+    """Make a candidate (or, to roll back, a retired version) the active version.
+
+    The version is verified as a reload verifies it, the promotion goes into the version
+    history with the reason and the calling client, `latest` is repointed and every
+    worker follows. 409 for the active version, a rejected one or one that fails
+    verification (the current model keeps serving); 404 for an unknown one.
+    """
+    activated, previous = await run_in_threadpool(
+        lifecycle.promote, holder, request.version, reason=request.reason, by=_caller()
+    )
+    metrics.record_reload("admin", "success")
+    logger.info("promoted %s (was %s): %s", activated, previous, request.reason)
+    return JSONBytesResponse({"model_version": activated, "previous_version": previous})
+
+
+@router.post(
+    "/reject",
+    response_model=RejectResult,
+    responses=errors(400, 401, 403, 404, 409, 413, 422, 429, 503),
+)
+async def reject_model(holder: HolderDep, request: LifecycleRequest) -> Response:
+    """Mark a candidate rejected, with the reason: it can no longer be promoted (409 if not
+    a candidate, 404 if unknown)."""
+    status = await run_in_threadpool(
+        lifecycle.reject, holder.models_dir, request.version, reason=request.reason, by=_caller()
+    )
+    logger.info("rejected %s: %s", request.version, request.reason)
+    return JSONBytesResponse({"model_version": request.version, "status": status})
+
+
+def _caller() -> str:
+    return CLIENT_NAME.get() or "admin"

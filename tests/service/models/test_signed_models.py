@@ -55,7 +55,9 @@ class SignedModels:
 def signed_models_source(tmp_path_factory: pytest.TempPathFactory) -> SignedModels:
     models = tmp_path_factory.mktemp("signed") / "models"
     previous = train(TrainingOptions(models_dir=models, n_bootstrap=2, signing_key=OLD_KEY))
-    current = train(TrainingOptions(models_dir=models, seed=1, n_bootstrap=2, signing_key=KEY))
+    current = train(
+        TrainingOptions(models_dir=models, seed=1, n_bootstrap=2, signing_key=KEY, promote=True)
+    )
     assert current.version != previous.version
     assert read_latest(models) == current.version
     return SignedModels(models, current.version, previous.version)

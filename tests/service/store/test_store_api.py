@@ -165,7 +165,9 @@ async def test_key_only_items_are_rescored_when_active_model_is_newer(
     settings = settings_for(models_dir, database_url=database_url)
     async with serve(settings) as client:
         await client.post("/segment", json=customer("new-customer-1"))
-    newer = train(TrainingOptions(models_dir=models_dir, seed=3, n_bootstrap=2, k_max=4))
+    newer = train(
+        TrainingOptions(models_dir=models_dir, seed=3, n_bootstrap=2, k_max=4, promote=True)
+    )
     async with serve(settings) as client:
         response = await client.post(
             "/segment/batch", json={"customers": [{"customer_key": "new-customer-1"}]}
