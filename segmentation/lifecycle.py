@@ -15,6 +15,7 @@ published before this file existed, when every version was promoted at once: it 
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -32,6 +33,8 @@ from segmentation.artifact import (
     read_latest,
     write_bytes_atomically,
 )
+
+logger = logging.getLogger(__name__)
 
 LIFECYCLE_FILE = "lifecycle.json"
 _LOCK_FILE = ".lifecycle.lock"
@@ -105,6 +108,32 @@ def record(models_dir: Path, changes: Sequence[tuple[str, Transition]]) -> None:
             raise LifecycleError(
                 f"{models_dir / LIFECYCLE_FILE} cannot be written: {error.strerror or error}"
             ) from None
+
+
+def record_activation(
+    models_dir: Path,
+    version: str,
+    previous: str | None,
+    *,
+    by: str,
+    reason: str,
+    preceded_by: Sequence[tuple[str, Transition]] = (),
+) -> None:
+    """Put a switch of the active version in the history, after ``preceded_by`` (if any).
+
+    Called once `latest` names ``version``: the version is active whatever the history
+    says, so a history that cannot be written is logged as an error, not raised.
+    """
+    changes = [*preceded_by]
+    if version != previous:
+        changes.append((version, Transition("active", now(), by, reason)))
+        if previous is not None:
+            replaced = f"replaced by {version}: {reason}"
+            changes.append((previous, Transition("retired", now(), by, replaced)))
+    try:
+        record(models_dir, changes)
+    except LifecycleError as error:
+        logger.error("%s is active, but the version history says otherwise: %s", version, error)
 
 
 def status_of(version: str, history: Sequence[Transition], active_version: str | None) -> Status:

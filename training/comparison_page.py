@@ -16,27 +16,21 @@ from segmentation.artifact import write_bytes_atomically
 from segmentation.comparison import Comparison, SegmentSideBySide
 from segmentation.features import FEATURES
 from training.report_figures import transition_figure
-from training.report_html import bullets, esc, facts, feature_value, fmt, label, section, table
+from training.report_html import (
+    bullets,
+    esc,
+    facts,
+    feature_value,
+    fmt,
+    label,
+    page,
+    section,
+    table,
+)
 
 COMPARISON_JSON: Final = "comparison.json"
 COMPARISON_HTML: Final = "comparison.html"
 _ABSENT: Final = '<span class="na">absent</span>'
-
-_STYLE: Final = """
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,Arial,sans-serif;margin:0;
-background:#f6f7f9;color:#1d232b;line-height:1.5}
-main{max-width:1100px;margin:0 auto;padding:1.5rem}
-section,header{background:#fff;border:1px solid #dde1e6;border-radius:8px;padding:1rem 1.5rem;
-margin-bottom:1.25rem}
-table{border-collapse:collapse;margin:.5rem 0 1rem;font-size:.92rem}
-th,td{border:1px solid #dde1e6;padding:.25rem .6rem;text-align:right}
-th:first-child,td:first-child{text-align:left}thead th{background:#eef1f4}
-dl.facts{display:grid;grid-template-columns:max-content 1fr;gap:.2rem 1rem;margin:0}
-dl.facts dt{font-weight:600}dl.facts dd{margin:0;overflow-wrap:anywhere}
-img{max-width:100%;height:auto}figure{margin:.5rem 0}figcaption{font-size:.85rem;color:#555}
-.ok{color:#1a7f37;font-weight:700}.not-ok{color:#b42318;font-weight:700}
-.na{color:#8a8f98;font-style:italic}code{overflow-wrap:anywhere}
-"""
 
 
 def write_comparison(version_dir: Path, comparison: Comparison) -> None:
@@ -79,12 +73,8 @@ def render_comparison(comparison: Comparison) -> str:
             section("metrics", "Training figures side by side", _metrics_table(comparison)),
         )
     )
-    return (
-        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-        f"<title>Comparison {esc(comparison.candidate)} against {esc(comparison.against)}"
-        f"</title>\n<style>{_STYLE}</style>\n</head>\n<body>\n<main>\n{body}</main>\n"
-        "</body>\n</html>\n"
-    )
+    title = f"Comparison {esc(comparison.candidate)} against {esc(comparison.against)}"
+    return page(title, body)
 
 
 def _segments_table(comparison: Comparison) -> str:

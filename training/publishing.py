@@ -32,7 +32,7 @@ from segmentation.artifact import (
     sign_manifest,
 )
 from segmentation.assignments_file import VersionAssignments, write_assignments
-from segmentation.lifecycle import LifecycleError, Transition, now
+from segmentation.lifecycle import Transition, now
 from segmentation.manifest import FileEntry, Manifest
 
 logger = logging.getLogger(__name__)
@@ -132,14 +132,9 @@ def _enter_lifecycle(
         return published
     point_latest(models_dir, version)
     reason = "--promote" if previous is not None else "the first version of this models directory"
-    changes = [candidate, (version, Transition("active", now(), PUBLISHED_BY, reason))]
-    if previous is not None:
-        replaced = f"replaced by {version} (--promote)"
-        changes.append((previous, Transition("retired", now(), PUBLISHED_BY, replaced)))
-    try:
-        lifecycle.record(models_dir, changes)
-    except LifecycleError as error:
-        logger.error("%s is active, but not in the version history: %s", version, error)
+    lifecycle.record_activation(
+        models_dir, version, previous, by=PUBLISHED_BY, reason=reason, preceded_by=[candidate]
+    )
     return replace(published, promoted=True)
 
 

@@ -36,6 +36,7 @@ from training.report_html import (
     feature_value,
     fmt,
     label,
+    page,
     percent,
     section,
     table,
@@ -50,27 +51,6 @@ _METRICS: Final[tuple[tuple[str, str, str], ...]] = (
     ("calinski_harabasz", "Calinski-Harabasz (higher = better)", ",.1f"),
     ("davies_bouldin", "Davies-Bouldin (lower = better)", ".3f"),
 )
-
-_STYLE: Final = """
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,Arial,sans-serif;margin:0;
-background:#f6f7f9;color:#1d232b;line-height:1.5}
-main{max-width:1100px;margin:0 auto;padding:1.5rem}
-section,header{background:#fff;border:1px solid #dde1e6;border-radius:8px;padding:1rem 1.5rem;
-margin-bottom:1.25rem}
-h1{margin:.2rem 0 .8rem}h2{margin-top:.2rem;border-bottom:1px solid #dde1e6;padding-bottom:.3rem}
-table{border-collapse:collapse;margin:.5rem 0 1rem;font-size:.92rem}
-th,td{border:1px solid #dde1e6;padding:.25rem .6rem;text-align:right}
-th:first-child,td:first-child{text-align:left}thead th{background:#eef1f4}
-tr.chosen td{background:#fff6d9;font-weight:600}
-dl.facts{display:grid;grid-template-columns:max-content 1fr;gap:.2rem 1rem;margin:0}
-dl.facts dt{font-weight:600}dl.facts dd{margin:0;overflow-wrap:anywhere}
-img{max-width:100%;height:auto}figure{margin:.5rem 0}figcaption{font-size:.85rem;color:#555}
-.row{display:flex;flex-wrap:wrap;gap:1rem}.row>*{flex:1 1 420px}
-article.segment{border:1px solid #dde1e6;border-left:8px solid;border-radius:6px;
-padding:.5rem 1rem;margin:1rem 0}
-.swatch{display:inline-block;width:.9em;height:.9em;border-radius:2px;margin-right:.4em}
-.meta{color:#555}.na{color:#8a8f98;font-style:italic}code{overflow-wrap:anywhere}
-"""
 
 
 def render_report(
@@ -121,13 +101,7 @@ def render_report(
             _section_lineage(manifest.lineage),
         )
     )
-    title = f"Model card &ndash; customer segments {esc(manifest.version)}"
-    return (
-        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-        f"<title>{title}</title>\n<style>{_STYLE}</style>\n</head>\n"
-        f"<body>\n<main>\n{body}</main>\n</body>\n</html>\n"
-    )
+    return page(f"Model card &ndash; customer segments {esc(manifest.version)}", body)
 
 
 def _check_inputs(

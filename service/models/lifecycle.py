@@ -8,7 +8,6 @@ other worker then follows as it follows any change of `latest`.
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +28,6 @@ from service.errors import (
     detail,
 )
 from service.models.model_holder import ModelHolder
-
-logger = logging.getLogger(__name__)
-
 
 def list_versions(models_dir: Path) -> dict[str, Any]:
     """Every published version, newest first, with its status, key figures and history.
@@ -100,7 +96,7 @@ def promote(holder: ModelHolder, version: str, *, reason: str, by: str) -> tuple
             details=[detail("version", "not_rejected", "rejected")],
         )
     activated, previous = holder.activate(version)
-    record_activation(holder.models_dir, activated, previous, reason=reason, by=by)
+    lifecycle.record_activation(holder.models_dir, activated, previous, by=by, reason=reason)
     return activated, previous
 
 
@@ -130,26 +126,6 @@ def reject(models_dir: Path, version: str, *, reason: str, by: str) -> str:
     except LifecycleError as error:
         raise LifecycleUnavailable(str(error)) from None
     return "rejected"
-
-
-def record_activation(
-    models_dir: Path, activated: str, previous: str | None, *, reason: str, by: str
-) -> None:
-    """Put a switch of the served model in the history (the switch itself has happened).
-
-    A history that cannot be written does not undo the switch (`latest` says what is
-    active, whatever the history says); it is logged as an error.
-    """
-    if activated == previous:
-        return
-    changes = [(activated, Transition("active", now(), by, reason))]
-    if previous is not None:
-        replaced = f"replaced by {activated}: {reason}"
-        changes.append((previous, Transition("retired", now(), by, replaced)))
-    try:
-        lifecycle.record(models_dir, changes)
-    except LifecycleError as error:
-        logger.error("serving %s, but its promotion is not in the history: %s", activated, error)
 
 
 def comparison(

@@ -122,4 +122,4 @@ def test_the_first_version_is_active_and_retrains_wait_as_candidates(
     assert lifecycle.status_of(third.version, histories[third.version], active) == "active"
     assert lifecycle.status_of(second.version, histories[second.version], active) == "candidate"
     assert lifecycle.status_of(first.version, histories[first.version], active) == "retired"
-    assert histories[first.version][-1].reason == f"replaced by {third.version} (--promote)"
+    assert histories[first.version][-1].reason == f"replaced by {third.version}: --promote"

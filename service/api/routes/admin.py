@@ -9,6 +9,7 @@ from fastapi import APIRouter, Body
 from fastapi.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from segmentation.lifecycle import record_activation
 from service import metrics
 from service.api.deps import HolderDep
 from service.api.responses import JSONBytesResponse
@@ -51,12 +52,12 @@ async def reload_model(
     metrics.record_reload("admin", "success")
     logger.info("admin reload: serving %s (was %s)", activated, previous)
     await run_in_threadpool(
-        lifecycle.record_activation,
+        record_activation,
         holder.models_dir,
         activated,
         previous,
-        reason="POST /admin/reload",
         by=_caller(),
+        reason="POST /admin/reload",
     )
     return JSONBytesResponse({"model_version": activated, "previous_version": previous})
 
