@@ -8,10 +8,15 @@ bands banks use for scorecards).
 
 from __future__ import annotations
 
-from typing import Final, Literal
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any, Final, Literal
 
 import numpy as np
 import numpy.typing as npt
+
+from segmentation.features import FEATURES
+from segmentation.manifest import DriftBaseline, FeatureBins
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -19,6 +24,9 @@ WATCH: Final = 0.1
 ACT: Final = 0.25
 _FLOOR: Final = 1e-4
 """A bin's share is at least this, so that an empty bin costs a large but finite amount."""
+
+MIN_CUSTOMERS: Final = 500
+"""Fewer customers than this in a window give noise, not a population: no figures then."""
 
 Band = Literal["ok", "watch", "act"]
 
@@ -51,3 +59,70 @@ def band(value: float) -> Band:
     if value < WATCH:
         return "ok"
     return "watch" if value <= ACT else "act"
+
+
+def training_baseline(features: FloatArray, segment_ids: Sequence[str]) -> DriftBaseline:
+    """The training population as drift is measured against it: deciles and segment mix."""
+    bins = {}
+    for column, feature in enumerate(FEATURES):
+        edges = decile_edges(features[:, column])
+        shares = bin_shares(features[:, column], edges)
+        bins[feature] = FeatureBins(
+            edges=tuple(map(float, edges)), shares=tuple(map(float, shares))
+        )
+    counts = Counter(segment_ids)
+    mix = {segment_id: count / len(segment_ids) for segment_id, count in sorted(counts.items())}
+    return DriftBaseline(features=bins, segment_mix=mix)
+
+
+def drift_report(
+    baseline: DriftBaseline,
+    features: FloatArray,
+    segment_ids: Sequence[str],
+    atypical: npt.NDArray[np.bool_],
+) -> dict[str, Any]:
+    """How far the scored customers (``(n, 5)`` features, their segments and atypical
+    flags) have moved from training: PSI and band per feature and for the segment mix,
+    the share of atypical customers, and whether to retrain, with the reasons."""
+    n = len(features)
+    if n < MIN_CUSTOMERS:
+        return {
+            "features": {feature: {"psi": None, "band": "insufficient"} for feature in FEATURES},
+            "segment_mix": {"psi": None, "band": "insufficient"},
+            "atypical_share": float(np.mean(atypical)) if n else None,
+            "retrain_recommended": False,
+            "reasons": [
+                f"{n:,} customers scored in the window; at least {MIN_CUSTOMERS:,} are needed "
+                "to tell drift from noise"
+            ],
+        }
+    report_features = {}
+    for column, feature in enumerate(FEATURES):
+        bins = baseline.features[feature]
+        edges = np.asarray(bins.edges, dtype=np.float64)
+        value = psi(np.asarray(bins.shares), bin_shares(features[:, column], edges))
+        report_features[feature] = {"psi": value, "band": band(value)}
+    ids = sorted(baseline.segment_mix)
+    counts = Counter(segment_ids)
+    expected = np.array([baseline.segment_mix[segment_id] for segment_id in ids])
+    actual = np.array([counts[segment_id] / n for segment_id in ids])
+    mix_psi = psi(expected, actual)
+    acting = [f for f, figures in report_features.items() if figures["band"] == "act"]
+    reasons = [
+        f"{feature}: PSI {report_features[feature]['psi']:.2f}, above {ACT}" for feature in acting
+    ]
+    if band(mix_psi) == "act":
+        reasons.append(f"segment mix: PSI {mix_psi:.2f}, above {ACT}")
+    if not reasons:
+        largest = max(report_features, key=lambda f: report_features[f]["psi"])
+        reasons.append(
+            f"every PSI is at most {ACT} (largest: {largest}, "
+            f"{report_features[largest]['psi']:.2f}): the population is the one trained on"
+        )
+    return {
+        "features": report_features,
+        "segment_mix": {"psi": mix_psi, "band": band(mix_psi)},
+        "atypical_share": float(np.mean(atypical)),
+        "retrain_recommended": bool(acting) or band(mix_psi) == "act",
+        "reasons": reasons,
+    }

@@ -177,6 +177,24 @@ class Lineage:
 
 
 @dataclass(frozen=True)
+class FeatureBins:
+    """One feature's training distribution: the inner bin edges (its deciles, each value
+    once) and the share of training customers in each of the ``len(edges) + 1`` bins."""
+
+    edges: tuple[float, ...]
+    shares: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class DriftBaseline:
+    """What the live population is compared with (see ``segmentation.drift``)."""
+
+    features: dict[str, FeatureBins]
+    segment_mix: dict[str, float]
+    """The share of training customers in each segment, by segment id."""
+
+
+@dataclass(frozen=True)
 class FileEntry:
     """One file of the version: its sha256 (hex) and size in bytes."""
 
@@ -215,6 +233,8 @@ class Manifest:
     """Largest segment first."""
     persona_matching: PersonaMatching
     lineage: Lineage
+    drift_baseline: DriftBaseline | None = None
+    """None in versions trained before drift was watched."""
     files: dict[str, FileEntry] = field(default_factory=dict)
     signature: Signature | None = None
 

@@ -16,6 +16,7 @@ from service.config import get_settings
 from service.logging_setup import uvicorn_log_config
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+STATE_ENV = "STATE_DIR"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -29,6 +30,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.environ["LOG_LEVEL"] = arguments.log_level  # the workers read it too
     log_level = get_settings().log_level.lower()  # also fails fast on bad settings
     metrics_dir = _share_metrics_between_workers(arguments.workers)
+    state_dir = _share_state_between_workers()
     signal.signal(signal.SIGTERM, _stopped_by_sigterm)
     try:
         uvicorn.run(
@@ -42,8 +44,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             timeout_graceful_shutdown=30,
         )
     finally:
-        if metrics_dir is not None:
-            shutil.rmtree(metrics_dir, ignore_errors=True)
+        for made in (metrics_dir, state_dir):
+            if made is not None:
+                shutil.rmtree(made, ignore_errors=True)
     return 0
 
 
@@ -74,6 +77,18 @@ def _share_metrics_between_workers(workers: int) -> str | None:
         return None
     created = tempfile.mkdtemp(prefix="segmentation-metrics-")
     os.environ[MULTIPROC_ENV] = created  # before any worker imports prometheus_client
+    return created
+
+
+def _share_state_between_workers() -> str | None:
+    """A fresh directory where the workers share what they observed (the drift window).
+
+    Fresh per start, so nothing observed survives a restart. Returns it when made here.
+    """
+    if os.environ.get(STATE_ENV):
+        return None
+    created = tempfile.mkdtemp(prefix="segmentation-state-")
+    os.environ[STATE_ENV] = created
     return created
 
 

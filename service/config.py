@@ -53,6 +53,14 @@ class Settings(BaseSettings):
         default=10_000, ge=1, description="Training rows re-scored before a model is served."
     )
     log_level: str = Field(default="INFO")
+    drift_window: int = Field(
+        default=10_000, ge=100, le=1_000_000, description="Customers in the drift window."
+    )
+    state_dir: Path | None = Field(
+        default=None,
+        description="Where the workers share what they observed (the drift window); "
+        "`python -m service` makes a fresh one per start. Unset: a private one per process.",
+    )
 
     @field_validator("api_keys", mode="before")
     @classmethod

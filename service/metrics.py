@@ -112,6 +112,22 @@ LIVE_COMMIT_ANSWERS = Histogram(
 )
 
 
+DRIFT_PSI = Gauge(
+    "segmentation_drift_psi",
+    "Population stability index of the drift window against training, by feature "
+    "(segment_mix for the segment mix); set each time drift is reported.",
+    ["feature"],
+    registry=REGISTRY,
+    multiprocess_mode="mostrecent",
+)
+DRIFT_RETRAIN_RECOMMENDED = Gauge(
+    "segmentation_drift_retrain_recommended",
+    "1 when the last drift report recommended retraining, else 0.",
+    registry=REGISTRY,
+    multiprocess_mode="mostrecent",
+)
+
+
 def method_label(method: str) -> str:
     """The method, or ``other`` for anything non-standard (clients choose the method)."""
     return method if method in KNOWN_METHODS else OTHER
@@ -188,3 +204,11 @@ def worker_stopped() -> None:
     """Drop this worker's live series from the shared files when it exits."""
     if MULTIPROCESS:
         multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
+
+
+def record_drift(psi_by_feature: Mapping[str, float | None], retrain: bool) -> None:
+    """Publish a drift report's figures (a feature without a figure is left out)."""
+    for feature, value in psi_by_feature.items():
+        if value is not None:
+            DRIFT_PSI.labels(feature).set(value)
+    DRIFT_RETRAIN_RECOMMENDED.set(1 if retrain else 0)

@@ -417,3 +417,24 @@ class ComparisonReport(BaseModel):
     personas_lost: list[str]
     verdict: ComparisonVerdict
     customers: ComparedCustomers
+
+
+class DriftFigure(BaseModel):
+    psi: float | None = Field(description="Population stability index; null when insufficient.")
+    band: Literal["ok", "watch", "act", "insufficient"]
+
+
+class DriftWindowFacts(BaseModel):
+    customers: int = Field(description="Customers in the window (the newest, all workers).")
+    size: int = Field(description="DRIFT_WINDOW: the most customers the window keeps.")
+    since: str | None = Field(description="When the oldest customer in it was scored (UTC).")
+
+
+class DriftReport(BaseModel):
+    model_version: str
+    window: DriftWindowFacts
+    features: dict[str, DriftFigure]
+    segment_mix: DriftFigure
+    atypical_share: float | None
+    retrain_recommended: bool
+    reasons: list[str]

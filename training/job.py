@@ -23,9 +23,11 @@ import sklearn
 from segmentation.artifact import ArtifactError
 from segmentation.assignments_file import VersionAssignments
 from segmentation.comparison import ComparedVersion, compare
+from segmentation.drift import training_baseline
 from segmentation.features import FEATURES, canonical_column_name
 from segmentation.manifest import (
     FORMAT_VERSION,
+    DriftBaseline,
     Lineage,
     Manifest,
     PersonaFit,
@@ -164,8 +166,12 @@ def train(options: TrainingOptions, *, progress: Progress | None = None) -> Trai
         profiles = _profile(customers.features, fitted)
     with clock.stage("name"):
         segments, lineage_summary = _name(options, playbook, profiles, customers, fitted.labels)
-    manifest = _manifest(options, export, customers, fitted, metrics, segments, lineage_summary)
     positions = _segment_positions(segments, fitted.labels)
+    segment_ids = [segments[position].segment_id for position in positions]
+    baseline = training_baseline(customers.features, segment_ids)
+    manifest = _manifest(
+        options, export, customers, fitted, metrics, segments, lineage_summary, baseline
+    )
     with clock.stage("report"):
         report_html = render_report(
             manifest, segment_positions=positions, standardised=fitted.standardised
@@ -176,9 +182,7 @@ def train(options: TrainingOptions, *, progress: Progress | None = None) -> Trai
             manifest,
             pipeline=fitted.pipeline,
             assignments=VersionAssignments(
-                keys=list(customers.keys),
-                segment_ids=[segments[position].segment_id for position in positions],
-                features=customers.features,
+                keys=list(customers.keys), segment_ids=segment_ids, features=customers.features
             ),
             report_html=report_html,
             signing_key=options.signing_key,
@@ -320,7 +324,8 @@ def _name(
     namings = name_segments(np.array([p.z_vector() for p in profiles]), playbook)
     previous = lineage.read_previous_model(options.models_dir)
     centroids = np.array([[p.centroid[f] for f in FEATURES] for p in profiles])
-    inherited = lineage.inherited_ids(centroids, previous) if previous else {}
+    personas = [naming.persona for naming in namings]
+    inherited = lineage.inherited_ids(centroids, personas, previous) if previous else {}
     ids = lineage.unique_ids([naming.slug for naming in namings], inherited)
     moved, compared = (
         lineage.count_moves(previous, customers.keys, [ids[label] for label in labels])
@@ -364,6 +369,7 @@ def _manifest(
     metrics: SelectionMetrics,
     segments: tuple[Segment, ...],
     lineage_summary: Lineage,
+    drift_baseline: DriftBaseline,
 ) -> Manifest:
     features = customers.features
     scaler = fitted.pipeline[0]
@@ -395,6 +401,7 @@ def _manifest(
             ),
         ),
         lineage=lineage_summary,
+        drift_baseline=drift_baseline,
     )
 
 

@@ -30,6 +30,8 @@ class PreviousModel:
     """Centres in original units, one row per segment, in ``segment_ids`` order."""
     scale: FloatArray
     """The previous scaler's standard deviations, to make feature differences comparable."""
+    personas: list[str | None]
+    """The persona of each segment, in ``segment_ids`` order (None: a descriptive name)."""
     assignments: dict[str, str]
     """Training customer key -> segment id (last record wins)."""
 
@@ -55,17 +57,38 @@ def read_previous_model(models_dir: Path) -> PreviousModel | None:
         segment_ids=[segment.segment_id for segment in segments],
         centroids=centroids,
         scale=scale,
+        personas=[segment.persona for segment in segments],
         # A key given twice: its last record wins, as everywhere.
         assignments=dict(zip(assignments.keys, assignments.segment_ids, strict=True)),
     )
 
 
-def inherited_ids(centroids: FloatArray, previous: PreviousModel) -> dict[int, str]:
-    """Pair new segments with old ones by nearest centres (optimal one-to-one pairing).
+def inherited_ids(
+    centroids: FloatArray, personas: Sequence[str | None], previous: PreviousModel
+) -> dict[int, str]:
+    """The ids new segments keep from the previous model, by position in ``centroids``.
+
+    With as many segments as before, new and old segments are paired by nearest centres
+    (the optimal one-to-one pairing), so an id survives a persona being renamed in the
+    playbook. With another number of segments, centres no longer line up with meanings
+    (a fourth segment splits one of three), so an id goes only to the segment with the
+    same persona: an id always means the persona it meant. Segments without a persona, or
+    whose persona is new, get new ids; old segments left without a match are retired.
 
     Centres are compared in original units divided by the previous model's standard
     deviations, so a credit-limit difference does not drown every count difference.
     """
+    if len(centroids) != len(previous.centroids):
+        old_by_persona = {
+            persona: segment_id
+            for persona, segment_id in zip(previous.personas, previous.segment_ids, strict=True)
+            if persona is not None
+        }
+        return {
+            position: old_by_persona[persona]
+            for position, persona in enumerate(personas)
+            if persona is not None and persona in old_by_persona
+        }
     gaps = (centroids[:, None, :] - previous.centroids[None, :, :]) / previous.scale
     cost = np.sqrt((gaps**2).sum(axis=2))
     new_rows, old_rows = linear_sum_assignment(cost)

@@ -6,8 +6,11 @@ import asyncio
 import contextlib
 import gc
 import logging
+import shutil
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
@@ -15,7 +18,16 @@ from fastapi.concurrency import run_in_threadpool
 from service.api.error_handlers import install_error_handlers
 from service.api.middleware import install_middleware
 from service.api.middleware.access import warn_if_open
-from service.api.routes import admin, customers, health, metrics, model, scoring, segments
+from service.api.routes import (
+    admin,
+    customers,
+    drift,
+    health,
+    metrics,
+    model,
+    scoring,
+    segments,
+)
 from service.api.routes.live_path import LivePath
 from service.api.routes.openapi import errors
 from service.config import Settings, get_settings
@@ -23,6 +35,7 @@ from service.customer_records import CustomerRecords
 from service.logging_setup import configure_logging, flush_logs
 from service.metrics import worker_stopped
 from service.models.model_holder import ModelHolder, Serving
+from service.scoring.drift_window import DriftWindow
 from service.store.customer_store import CustomerStore
 from service.store.errors import StoreUnavailable
 
@@ -39,12 +52,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         warn_if_open(settings)
         records = CustomerRecords(CustomerStore(settings.database_url))
         app.state.records = records
+        # Without a directory shared by the workers, this process keeps its own (and removes it).
+        private_state = settings.state_dir is None
+        state_dir = settings.state_dir or Path(tempfile.mkdtemp(prefix="segmentation-state-"))
+        state_dir.mkdir(parents=True, exist_ok=True)
+        window = DriftWindow(settings.drift_window, state_dir)
+        app.state.drift_window = window
         await run_in_threadpool(_migrate, records.store)
         holder = ModelHolder(settings, on_swap=lambda serving: _import_snapshot(records, serving))
         app.state.holder = holder
         await run_in_threadpool(holder.load_latest)
         _tune_gc_for_serving()
         background = [
+            asyncio.create_task(_share_drift_window(window, DRIFT_SHARE_SECONDS)),
             asyncio.create_task(holder.follow_latest(settings.model_poll_seconds)),
             asyncio.create_task(_retry_missed_imports(records, settings.model_poll_seconds)),
         ]
@@ -57,6 +77,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     await task
             await asyncio.to_thread(records.close)
             worker_stopped()
+            if private_state:
+                shutil.rmtree(state_dir, ignore_errors=True)
             flush_logs()
 
     app = FastAPI(
@@ -75,13 +97,34 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(LivePath)  # added first: inside every layer of install_middleware
     install_middleware(app, settings)
-    guarded = (scoring.router, segments.router, customers.router, model.router, admin.router)
+    guarded = (
+        scoring.router,
+        segments.router,
+        customers.router,
+        model.router,
+        drift.router,
+        admin.router,
+    )
     for router in guarded:
         # What the middleware may answer on any of these (keys, rate limit, timeout).
         app.include_router(router, responses=errors(401, 403, 429, 504))
     for router in (health.router, metrics.router):
         app.include_router(router)
     return app
+
+
+DRIFT_SHARE_SECONDS = 1.0
+"""How often a worker writes its drift window for the others (how far behind they may be)."""
+
+
+async def _share_drift_window(window: DriftWindow, interval: float) -> None:
+    """Off the request path: write this worker's drift window for the other workers."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await asyncio.to_thread(window.share)
+        except Exception:  # a full disk must not stop the sharing for good
+            logger.exception("sharing the drift window failed")
 
 
 def _tune_gc_for_serving() -> None:

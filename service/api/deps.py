@@ -15,6 +15,7 @@ from fastapi import Depends, Request
 from service.config import Settings
 from service.customer_records import CustomerRecords
 from service.models.model_holder import ModelHolder, Serving
+from service.scoring.drift_window import DriftWindow
 
 
 async def get_app_settings(request: Request) -> Settings:
@@ -32,6 +33,11 @@ def records_for(request: Request) -> CustomerRecords:
     return records
 
 
+def window_for(request: Request) -> DriftWindow:
+    window: DriftWindow = request.app.state.drift_window
+    return window
+
+
 def serving_for(request: Request) -> Serving:
     """The model this request is answered with, taken once for the whole request."""
     holder: ModelHolder = request.app.state.holder
@@ -46,7 +52,12 @@ async def get_serving(request: Request) -> Serving:
     return serving_for(request)
 
 
+async def get_window(request: Request) -> DriftWindow:
+    return window_for(request)
+
+
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 HolderDep = Annotated[ModelHolder, Depends(get_holder)]
 ServingDep = Annotated[Serving, Depends(get_serving)]
 RecordsDep = Annotated[CustomerRecords, Depends(get_records)]
+WindowDep = Annotated[DriftWindow, Depends(get_window)]

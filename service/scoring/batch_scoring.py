@@ -19,6 +19,7 @@ from service.customer_records import CustomerRecords, to_keep
 from service.errors import CustomerNotFound, InvalidInput, StoreUnavailableError, detail
 from service.models.active_model import ActiveModel
 from service.scoring.customer_input import CustomerBatch
+from service.scoring.drift_window import DriftWindow
 
 
 def reject_invalid_items(batch: CustomerBatch) -> None:
@@ -53,6 +54,7 @@ def score_batch(
     batch: CustomerBatch,
     records: CustomerRecords,
     *,
+    window: DriftWindow | None = None,
     render: Callable[[dict[str, Any]], bytes] | None = None,
 ) -> BatchAnswer:
     """The batch response: counts per segment and one result per input item, in order.
@@ -73,6 +75,8 @@ def score_batch(
             positions += [index for index, _, _ in stored]
             to_record += [index not in unchanged for index, _, _ in stored]
     scored = model.scorer.score(features)
+    if window is not None:
+        window.add(model.version, features, model.segment_ids_of(scored.labels), scored.atypical)
     keyed = [row for row, key in enumerate(keys) if key is not None]
     to_write = [row for row in keyed if to_record[row]]
     recording = (

@@ -12,9 +12,12 @@ from service import metrics
 from service.customer_records import CustomerRecords, keep_answer
 from service.models.active_model import ActiveModel
 from service.scoring.customer_input import features_of, parse_customer
+from service.scoring.drift_window import DriftWindow
 
 
-async def score_one(model: ActiveModel, records: CustomerRecords, body: bytes) -> dict[str, Any]:
+async def score_one(
+    model: ActiveModel, records: CustomerRecords, window: DriftWindow, body: bytes
+) -> dict[str, Any]:
     """The assignment of the customer in a JSON ``body``.
 
     With a ``customer_key`` the answer is kept in the store first and says whether it was
@@ -30,6 +33,7 @@ async def score_one(model: ActiveModel, records: CustomerRecords, body: bytes) -
     assignment = model.assign(features, [customer.customer_key])[0]
     if customer.customer_key is not None:
         assignment["recorded"] = await records.record_answer(keep_answer(assignment, features))
+    window.add(model.version, features, [assignment["segment_id"]], [assignment["atypical"]])
     metrics.record_assignments((assignment["segment_id"],))
     if assignment["atypical"]:
         metrics.record_atypical(assignment["atypical_reasons"])

@@ -77,7 +77,7 @@ def test_a_missing_or_mistyped_field_is_refused_by_its_path(
 
 def test_fields_a_later_writer_adds_are_ignored(document: dict[str, Any]) -> None:
     extended = copy.deepcopy(document)
-    extended["drift_baseline"] = {"anything": [1, 2, 3]}
+    extended["shadow_report"] = {"anything": [1, 2, 3]}
     extended["segments"][0]["colour"] = "#123456"
     assert Manifest.from_document(extended) == Manifest.from_document(document)
 
@@ -96,3 +96,11 @@ def test_segments_by_label_follow_the_labels_not_the_catalog_order(
     assert {segment.segment_id for segment in by_label} == {
         segment.segment_id for segment in trained.manifest.segments
     }
+
+
+def test_a_version_trained_before_drift_baselines_reads_without_one(
+    document: dict[str, Any],
+) -> None:
+    assert document["drift_baseline"]["segment_mix"]  # what training writes now
+    del document["drift_baseline"]
+    assert Manifest.from_document(document).drift_baseline is None

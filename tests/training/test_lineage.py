@@ -23,12 +23,15 @@ from training.personas import default_playbook_path
 COUNTS = ["Total_Credit_Cards", "Total_visits_bank", "Total_visits_online", "Total_calls_made"]
 
 
-def _previous(centroids: list[list[float]], ids: list[str]) -> PreviousModel:
+def _previous(
+    centroids: list[list[float]], ids: list[str], personas: list[str | None] | None = None
+) -> PreviousModel:
     return PreviousModel(
         version="v1",
         segment_ids=ids,
         centroids=np.array(centroids, dtype=np.float64),
         scale=np.ones(len(FEATURES)),
+        personas=list(ids) if personas is None else personas,
         assignments={},
     )
 
@@ -100,13 +103,19 @@ def test_unique_ids_keeps_inherited_ids_and_numbers_clashing_slugs() -> None:
 def test_inherited_ids_pair_segments_by_nearest_centre() -> None:
     previous = _previous([[0.0] * 5, [10.0] * 5, [20.0] * 5], ["low", "mid", "high"])
     centres = np.array([[19.0] * 5, [1.0] * 5, [9.0] * 5])
-    assert inherited_ids(centres, previous) == {0: "high", 1: "low", 2: "mid"}
+    # Same k: the centres decide, whatever the personas are called now.
+    renamed = ["premium", "thrifty", "middle"]
+    assert inherited_ids(centres, renamed, previous) == {0: "high", 1: "low", 2: "mid"}
 
 
-def test_inherited_ids_leave_extra_new_segments_unpaired() -> None:
-    previous = _previous([[0.0] * 5, [10.0] * 5], ["low", "high"])
-    centres = np.array([[9.0] * 5, [5.0] * 5, [-1.0] * 5])
-    assert inherited_ids(centres, previous) == {0: "high", 2: "low"}
+def test_when_k_changes_an_id_goes_only_to_the_segment_with_its_persona() -> None:
+    previous = _previous([[0.0] * 5, [10.0] * 5], ["low", "high"], ["thrifty", "premium"])
+    # The first new segment sits on the old "high" centre but is another persona.
+    centres = np.array([[10.0] * 5, [5.0] * 5, [-1.0] * 5])
+    personas = ["quiet", "premium", "thrifty"]
+    assert inherited_ids(centres, personas, previous) == {1: "high", 2: "low"}
+    # Without a persona (a descriptive name) a segment never inherits across k.
+    assert inherited_ids(centres, [None, None, "thrifty"], previous) == {2: "low"}
 
 
 def test_count_moves_compares_shared_keys_with_last_record() -> None:
@@ -115,6 +124,7 @@ def test_count_moves_compares_shared_keys_with_last_record() -> None:
         segment_ids=["a", "b"],
         centroids=np.zeros((2, 5)),
         scale=np.ones(5),
+        personas=["a", "b"],
         assignments={"1": "a", "2": "b", "3": "a"},
     )
     keys = np.array(["1", "2", "2", "4"], dtype=object)
@@ -200,3 +210,19 @@ def test_retrain_with_renamed_persona_keeps_inherited_id(
     assert richest(retrained.manifest.to_document())["persona"] == "premium-online"
     assert richest(retrained.manifest.to_document())["segment_id"] == "digital-affluent"
     assert_ids_follow_profiles(retrained.manifest.to_document(), trained_manifest)
+
+
+def test_a_retrain_with_another_k_keeps_every_id_on_its_persona(
+    models_dir: Path, trained: TrainingResult, quick_train: Callable[..., TrainingResult]
+) -> None:
+    finer = quick_train(models_dir, k=4, k_max=4)
+    coarser = quick_train(models_dir, k=2, k_max=2)
+    before = {segment.segment_id: segment.persona for segment in trained.manifest.segments}
+    for retrained in (finer, coarser):
+        after = {segment.segment_id: segment.persona for segment in retrained.manifest.segments}
+        for segment_id in before.keys() & after.keys():
+            assert after[segment_id] == before[segment_id], (segment_id, retrained.manifest.k)
+        # A persona kept keeps its id.
+        for segment_id, persona in before.items():
+            if persona is not None and persona in after.values():
+                assert after.get(segment_id) == persona

@@ -11,7 +11,15 @@ from starlette.datastructures import UploadFile
 from starlette.responses import Response
 
 from service import metrics
-from service.api.deps import RecordsDep, ServingDep, SettingsDep, records_for, serving_for
+from service.api.deps import (
+    RecordsDep,
+    ServingDep,
+    SettingsDep,
+    WindowDep,
+    records_for,
+    serving_for,
+    window_for,
+)
 from service.api.responses import JSONBytesResponse
 from service.api.routes.openapi import errors, json_body
 from service.customer_records import CustomerRecords
@@ -20,6 +28,7 @@ from service.models.active_model import ActiveModel
 from service.schemas import BatchRequest, BatchResponse, CustomerFeatures, SegmentAssignment
 from service.scoring.batch_scoring import reject_invalid_items, score_batch
 from service.scoring.customer_input import CustomerBatch, parse_csv_batch, parse_json_batch
+from service.scoring.drift_window import DriftWindow
 from service.scoring.single_scoring import score_one
 
 router = APIRouter(tags=["scoring"])
@@ -40,7 +49,7 @@ async def score_customer(request: Request) -> Response:
     if media_type not in _JSON_TYPES:
         raise _unsupported(media_type, "application/json")
     model = serving_for(request).model
-    answer = await score_one(model, records_for(request), await request.body())
+    answer = await score_one(model, records_for(request), window_for(request), await request.body())
     return JSONBytesResponse(answer)
 
 
@@ -55,6 +64,7 @@ async def score_customers(
     serving: ServingDep,
     records: RecordsDep,
     settings: SettingsDep,
+    window: WindowDep,
     strict: Annotated[
         bool, Query(description="Reject the whole batch if any item is invalid.")
     ] = False,
@@ -63,12 +73,14 @@ async def score_customers(
     batch = await _read_batch(request, settings.max_batch_size)
     if strict:
         reject_invalid_items(batch)
-    payload = await run_in_threadpool(_score_and_render, serving.model, batch, records)
+    payload = await run_in_threadpool(_score_and_render, serving.model, batch, records, window)
     return Response(payload, media_type="application/json")
 
 
-def _score_and_render(model: ActiveModel, batch: CustomerBatch, records: CustomerRecords) -> bytes:
-    answer = score_batch(model, batch, records, render=orjson.dumps)
+def _score_and_render(
+    model: ActiveModel, batch: CustomerBatch, records: CustomerRecords, window: DriftWindow
+) -> bytes:
+    answer = score_batch(model, batch, records, window=window, render=orjson.dumps)
     response = answer.response
     metrics.record_segment_counts(response["counts"])
     metrics.record_atypical(

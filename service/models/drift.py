@@ -1,0 +1,45 @@
+"""Drift of the live population: the drift window against the served model's training."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from segmentation.drift import drift_report
+from segmentation.features import FEATURES
+from service import metrics
+from service.models.active_model import ActiveModel
+from service.scoring.drift_window import DriftWindow
+
+
+def report_drift(model: ActiveModel, window: DriftWindow) -> dict[str, Any]:
+    """PSI per feature and for the segment mix, bands, atypical share and a retrain
+    recommendation over the newest customers the served model scored (every worker's);
+    the figures are published as Prometheus gauges too."""
+    rows = window.rows(model.version)
+    baseline = model.manifest.drift_baseline
+    if baseline is None:
+        report: dict[str, Any] = {
+            "features": {feature: {"psi": None, "band": "insufficient"} for feature in FEATURES},
+            "segment_mix": {"psi": None, "band": "insufficient"},
+            "atypical_share": None,
+            "retrain_recommended": False,
+            "reasons": [
+                f"model {model.version} was trained before drift baselines were kept: "
+                "retrain it to watch drift"
+            ],
+        }
+    else:
+        segment_ids = rows.segment_ids.tolist()
+        report = drift_report(baseline, rows.features, segment_ids, rows.atypical)
+    figures = {feature: values["psi"] for feature, values in report["features"].items()}
+    metrics.record_drift(
+        {**figures, "segment_mix": report["segment_mix"]["psi"]}, report["retrain_recommended"]
+    )
+    since = (
+        datetime.fromtimestamp(float(rows.times[0]), UTC).isoformat(timespec="seconds")
+        if len(rows)
+        else None
+    )
+    window_facts = {"customers": len(rows), "size": window.size, "since": since}
+    return {"model_version": model.version, "window": window_facts, **report}

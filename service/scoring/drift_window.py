@@ -1,0 +1,161 @@
+"""What the service scored lately, for drift: the last N customers, across every worker.
+
+Each worker keeps its own ring of the last N customers it scored (features, segment,
+atypical flag, when), all by the model it serves; a change of model starts a new ring.
+Once a second each worker writes its ring to a file of its own in the share directory
+(atomically), and a report reads every worker's file (its own ring live), keeps the
+customers scored by the active model, and takes the newest N of them: whichever worker
+answers, it reports all of them, at most a second behind the others.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from segmentation.features import FEATURES
+
+logger = logging.getLogger(__name__)
+
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class WindowRows:
+    """Customers in the window, oldest first."""
+
+    times: FloatArray
+    features: FloatArray
+    segment_ids: npt.NDArray[np.str_]
+    atypical: npt.NDArray[np.bool_]
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+    @classmethod
+    def empty(cls) -> WindowRows:
+        return cls(
+            times=np.empty(0),
+            features=np.empty((0, len(FEATURES))),
+            segment_ids=np.empty(0, dtype=np.str_),
+            atypical=np.empty(0, dtype=np.bool_),
+        )
+
+
+class DriftWindow:
+    """This worker's last ``size`` scored customers, shared with the other workers."""
+
+    def __init__(self, size: int, share_dir: Path) -> None:
+        self.size = size
+        self._share_dir = share_dir
+        self._file = share_dir / f"drift-{os.getpid()}-{uuid.uuid4().hex[:8]}.npz"
+        self._lock = threading.Lock()
+        self._version: str | None = None
+        self._times = np.zeros(size)
+        self._features = np.zeros((size, len(FEATURES)))
+        self._segment_ids = np.empty(size, dtype=object)
+        self._atypical = np.zeros(size, dtype=np.bool_)
+        self._added = 0
+        self._shared = -1
+
+    def add(
+        self,
+        version: str,
+        features: FloatArray,
+        segment_ids: Sequence[str],
+        atypical: Sequence[bool] | npt.NDArray[np.bool_],
+    ) -> None:
+        """Keep customers ``version`` scored (called from the loop and from batch threads)."""
+        count = len(segment_ids)
+        if count == 0:
+            return
+        start = max(count - self.size, 0)
+        with self._lock:
+            if version != self._version:
+                self._version, self._added = version, 0
+            first, kept = self._added % self.size, count - start
+            # A slice when the rows do not wrap around (always, for one customer): on the
+            # live path, fancy indexing cost several times more.
+            rows: slice | npt.NDArray[np.intp] = (
+                slice(first, first + kept)
+                if first + kept <= self.size
+                else (first + np.arange(kept)) % self.size
+            )
+            self._times[rows] = time.time()
+            self._features[rows] = features[start:]
+            self._segment_ids[rows] = segment_ids[start:]
+            self._atypical[rows] = atypical[start:]
+            self._added += count - start
+
+    def share(self) -> None:
+        """Write this worker's ring for the others, if it changed (atomically)."""
+        with self._lock:
+            if self._added == self._shared or self._version is None:
+                return
+            version, rows, added = self._version, self._own(), self._added
+        handle, temporary = tempfile.mkstemp(dir=self._share_dir, prefix=".drift-")
+        try:
+            with os.fdopen(handle, "wb") as stream:
+                np.savez(
+                    stream,
+                    version=np.array(version),
+                    times=rows.times,
+                    features=rows.features,
+                    segment_ids=rows.segment_ids,
+                    atypical=rows.atypical,
+                )
+            os.replace(temporary, self._file)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+        self._shared = added
+
+    def rows(self, version: str) -> WindowRows:
+        """The newest ``size`` customers ``version`` scored, over every worker, oldest first."""
+        with self._lock:
+            parts = [self._own()] if self._version == version else []
+        for path in self._share_dir.glob("drift-*.npz"):
+            if path == self._file:
+                continue
+            # A worker that has just stopped may leave a file that cannot be read: skipped.
+            with contextlib.suppress(OSError, ValueError, KeyError), np.load(path) as shared:
+                if str(shared["version"]) == version:
+                    parts.append(
+                        WindowRows(
+                            times=shared["times"],
+                            features=shared["features"],
+                            segment_ids=shared["segment_ids"],
+                            atypical=shared["atypical"],
+                        )
+                    )
+        if not parts:
+            return WindowRows.empty()
+        times = np.concatenate([part.times for part in parts])
+        newest = np.argsort(times, kind="stable")[-self.size :]
+        return WindowRows(
+            times=times[newest],
+            features=np.concatenate([part.features for part in parts])[newest],
+            segment_ids=np.concatenate([part.segment_ids for part in parts])[newest],
+            atypical=np.concatenate([part.atypical for part in parts])[newest],
+        )
+
+    def _own(self) -> WindowRows:
+        filled = min(self._added, self.size)
+        order = (self._added - filled + np.arange(filled)) % self.size
+        return WindowRows(
+            times=self._times[order].copy(),
+            features=self._features[order].copy(),
+            segment_ids=self._segment_ids[order].astype(np.str_),
+            atypical=self._atypical[order].copy(),
+        )

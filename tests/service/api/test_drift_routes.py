@@ -1,0 +1,106 @@
+"""GET /drift: the live population against training, over every worker's customers."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import signal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+
+from segmentation.features import FEATURES
+from tests.service.conftest import serve, settings_for
+from tests.service.processes import service_process, wait_for_log
+
+
+def offline_psi(reference: np.ndarray, population: np.ndarray) -> float:
+    """PSI with numpy alone: the reference's deciles as bins, (low, high], shares floored."""
+    edges = np.unique(np.quantile(reference, np.linspace(0.1, 0.9, 9)))
+    bins = list(itertools.pairwise(np.concatenate([[-np.inf], edges, [np.inf]])))
+    expected = np.array([np.mean((reference > lo) & (reference <= hi)) for lo, hi in bins])
+    actual = np.array([np.mean((population > lo) & (population <= hi)) for lo, hi in bins])
+    expected, actual = np.maximum(expected, 1e-4), np.maximum(actual, 1e-4)
+    return float(np.sum((actual - expected) * np.log(actual / expected)))
+
+
+def as_customers(features: np.ndarray) -> list[dict[str, Any]]:
+    return [
+        {
+            feature: (float(v) if feature == FEATURES[0] else int(v))
+            for feature, v in zip(FEATURES, row, strict=True)
+        }
+        for row in features
+    ]
+
+
+async def test_a_fresh_service_says_it_has_too_few_customers_yet(models_dir: Path) -> None:
+    async with serve(settings_for(models_dir)) as client:
+        await client.post("/segment", json=as_customers(np.full((1, 5), 3.0))[0])
+        await client.post("/segment/batch", json={"customers": as_customers(np.full((4, 5), 2.0))})
+        report = (await client.get("/drift")).json()
+    assert report["window"]["customers"] == 5
+    assert report["window"]["size"] == 10_000
+    assert report["retrain_recommended"] is False
+    assert {figure["band"] for figure in report["features"].values()} == {"insufficient"}
+    assert "at least 500" in report["reasons"][0]
+
+
+@pytest.mark.slow
+def test_drift_over_two_workers_flags_the_shifted_features_and_only_them(
+    models_dir: Path, tmp_path: Path, training_assignments: pd.DataFrame
+) -> None:
+    training = training_assignments[list(FEATURES)].to_numpy(dtype=np.float64)
+    rng = np.random.default_rng(7)
+    alike = training[rng.integers(0, len(training), 5_000)]
+    shifted = training[rng.integers(0, len(training), 5_000)].copy()
+    shifted[:, 0] = np.round(shifted[:, 0] * 1.5)
+    shifted[:, 3] = shifted[:, 3] * 2
+    state = tmp_path / "state"
+    environment = {"DRIFT_WINDOW": "5000", "STATE_DIR": str(state)}
+    with service_process(models_dir, tmp_path, 2, environment=environment) as (process, port, log):
+        wait_for_log(process, log, "Application startup complete.", 2)
+
+        async def send(population: np.ndarray) -> dict[str, Any]:
+            limits = httpx.Limits(max_connections=4)
+            base = f"http://127.0.0.1:{port}"
+            async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60) as client:
+                batches = [population[start : start + 250] for start in range(0, 5_000, 250)]
+                answers = await asyncio.gather(
+                    *(
+                        client.post("/segment/batch", json={"customers": as_customers(b)})
+                        for b in batches
+                    )
+                )
+                assert all(answer.status_code == 200 for answer in answers)
+                await asyncio.sleep(2.5)  # each worker shares its window once a second
+                return (await client.get("/drift")).json()
+
+        before = asyncio.run(send(alike))
+        after = asyncio.run(send(shifted))
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0
+    # Both workers scored some of the customers, and each report covered both.
+    shared = [np.load(path) for path in sorted(state.glob("drift-*.npz"))]
+    assert len(shared) == 2 and all(len(part["times"]) > 0 for part in shared)
+    assert before["window"]["customers"] == 5_000
+    assert before["retrain_recommended"] is False
+    for column, feature in enumerate(FEATURES):
+        figure = before["features"][feature]
+        assert figure["band"] == "ok", (feature, figure)
+        assert figure["psi"] == pytest.approx(offline_psi(training[:, column], alike[:, column]))
+    assert after["window"]["customers"] == 5_000
+    assert after["retrain_recommended"] is True
+    for column, feature in enumerate(FEATURES):
+        figure = after["features"][feature]
+        assert figure["psi"] == pytest.approx(offline_psi(training[:, column], shifted[:, column]))
+        if feature in ("avg_credit_limit", "total_visits_online"):
+            assert figure["psi"] > 0.25 and figure["band"] == "act"
+            assert any(reason.startswith(feature) for reason in after["reasons"])
+        else:
+            assert figure["psi"] < 0.1
+    assert not any(reason.startswith("total_calls_made") for reason in after["reasons"])
