@@ -56,7 +56,8 @@ class ComparedVersion:
     def load(
         cls, models_dir: Path, version: str, *, signing_keys: tuple[str, ...] = ()
     ) -> ComparedVersion:
-        """Verify ``version`` exactly as the service does before serving it, then load it.
+        """Verify ``version`` (hashes, and the signature when keys are given), then load it
+        and check that its pipeline has the segments its manifest describes.
 
         Raises
         ------
@@ -64,7 +65,20 @@ class ComparedVersion:
             The version is missing or does not verify.
         """
         verified = verify_version(models_dir, version, signing_keys=signing_keys)
-        scorer = SegmentScorer.for_version(verified.manifest, verified.load_pipeline())
+        manifest = verified.manifest
+        labels = sorted(segment.label for segment in manifest.segments)
+        try:
+            scorer = SegmentScorer.for_version(manifest, verified.load_pipeline())
+        except (AttributeError, IndexError, KeyError, TypeError, ValueError) as error:
+            raise ArtifactError(
+                "pipeline_invalid", f"{version}'s pipeline cannot score its segments: {error}"
+            ) from None
+        if scorer.n_segments != manifest.k or labels != list(range(scorer.n_segments)):
+            raise ArtifactError(
+                "pipeline_invalid",
+                f"{version}'s pipeline has {scorer.n_segments} centres; its manifest describes "
+                f"k={manifest.k} segments with labels {labels}",
+            )
         try:
             training = read_assignments(verified.path / ASSIGNMENTS_FILE)
         except (OSError, ValueError, KeyError) as error:

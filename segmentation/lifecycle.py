@@ -17,6 +17,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -97,7 +98,7 @@ def record(models_dir: Path, changes: Sequence[tuple[str, Transition]]) -> None:
     LifecycleError
         The history cannot be read or written (nothing is changed).
     """
-    with _locked(models_dir):
+    with locked(models_dir):
         histories = dict(read_histories(models_dir))
         for version, transition in changes:
             histories[check_version_name(version)] = (*histories.get(version, ()), transition)
@@ -168,16 +169,37 @@ def published_versions(models_dir: Path) -> list[str]:
     return sorted(names)
 
 
+_held = threading.local()
+
+
 @contextmanager
-def _locked(models_dir: Path) -> Iterator[None]:
+def locked(models_dir: Path) -> Iterator[None]:
+    """Hold the history's lock: a check of a version's status and the change that depends
+    on it (a promotion, a rejection) then see no other writer in between, in any process.
+
+    Re-entrant within a thread (:func:`record` takes it too).
+    """
+    if getattr(_held, "depth", 0):
+        _held.depth += 1
+        try:
+            yield
+        finally:
+            _held.depth -= 1
+        return
     try:
-        descriptor = os.open(models_dir / _LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        # Read-only is enough for flock, and lets training and the service run as different
+        # users (the umask decides who may create it).
+        descriptor = os.open(models_dir / _LOCK_FILE, os.O_RDONLY | os.O_CREAT, 0o666)
     except OSError as error:
         raise LifecycleError(
             f"{models_dir / _LOCK_FILE} cannot be opened: {error.strerror or error}"
         ) from None
     try:
         fcntl.flock(descriptor, fcntl.LOCK_EX)
-        yield
+        _held.depth = 1
+        try:
+            yield
+        finally:
+            _held.depth = 0
     finally:
         os.close(descriptor)  # closing releases the lock

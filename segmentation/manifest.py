@@ -255,8 +255,10 @@ class Manifest:
 
     def to_document(self) -> dict[str, Any]:
         """The manifest as JSON data, as ``manifest.json`` holds it (no signature if unsigned)."""
-        # Through JSON and back: lists, not tuples, exactly as a reader of the file sees them.
-        document: dict[str, Any] = msgspec.json.decode(msgspec.json.encode(self))
+        # Through JSON and back: lists, not tuples, exactly as a reader of the file sees them,
+        # and a NaN or an infinity refused (msgspec alone would write them as null).
+        text = json.dumps(msgspec.to_builtins(self), allow_nan=False)
+        document: dict[str, Any] = json.loads(text)
         if self.signature is None:
             document.pop("signature", None)
         return document

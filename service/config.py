@@ -9,6 +9,8 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from segmentation.drift import MIN_CUSTOMERS
+
 DEFAULT_DATABASE_URL = "sqlite:///data/segmentation.db"
 
 
@@ -54,7 +56,10 @@ class Settings(BaseSettings):
     )
     log_level: str = Field(default="INFO")
     drift_window: int = Field(
-        default=10_000, ge=100, le=1_000_000, description="Customers in the drift window."
+        default=10_000,
+        ge=MIN_CUSTOMERS,
+        le=1_000_000,
+        description="Customers in the drift window (fewer than 500 tell nothing).",
     )
     state_dir: Path | None = Field(
         default=None,

@@ -148,10 +148,11 @@ class CustomerRecords:
             self._failed("looking up customers", error)
             raise StoreUnavailableError(f"the customer store is unavailable: {error}") from None
 
-    def known_customers(self) -> tuple[list[str], npt.NDArray[np.float64]] | None:
-        """Every stored customer's key and latest features; None while the store is down."""
+    def known_customers(self, limit: int) -> tuple[list[str], npt.NDArray[np.float64]] | None:
+        """Stored customers' keys and latest features (at most ``limit``); None while the
+        store is down."""
         try:
-            return self.store.known_customers()
+            return self.store.known_customers(limit)
         except StoreUnavailable as error:
             self._failed("reading the known customers", error)
             return None

@@ -207,8 +207,8 @@ def worker_stopped() -> None:
 
 
 def record_drift(psi_by_feature: Mapping[str, float | None], retrain: bool) -> None:
-    """Publish a drift report's figures (a feature without a figure is left out)."""
+    """Publish a drift report's figures (NaN for a feature without one)."""
     for feature, value in psi_by_feature.items():
-        if value is not None:
-            DRIFT_PSI.labels(feature).set(value)
+        # NaN, not the last figure, when there is none now: a stale PSI would look current.
+        DRIFT_PSI.labels(feature).set(float("nan") if value is None else value)
     DRIFT_RETRAIN_RECOMMENDED.set(1 if retrain else 0)

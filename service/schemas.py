@@ -399,6 +399,9 @@ class ComparedCustomers(BaseModel):
         description="Customers the store knows that training did not have (null: store down)."
     )
     store_available: bool
+    store_capped: bool = Field(
+        description="The store knows more customers than a comparison takes (200,000)."
+    )
 
 
 class ComparisonReport(BaseModel):

@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.progress import Progress as RichProgress
 from rich.table import Table
 
+from segmentation.lifecycle import LifecycleError
 from training import compare_cli
 from training.job import TrainingOptions, TrainingResult, train
 from training.loading import InvalidCustomerData
@@ -115,7 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with RichProgress(console=console, disable=arguments.quiet or not console.is_terminal) as bars:
         try:
             result = train(options, progress=_BarProgress(bars))
-        except (InvalidCustomerData, InvalidPlaybook) as error:
+        except (InvalidCustomerData, InvalidPlaybook, LifecycleError) as error:
             return _fail(str(error))
     if not arguments.quiet:
         Console().print(summary_table(result))

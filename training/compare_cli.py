@@ -80,7 +80,10 @@ def main(argv: Sequence[str]) -> int:
     except ArtifactError as error:
         return _fail(error.message)
     comparison = compare(candidate, previous, candidate.training.features, thresholds)
-    write_comparison(candidate_dir, comparison)
+    try:
+        write_comparison(candidate_dir, comparison)
+    except OSError as error:
+        return _fail(f"{candidate_dir} cannot be written: {error.strerror or error}")
     _print(comparison, candidate_dir / COMPARISON_HTML)
     return 0 if comparison.verdict.ok else 1
 

@@ -35,9 +35,11 @@ _ABSENT: Final = '<span class="na">absent</span>'
 
 def write_comparison(version_dir: Path, comparison: Comparison) -> None:
     """Write ``comparison.json`` and ``comparison.html`` into ``version_dir``, each atomically."""
+    # Both rendered before either is written: a failure leaves neither half-done.
     document = json.dumps(comparison.to_document(), indent=2, allow_nan=False) + "\n"
+    page_html = render_comparison(comparison)
     write_bytes_atomically(version_dir / COMPARISON_JSON, document.encode())
-    write_bytes_atomically(version_dir / COMPARISON_HTML, render_comparison(comparison).encode())
+    write_bytes_atomically(version_dir / COMPARISON_HTML, page_html.encode())
 
 
 def render_comparison(comparison: Comparison) -> str:

@@ -20,7 +20,6 @@ import pandas as pd
 import scipy
 import sklearn
 
-from segmentation.artifact import ArtifactError
 from segmentation.assignments_file import VersionAssignments
 from segmentation.comparison import ComparedVersion, compare
 from segmentation.drift import training_baseline
@@ -326,7 +325,8 @@ def _name(
     centroids = np.array([[p.centroid[f] for f in FEATURES] for p in profiles])
     personas = [naming.persona for naming in namings]
     inherited = lineage.inherited_ids(centroids, personas, previous) if previous else {}
-    ids = lineage.unique_ids([naming.slug for naming in namings], inherited)
+    reserved = previous.segment_ids if previous else []
+    ids = lineage.unique_ids([naming.slug for naming in namings], inherited, reserved)
     moved, compared = (
         lineage.count_moves(previous, customers.keys, [ids[label] for label in labels])
         if previous
@@ -429,7 +429,7 @@ def _compare_with_previous(
         against = ComparedVersion.load(options.models_dir, previous, signing_keys=keys)
         candidate = ComparedVersion.load(options.models_dir, version_dir.name, signing_keys=keys)
         write_comparison(version_dir, compare(candidate, against, features))
-    except (ArtifactError, OSError) as error:
+    except Exception as error:  # the version is published: a comparison must not undo that
         logger.warning("%s was not compared with %s: %s", version_dir.name, previous, error)
 
 

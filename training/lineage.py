@@ -98,9 +98,13 @@ def inherited_ids(
     }
 
 
-def unique_ids(proposed: Sequence[str], inherited: dict[int, str]) -> list[str]:
-    """Inherited ids first; every other segment takes its proposed slug, numbered if taken."""
-    taken = set(inherited.values())
+def unique_ids(
+    proposed: Sequence[str], inherited: dict[int, str], reserved: Sequence[str] = ()
+) -> list[str]:
+    """Inherited ids first; every other segment takes its proposed slug, numbered if taken
+    or ``reserved`` (the previous version's ids: a retired id is never given to another
+    segment)."""
+    taken = {*inherited.values(), *reserved}
     ids = []
     for position, slug in enumerate(proposed):
         if position in inherited:

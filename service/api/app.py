@@ -77,6 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     await task
             await asyncio.to_thread(records.close)
             worker_stopped()
+            window.close()
             if private_state:
                 shutil.rmtree(state_dir, ignore_errors=True)
             flush_logs()

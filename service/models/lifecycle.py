@@ -8,6 +8,8 @@ other worker then follows as it follows any change of `latest`.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -84,19 +86,20 @@ def promote(holder: ModelHolder, version: str, *, reason: str, by: str) -> tuple
         The version history cannot be read.
     """
     reason = _reason(reason)
-    status = _status(holder.models_dir, version)
-    if status == "active":
-        raise VersionConflict(
-            f"version {version!r} is already the active version",
-            details=[detail("version", "not_active", "already active")],
-        )
-    if status == "rejected":
-        raise VersionConflict(
-            f"version {version!r} was rejected and cannot be promoted",
-            details=[detail("version", "not_rejected", "rejected")],
-        )
-    activated, previous = holder.activate(version)
-    lifecycle.record_activation(holder.models_dir, activated, previous, by=by, reason=reason)
+    with _locked(holder.models_dir):
+        status = _status(holder.models_dir, version)
+        if status == "active":
+            raise VersionConflict(
+                f"version {version!r} is already the active version",
+                details=[detail("version", "not_active", "already active")],
+            )
+        if status == "rejected":
+            raise VersionConflict(
+                f"version {version!r} was rejected and cannot be promoted",
+                details=[detail("version", "not_rejected", "rejected")],
+            )
+        activated, previous = holder.activate(version)
+        lifecycle.record_activation(holder.models_dir, activated, previous, by=by, reason=reason)
     return activated, previous
 
 
@@ -115,17 +118,22 @@ def reject(models_dir: Path, version: str, *, reason: str, by: str) -> str:
         The version history cannot be read or written; nothing changes.
     """
     reason = _reason(reason)
-    status = _status(models_dir, version)
-    if status != "candidate":
-        raise VersionConflict(
-            f"only a candidate can be rejected; version {version!r} is {status}",
-            details=[detail("version", "candidate", f"is {status}")],
-        )
-    try:
-        lifecycle.record(models_dir, [(version, Transition("rejected", now(), by, reason))])
-    except LifecycleError as error:
-        raise LifecycleUnavailable(str(error)) from None
+    with _locked(models_dir):
+        status = _status(models_dir, version)
+        if status != "candidate":
+            raise VersionConflict(
+                f"only a candidate can be rejected; version {version!r} is {status}",
+                details=[detail("version", "candidate", f"is {status}")],
+            )
+        try:
+            lifecycle.record(models_dir, [(version, Transition("rejected", now(), by, reason))])
+        except LifecycleError as error:
+            raise LifecycleUnavailable(str(error)) from None
     return "rejected"
+
+
+MAX_STORE_CUSTOMERS = 200_000
+"""Stored customers a comparison scores at most (the first by key): it runs on a request."""
 
 
 def comparison(
@@ -169,12 +177,17 @@ def comparison(
             details=[detail("version", error.code, error.message)],
         ) from None
     trained = candidate.training
-    features, from_store = _customers(trained.keys, trained.features, records.known_customers())
+    known = records.known_customers(MAX_STORE_CUSTOMERS + 1)
+    capped = known is not None and len(known[0]) > MAX_STORE_CUSTOMERS
+    if known is not None and capped:
+        known = known[0][:MAX_STORE_CUSTOMERS], known[1][:MAX_STORE_CUSTOMERS]
+    features, from_store = _customers(trained.keys, trained.features, known)
     document = compare(candidate, previous, features, thresholds).to_document()
     document["customers"] = {
         "training": len(trained.keys),
         "store_only": from_store,
         "store_available": from_store is not None,
+        "store_capped": capped,
     }
     return document
 
@@ -204,6 +217,16 @@ def _status(models_dir: Path, version: str) -> lifecycle.Status:
         )
     history = _histories(models_dir).get(version, ())
     return lifecycle.status_of(version, history, lifecycle.active_version(models_dir))
+
+
+@contextmanager
+def _locked(models_dir: Path) -> Iterator[None]:
+    """The history's lock; a history that cannot be locked or read answers 503."""
+    try:
+        with lifecycle.locked(models_dir):
+            yield
+    except LifecycleError as error:
+        raise LifecycleUnavailable(str(error)) from None
 
 
 def _histories(models_dir: Path) -> dict[str, tuple[Transition, ...]]:

@@ -128,7 +128,7 @@ class ModelHolder:
             except ArtifactError as error:
                 self._failure = f"{error.code}: {error.message}"
                 raise
-            previous = self._serving.model.version if self._serving else None
+            previous = self._previous_to(serving.model.version)
             try:
                 point_latest(self._settings.models_dir, serving.model.version)
             except OSError as error:
@@ -142,6 +142,16 @@ class ModelHolder:
             self._last_seen = serving.model.version
             self._swap(serving)
             return serving.model.version, previous
+
+    def _previous_to(self, version: str) -> str | None:
+        """The version ``version`` replaces: what `latest` names (this worker may not have
+        followed it yet), or, when `latest` already names ``version``, what this worker serves."""
+        served = self._serving.model.version if self._serving else None
+        try:
+            named = read_latest(self._settings.models_dir)
+        except ArtifactError:
+            return served
+        return served if named == version else named
 
     def _refusal(self, error: ArtifactError, version: str | None) -> ServiceError:
         """The core's refusal as the service's own error, saying what keeps serving."""

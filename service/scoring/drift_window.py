@@ -43,6 +43,12 @@ class WindowRows:
     def __len__(self) -> int:
         return len(self.times)
 
+    def with_text_ids(self) -> WindowRows:
+        """The same rows with the segment ids as a text array (as files hold them)."""
+        return WindowRows(
+            self.times, self.features, self.segment_ids.astype(np.str_), self.atypical
+        )
+
     @classmethod
     def empty(cls) -> WindowRows:
         return cls(
@@ -67,6 +73,8 @@ class DriftWindow:
         self._segment_ids = np.empty(size, dtype=object)
         self._atypical = np.zeros(size, dtype=np.bool_)
         self._added = 0
+        self._changes = 0
+        """Grows with every add, across model changes: what share() compares with."""
         self._shared = -1
 
     def add(
@@ -97,13 +105,15 @@ class DriftWindow:
             self._segment_ids[rows] = segment_ids[start:]
             self._atypical[rows] = atypical[start:]
             self._added += count - start
+            self._changes += 1
 
     def share(self) -> None:
         """Write this worker's ring for the others, if it changed (atomically)."""
         with self._lock:
-            if self._added == self._shared or self._version is None:
+            if self._changes == self._shared or self._version is None:
                 return
-            version, rows, added = self._version, self._own(), self._added
+            version, rows, changes = self._version, self._own(), self._changes
+        rows = rows.with_text_ids()
         handle, temporary = tempfile.mkstemp(dir=self._share_dir, prefix=".drift-")
         try:
             with os.fdopen(handle, "wb") as stream:
@@ -119,12 +129,17 @@ class DriftWindow:
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
             raise
-        self._shared = added
+        self._shared = changes
+
+    def close(self) -> None:
+        """Take this worker's customers out of the other workers' reports (it is stopping)."""
+        self._file.unlink(missing_ok=True)
 
     def rows(self, version: str) -> WindowRows:
         """The newest ``size`` customers ``version`` scored, over every worker, oldest first."""
         with self._lock:
-            parts = [self._own()] if self._version == version else []
+            own = self._own() if self._version == version else None
+        parts = [own.with_text_ids()] if own is not None else []
         for path in self._share_dir.glob("drift-*.npz"):
             if path == self._file:
                 continue
@@ -153,9 +168,10 @@ class DriftWindow:
     def _own(self) -> WindowRows:
         filled = min(self._added, self.size)
         order = (self._added - filled + np.arange(filled)) % self.size
+        # Copies only: turning the ids into text happens outside the lock.
         return WindowRows(
-            times=self._times[order].copy(),
-            features=self._features[order].copy(),
-            segment_ids=self._segment_ids[order].astype(np.str_),
-            atypical=self._atypical[order].copy(),
+            times=self._times[order],
+            features=self._features[order],
+            segment_ids=self._segment_ids[order],
+            atypical=self._atypical[order],
         )

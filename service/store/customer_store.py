@@ -273,15 +273,17 @@ class CustomerStore:
         page = rows[:limit]
         return page, encode_cursor(page[-1]["customer_key"])
 
-    def known_customers(self) -> tuple[list[str], npt.NDArray[np.float64]]:
-        """Every stored customer's key and the features of their latest assignment.
+    def known_customers(self, limit: int) -> tuple[list[str], npt.NDArray[np.float64]]:
+        """Stored customers' keys and the features of their latest assignment, at most
+        ``limit`` of them (the first by key).
 
         Returns the keys and an ``(n, len(FEATURES))`` array, in key order.
         """
         table = latest_assignments
         columns = [table.c.customer_key, *(table.c[feature] for feature in FEATURES)]
+        query = select(*columns).order_by(table.c.customer_key).limit(limit)
         with self._connection(write=False) as connection:
-            rows = connection.execute(select(*columns).order_by(table.c.customer_key)).all()
+            rows = connection.execute(query).all()
         keys = [str(row[0]) for row in rows]
         features = np.array([row[1:] for row in rows], dtype=np.float64)
         return keys, features.reshape(len(rows), len(FEATURES))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -104,3 +105,11 @@ def test_a_version_trained_before_drift_baselines_reads_without_one(
     assert document["drift_baseline"]["segment_mix"]  # what training writes now
     del document["drift_baseline"]
     assert Manifest.from_document(document).drift_baseline is None
+
+
+def test_a_figure_that_is_not_a_number_is_never_written(trained: TrainingResult) -> None:
+    broken = replace(
+        trained.manifest, metrics=replace(trained.manifest.metrics, silhouette=float("nan"))
+    )
+    with pytest.raises(ValueError, match="JSON compliant"):
+        broken.to_json()

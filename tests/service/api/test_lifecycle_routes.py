@@ -258,7 +258,12 @@ async def test_the_comparison_covers_training_and_store_customers_as_offline(
     training = ComparedVersion.load(models, second).training
     extra = np.array([[newcomer[feature] for feature in FEATURES] for newcomer in newcomers])
     expected = _offline(models, second, first, np.vstack([training.features, extra]))
-    assert body.pop("customers") == {"training": 660, "store_only": 3, "store_available": True}
+    assert body.pop("customers") == {
+        "training": 660,
+        "store_only": 3,
+        "store_available": True,
+        "store_capped": False,
+    }
     assert body == json.loads(json.dumps(expected))
     assert body["n_customers"] == 663
     assert body["against"] == first
@@ -289,6 +294,7 @@ async def test_the_comparison_without_the_store_says_so(versions: tuple[Path, st
         "training": 660,
         "store_only": None,
         "store_available": False,
+        "store_capped": False,
     }
     assert response.json()["n_customers"] == 660
 
@@ -324,3 +330,20 @@ async def test_a_tampered_version_is_not_compared(versions: tuple[Path, str, str
     async with serve_with_keys(models) as client:
         response = await client.get(f"/models/{second}/comparison")
     assert "hash_mismatch" in json.dumps(assert_error(response, 409, "version_rejected"))
+
+
+async def test_a_worker_behind_on_latest_records_the_right_previous_version(
+    versions: tuple[Path, str, str],
+) -> None:
+    models, first, second = versions
+    async with serve_with_keys(models) as ahead, serve_with_keys(models) as behind:
+        promoted = await promote(ahead, {"version": second, "reason": "forward"})
+        assert promoted.status_code == 200
+        # `behind` still serves the first version (it polls `latest` once an hour here).
+        rolled_back = await promote(behind, {"version": first, "reason": "back"})
+        assert rolled_back.status_code == 200, rolled_back.text
+        assert rolled_back.json() == {"model_version": first, "previous_version": second}
+        entries = await listed(behind)
+    assert [t["status"] for t in entries[second]["history"]] == ["candidate", "active", "retired"]
+    assert entries[second]["history"][-1]["reason"] == f"replaced by {first}: back"
+    assert entries[first]["status"] == "active"

@@ -54,3 +54,22 @@ def test_a_damaged_file_of_another_worker_is_skipped(tmp_path: Path) -> None:
     window.add("v1", customers(0, 3), ["a"] * 3, [False] * 3)
     (tmp_path / "drift-1-deadbeef.npz").write_bytes(b"half a file")
     assert len(window.rows("v1")) == 3
+
+
+def test_a_new_model_is_shared_even_when_its_count_matches_the_old_one(tmp_path: Path) -> None:
+    first, second = DriftWindow(10, tmp_path), DriftWindow(10, tmp_path)
+    first.add("v1", customers(0, 2), ["a"] * 2, [False] * 2)
+    first.share()
+    first.add("v2", customers(5, 2), ["x"] * 2, [False] * 2)
+    first.share()
+    assert second.rows("v2").features[:, 0].tolist() == [5.0, 6.0]
+    assert len(second.rows("v1")) == 0
+
+
+def test_a_stopping_worker_takes_its_customers_out(tmp_path: Path) -> None:
+    first, second = DriftWindow(10, tmp_path), DriftWindow(10, tmp_path)
+    first.add("v1", customers(0, 3), ["a"] * 3, [False] * 3)
+    first.share()
+    assert len(second.rows("v1")) == 3
+    first.close()
+    assert len(second.rows("v1")) == 0
