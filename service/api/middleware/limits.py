@@ -146,5 +146,8 @@ class RequestTimeout:
                 f"the service could not answer within {self.seconds:g} seconds "
                 "(REQUEST_TIMEOUT_SECONDS)",
             )
+        else:
+            if expired:  # the application swallowed our cancellation: do not leave it pending
+                task.uncancel()
         finally:
             clock.cancel()

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -12,6 +14,7 @@ from fastapi import FastAPI
 from starlette.responses import StreamingResponse
 
 from service.api.app import create_app
+from service.api.middleware.limits import RequestTimeout
 from tests.service.conftest import serve, settings_for
 from tests.service.helpers import GENERATED_ID, assert_error, customer, serve_app
 
@@ -149,3 +152,26 @@ async def test_fast_answers_are_untouched_by_the_timeout(models_dir: Path) -> No
         response = await client.post("/segment", json=customer())
     assert response.status_code == 200
     assert response.json()["segment_id"]
+
+
+async def test_a_timeout_the_application_swallows_leaves_no_cancellation_pending() -> None:
+    async def swallowing_app(scope: Any, receive: Any, send: Any) -> None:
+        # An application that ignores the cancellation and answers anyway.
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(5)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"late"})
+
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b""}
+
+    middleware = RequestTimeout(swallowing_app, seconds=0.05)
+    await middleware({"type": "http", "method": "GET", "path": "/"}, receive, send)
+    task = asyncio.current_task()
+    assert task is not None and task.cancelling() == 0
+    assert [message.get("status") for message in sent][:1] == [200]
