@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import subprocess
 import sys
 from importlib import metadata
@@ -22,6 +23,7 @@ from benchmarks.postgres import PostgresUnavailable, scratch_database
 from benchmarks.report import CaseResult, Report
 from benchmarks.request_bodies import Customer
 from benchmarks.servers import (
+    BENCH_ADMIN_KEY,
     BENCH_API_KEY,
     LIMIT_SETTINGS,
     RunningServer,
@@ -29,10 +31,12 @@ from benchmarks.servers import (
     ServerSpec,
     free_port,
     post,
+    start_shadow,
     uvicorn_command,
 )
 from benchmarks.wrk import LoadSettings, run_wrk
 from segmentation.artifact import read_latest, verify_version
+from segmentation.lifecycle import published_versions
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +45,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 _UVICORN_APPS = {
     "ours": "service.main:app",
     "ours-postgres": "service.main:app",
+    "ours-shadow": "service.main:app",
     "naive": "benchmarks.naive_server:app",
     "ceiling": "benchmarks.ceiling_server:app",
 }
@@ -69,6 +74,7 @@ class BenchmarkRun:
         self.report = report
         self.cases = build_cases(customers, work_dir)
         self.failed_servers: list[str] = []
+        self._shadow_version = ""
         self.server_notes: dict[str, str] = {}
         self.environment = {
             **{k: v for k, v in os.environ.items() if k not in LIMIT_SETTINGS},
@@ -107,6 +113,11 @@ class BenchmarkRun:
         try:
             if server == "ours":
                 self._measure_footprint(running)
+            if server == "ours-shadow":
+                problem = start_shadow(running.spec.base_url, self._shadow_version)
+                if problem:
+                    self._not_run(server, problem)
+                    return
             for case in self.cases[server]:
                 self.report.cases.append(self._measure(case, running))
             if server == "ours":
@@ -124,6 +135,9 @@ class BenchmarkRun:
                 environment["API_KEYS"] = f"bench:{BENCH_API_KEY}"
             if database_url:
                 environment["DATABASE_URL"] = database_url
+            if server == "ours-shadow":
+                environment["ADMIN_API_KEY"] = BENCH_ADMIN_KEY
+                environment["MODELS_DIR"] = str(self._shadow_models())
             return ServerSpec(server, command, "/ready", port, environment)
         bench = prepare_bench_environment(REPO_ROOT, log_file=self.work_dir / "bench-venv.log")
         if isinstance(bench, MlflowUnavailable):
@@ -142,6 +156,17 @@ class BenchmarkRun:
             self.failed_servers.append(server)
             return str(error)[:300]
         return mlflow_server_spec(bench, model_dir=model_dir, port=port, base=self.environment)
+
+    def _shadow_models(self) -> Path:
+        """A copy of the models with a second version (seed 1, a candidate) to shadow with."""
+        models = self.work_dir / "shadow-models"
+        if not models.exists():
+            shutil.copytree(self.models_dir, models)
+            command = [sys.executable, "-m", "training", "--models-dir", str(models)]
+            subprocess.run([*command, "--seed", "1", "--quiet"], check=True, cwd=REPO_ROOT)
+        active = read_latest(models)
+        self._shadow_version = next(v for v in published_versions(models) if v != active)
+        return models
 
     def _describe_mlflow(self, bench: BenchEnvironment) -> None:
         main_sklearn = metadata.version("scikit-learn")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import orjson
 
+from benchmarks.report import SHADOWED
 from benchmarks.request_bodies import (
     Customer,
     csv_batch_body,
@@ -20,9 +21,17 @@ from benchmarks.request_bodies import (
 
 logger = logging.getLogger(__name__)
 
-SERVERS: tuple[str, ...] = ("ours", "ours-postgres", "naive", "mlflow", "ceiling")
+SERVERS: tuple[str, ...] = (
+    "ours",
+    "ours-postgres",
+    "ours-shadow",
+    "naive",
+    "mlflow",
+    "ceiling",
+)
 """Every server, in the order they are run and shown. ``ours-postgres`` is our service again,
-its store on PostgreSQL, for the keyed case only."""
+its store on PostgreSQL, for the keyed case only; ``ours-shadow`` our service with a second
+version shadowing every request, for the single case only."""
 
 KEYED_SQLITE = "ours /segment keyed, SQLite"
 KEYED_POSTGRES = "ours /segment keyed, PostgreSQL"
@@ -61,6 +70,7 @@ def build_cases(customers: list[Customer], work_dir: Path) -> dict[str, list[Cas
         "ours-postgres": [
             Case(KEYED_POSTGRES, "ours-postgres", "/segment", JSON, keyed, rows=1, recorded=True)
         ],
+        "ours-shadow": [Case(SHADOWED, "ours-shadow", "/segment", JSON, singles, rows=1)],
         "naive": [Case("naive /segment", "naive", "/segment", JSON, singles, rows=1)],
         "mlflow": [
             Case(

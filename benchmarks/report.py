@@ -15,6 +15,8 @@ from benchmarks.wrk import WrkResult
 logger = logging.getLogger(__name__)
 
 OURS_SINGLE = "ours /segment"
+SHADOWED = "ours /segment with a shadow"
+"""The single case with a second version shadowing every request (``benchmarks.plan``)."""
 KEYED_CASES = {
     "SQLite": ("ours /segment keyed, SQLite", 0.4),
     "PostgreSQL": ("ours /segment keyed, PostgreSQL", 0.5),
@@ -160,6 +162,13 @@ def targets(report: Report) -> list[Target]:
         _check("/segment errors", wrk.errors if wrk else None, "0", lambda v: v == 0, "{:.0f}"),
         *_keyed_targets(report),
         _check(
+            "/segment with a shadow vs without",
+            _shadowed_share(report),
+            ">= 0.85x",
+            lambda v: v >= 0.85,
+            "{:.2f}x",
+        ),
+        _check(
             "batch 10,000 JSON rows/s",
             json_10k.rows_per_second if json_10k else None,
             ">= 700,000",
@@ -227,6 +236,14 @@ def _keyed_targets(report: Report) -> list[Target]:
             ),
         ]
     return checks
+
+
+def _shadowed_share(report: Report) -> float | None:
+    """``/segment`` with a second version shadowing every request, over without (issue 16)."""
+    shadowed, alone = report.case(SHADOWED), report.case(OURS_SINGLE)
+    rate = shadowed.requests_per_second if shadowed else None
+    alone_rate = alone.requests_per_second if alone else None
+    return rate / alone_rate if rate and alone_rate else None
 
 
 def _round(value: float | None, digits: int) -> float | None:

@@ -247,15 +247,19 @@ class RunningServer:
 
 BENCH_API_KEY = "bench-key"
 """The client key every request carries (servers without keys ignore the header)."""
+BENCH_ADMIN_KEY = "bench-admin-key"
+"""The admin key of the server that shadows (only it has one)."""
 
 
-def post(url: str, body: bytes, content_type: str, *, timeout: float = 60.0) -> tuple[int, bytes]:
+def post(
+    url: str, body: bytes, content_type: str, *, timeout: float = 60.0, key: str = BENCH_API_KEY
+) -> tuple[int, bytes]:
     """One POST; the status and body, also for 4xx and 5xx answers."""
     request = urllib.request.Request(
         url,
         data=body,
         method="POST",
-        headers={"Content-Type": content_type, "X-API-Key": BENCH_API_KEY},
+        headers={"Content-Type": content_type, "X-API-Key": key},
     )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
@@ -263,3 +267,10 @@ def post(url: str, body: bytes, content_type: str, *, timeout: float = 60.0) -> 
             return status, response.read()
     except urllib.error.HTTPError as error:
         return error.code, error.read()
+
+
+def start_shadow(base_url: str, version: str) -> str | None:
+    """Have the server shadow every request with ``version``; why not, if it would not."""
+    body = f'{{"version": "{version}"}}'.encode()
+    status, answer = post(f"{base_url}/admin/shadow", body, "application/json", key=BENCH_ADMIN_KEY)
+    return None if status == 200 else f"the shadow did not start: {status} {answer[:200]!r}"

@@ -128,6 +128,15 @@ DRIFT_RETRAIN_RECOMMENDED = Gauge(
 )
 
 
+SHADOW_CUSTOMERS = Counter(
+    "segmentation_shadow_customers",
+    "Customers scored by the shadow version too, by segment under the active version and "
+    "under the shadow (equal labels: agreement).",
+    ["active", "shadow"],
+    registry=REGISTRY,
+)
+
+
 def method_label(method: str) -> str:
     """The method, or ``other`` for anything non-standard (clients choose the method)."""
     return method if method in KNOWN_METHODS else OTHER
@@ -212,3 +221,8 @@ def record_drift(psi_by_feature: Mapping[str, float | None], retrain: bool) -> N
         # NaN, not the last figure, when there is none now: a stale PSI would look current.
         DRIFT_PSI.labels(feature).set(float("nan") if value is None else value)
     DRIFT_RETRAIN_RECOMMENDED.set(1 if retrain else 0)
+
+
+def record_shadow(active: str, shadow: str, count: int) -> None:
+    """Count customers the shadow assigned to ``shadow`` and the active model to ``active``."""
+    SHADOW_CUSTOMERS.labels(active, shadow).inc(count)

@@ -441,3 +441,23 @@ class DriftReport(BaseModel):
     atypical_share: float | None
     retrain_recommended: bool
     reasons: list[str]
+
+
+class ShadowRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    version: str = Field(
+        min_length=1, max_length=VERSION_NAME_MAX_LENGTH, description="A version under MODELS_DIR."
+    )
+
+
+class ShadowReport(BaseModel):
+    version: str | None = Field(description="The shadow version (null: none was started).")
+    started_at: str | None
+    stopped: str | None = Field(description="Why the shadow no longer runs; null while it does.")
+    requests: int
+    customers: int
+    agreement: float | None = Field(
+        description="Share of customers the shadow assigned to the same segment."
+    )
+    transitions: list[Transition] = Field(description="(active, shadow) pairs, largest first.")

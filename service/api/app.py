@@ -35,6 +35,7 @@ from service.customer_records import CustomerRecords
 from service.logging_setup import configure_logging, flush_logs
 from service.metrics import worker_stopped
 from service.models.model_holder import ModelHolder, Serving
+from service.models.shadow import Shadow
 from service.scoring.drift_window import DriftWindow
 from service.store.customer_store import CustomerStore
 from service.store.errors import StoreUnavailable
@@ -59,12 +60,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         window = DriftWindow(settings.drift_window, state_dir)
         app.state.drift_window = window
         await run_in_threadpool(_migrate, records.store)
-        holder = ModelHolder(settings, on_swap=lambda serving: _import_snapshot(records, serving))
+        holder = ModelHolder(settings, on_swap=lambda serving: _swapped(records, shadow, serving))
         app.state.holder = holder
+        shadow = Shadow(state_dir, holder.verified_model)
+        app.state.shadow = shadow
         await run_in_threadpool(holder.load_latest)
         _tune_gc_for_serving()
         background = [
-            asyncio.create_task(_share_drift_window(window, DRIFT_SHARE_SECONDS)),
+            asyncio.create_task(_share_observations(window, shadow, SHARE_SECONDS)),
             asyncio.create_task(holder.follow_latest(settings.model_poll_seconds)),
             asyncio.create_task(_retry_missed_imports(records, settings.model_poll_seconds)),
         ]
@@ -78,6 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await asyncio.to_thread(records.close)
             worker_stopped()
             window.close()
+            shadow.close()
             if private_state:
                 shutil.rmtree(state_dir, ignore_errors=True)
             flush_logs()
@@ -114,18 +118,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
-DRIFT_SHARE_SECONDS = 1.0
-"""How often a worker writes its drift window for the others (how far behind they may be)."""
+SHARE_SECONDS = 1.0
+"""How often a worker shares what it observed and follows the shadow (how far behind the
+other workers may be)."""
 
 
-async def _share_drift_window(window: DriftWindow, interval: float) -> None:
-    """Off the request path: write this worker's drift window for the other workers."""
+async def _share_observations(window: DriftWindow, shadow: Shadow, interval: float) -> None:
+    """Off the request path: share the drift window and the shadow's counts with the other
+    workers, and take up or drop the shadow they started or stopped."""
     while True:
         await asyncio.sleep(interval)
-        try:
-            await asyncio.to_thread(window.share)
-        except Exception:  # a full disk must not stop the sharing for good
-            logger.exception("sharing the drift window failed")
+        for step in (window.share, shadow.follow, shadow.share):
+            try:
+                await asyncio.to_thread(step)
+            except Exception:  # a full disk must not stop the sharing for good
+                logger.exception("sharing observations failed")
+
+
+def _swapped(records: CustomerRecords, shadow: Shadow, serving: Serving) -> None:
+    """After a switch of the served model: its training snapshot into the store, and any
+    shadow stopped (it was compared with the model no longer served)."""
+    _import_snapshot(records, serving)
+    shadow.stop(f"version {serving.model.version} became the active version")
 
 
 def _tune_gc_for_serving() -> None:

@@ -15,6 +15,7 @@ from fastapi import Depends, Request
 from service.config import Settings
 from service.customer_records import CustomerRecords
 from service.models.model_holder import ModelHolder, Serving
+from service.models.shadow import Shadow
 from service.scoring.drift_window import DriftWindow
 
 
@@ -31,6 +32,11 @@ async def get_holder(request: Request) -> ModelHolder:
 def records_for(request: Request) -> CustomerRecords:
     records: CustomerRecords = request.app.state.records
     return records
+
+
+def shadow_for(request: Request) -> Shadow:
+    shadow: Shadow = request.app.state.shadow
+    return shadow
 
 
 def window_for(request: Request) -> DriftWindow:
@@ -56,8 +62,13 @@ async def get_window(request: Request) -> DriftWindow:
     return window_for(request)
 
 
+async def get_shadow(request: Request) -> Shadow:
+    return shadow_for(request)
+
+
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 HolderDep = Annotated[ModelHolder, Depends(get_holder)]
 ServingDep = Annotated[Serving, Depends(get_serving)]
 RecordsDep = Annotated[CustomerRecords, Depends(get_records)]
 WindowDep = Annotated[DriftWindow, Depends(get_window)]
+ShadowDep = Annotated[Shadow, Depends(get_shadow)]

@@ -31,7 +31,7 @@ from service.errors import (
 )
 from service.models.model_holder import ModelHolder
 
-def list_versions(models_dir: Path) -> dict[str, Any]:
+def list_versions(models_dir: Path, shadow: str | None = None) -> dict[str, Any]:
     """Every published version, newest first, with its status, key figures and history.
 
     Raises
@@ -64,7 +64,7 @@ def list_versions(models_dir: Path) -> dict[str, Any]:
             )
         versions.append(entry)
     versions.sort(key=lambda entry: (entry["created_at"] or "", entry["version"]), reverse=True)
-    return {"active": active, "shadow": None, "versions": versions}
+    return {"active": active, "shadow": shadow, "versions": versions}
 
 
 def promote(holder: ModelHolder, version: str, *, reason: str, by: str) -> tuple[str, str | None]:

@@ -121,6 +121,19 @@ class ModelHolder:
         except ArtifactError as error:
             raise self._refusal(error, version) from None
 
+    def verified_model(self, version: str) -> ActiveModel:
+        """``version`` loaded exactly as a reload would load it, without serving it.
+
+        Raises
+        ------
+        InvalidInput, VersionNotFound, VersionRejected
+            As :meth:`activate`.
+        """
+        try:
+            return self._load(version).model
+        except ArtifactError as error:
+            raise self._refusal(error, version) from None
+
     def _activate(self, version: str | None) -> tuple[str, str | None]:
         with self._swap_lock:
             try:

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from segmentation.features import FEATURES
+from segmentation.scoring import FloatArray
 from service.customer_records import CustomerRecords, to_keep
 from service.errors import CustomerNotFound, InvalidInput, StoreUnavailableError, detail
 from service.models.active_model import ActiveModel
@@ -47,6 +48,10 @@ class BatchAnswer:
 
     response: dict[str, Any]
     body: bytes | None
+    features: FloatArray | None = None
+    """What was scored (valid items, then stored customers), for a shadow to score too."""
+    segment_ids: list[str] | None = None
+    """The active model's segment for each row of ``features``."""
 
 
 def score_batch(
@@ -75,8 +80,9 @@ def score_batch(
             positions += [index for index, _, _ in stored]
             to_record += [index not in unchanged for index, _, _ in stored]
     scored = model.scorer.score(features)
+    segment_ids = model.segment_ids_of(scored.labels)
     if window is not None:
-        window.add(model.version, features, model.segment_ids_of(scored.labels), scored.atypical)
+        window.add(model.version, features, segment_ids, scored.atypical)
     keyed = [row for row, key in enumerate(keys) if key is not None]
     to_write = [row for row in keyed if to_record[row]]
     recording = (
@@ -99,7 +105,7 @@ def score_batch(
         for row in to_write:
             assignments[row]["recorded"] = False
         body = render(response) if render else None
-    return BatchAnswer(response, body)
+    return BatchAnswer(response, body, features, segment_ids)
 
 
 def _response(

@@ -11,13 +11,20 @@ from starlette.responses import Response
 
 from segmentation.lifecycle import record_activation
 from service import metrics
-from service.api.deps import HolderDep
+from service.api.deps import HolderDep, ShadowDep
 from service.api.responses import JSONBytesResponse
 from service.api.routes.openapi import errors
-from service.errors import ServiceError, VersionNotFound
+from service.errors import ServiceError, VersionConflict, VersionNotFound, detail
 from service.models import lifecycle
 from service.request_context import CLIENT_NAME
-from service.schemas import LifecycleRequest, RejectResult, ReloadRequest, ReloadResult
+from service.schemas import (
+    LifecycleRequest,
+    RejectResult,
+    ReloadRequest,
+    ReloadResult,
+    ShadowReport,
+    ShadowRequest,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -100,3 +107,36 @@ async def reject_model(holder: HolderDep, request: LifecycleRequest) -> Response
 
 def _caller() -> str:
     return CLIENT_NAME.get() or "admin"
+
+
+@router.post(
+    "/shadow", response_model=ShadowReport, responses=errors(400, 401, 403, 404, 409, 413, 422, 429)
+)
+async def start_shadow(holder: HolderDep, shadow: ShadowDep, request: ShadowRequest) -> Response:
+    """Score every live request with this version too, on every worker; answers still come
+    from the active version alone. The version is verified exactly as a reload verifies it
+    (409 if it does not verify or is the active version, 404 if unknown). A shadow running
+    before is replaced. A shadow survives neither a restart nor a promotion."""
+    if request.version == holder.current().model.version:
+        raise VersionConflict(
+            f"version {request.version!r} is the active version: shadow another one",
+            details=[detail("version", "not_active", "is the active version")],
+        )
+    report = await run_in_threadpool(shadow.start, request.version)
+    logger.info("shadow scoring with %s started", request.version)
+    return JSONBytesResponse(report)
+
+
+@router.get("/shadow", response_model=ShadowReport, responses=errors(401, 403, 429))
+async def read_shadow(shadow: ShadowDep) -> Response:
+    """Over the live traffic of every worker since the shadow started: requests and
+    customers seen, the share the shadow assigned like the active version (agreement), and
+    the transitions (active segment -> shadow segment); ``stopped`` says why it ended."""
+    return JSONBytesResponse(await run_in_threadpool(shadow.report))
+
+
+@router.delete("/shadow", response_model=ShadowReport, responses=errors(401, 403, 429))
+async def stop_shadow(shadow: ShadowDep) -> Response:
+    """Stop the shadow on every worker; its counts stay in the report."""
+    await run_in_threadpool(shadow.stop, f"stopped by {_caller()} (DELETE /admin/shadow)")
+    return JSONBytesResponse(await run_in_threadpool(shadow.report))

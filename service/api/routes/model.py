@@ -10,7 +10,7 @@ from starlette.responses import Response
 
 from segmentation.artifact import VERSION_NAME_MAX_LENGTH
 from segmentation.comparison import Thresholds
-from service.api.deps import HolderDep, RecordsDep, ServingDep, SettingsDep
+from service.api.deps import HolderDep, RecordsDep, ServingDep, SettingsDep, ShadowDep
 from service.api.responses import JSONBytesResponse
 from service.api.routes.openapi import errors
 from service.models.lifecycle import comparison, list_versions
@@ -29,10 +29,12 @@ async def read_model(serving: ServingDep) -> Response:
 
 
 @router.get("/models", response_model=ModelVersions, responses=errors(503))
-async def read_versions(holder: HolderDep) -> Response:
+async def read_versions(holder: HolderDep, shadow: ShadowDep) -> Response:
     """Every published version, newest first: its status (candidate, active, retired,
-    rejected), key figures and the history of its status (when, by whom, why)."""
-    return JSONBytesResponse(await run_in_threadpool(list_versions, holder.models_dir))
+    rejected), key figures and the history of its status (when, by whom, why); and the
+    version shadowing live traffic, if any."""
+    versions = await run_in_threadpool(list_versions, holder.models_dir, shadow.version)
+    return JSONBytesResponse(versions)
 
 
 @router.get(

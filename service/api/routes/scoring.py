@@ -7,6 +7,7 @@ from typing import Annotated
 import orjson
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
+from starlette.background import BackgroundTask
 from starlette.datastructures import UploadFile
 from starlette.responses import Response
 
@@ -15,9 +16,11 @@ from service.api.deps import (
     RecordsDep,
     ServingDep,
     SettingsDep,
+    ShadowDep,
     WindowDep,
     records_for,
     serving_for,
+    shadow_for,
     window_for,
 )
 from service.api.responses import JSONBytesResponse
@@ -26,7 +29,7 @@ from service.customer_records import CustomerRecords
 from service.errors import InvalidInput, UnsupportedMediaType, detail
 from service.models.active_model import ActiveModel
 from service.schemas import BatchRequest, BatchResponse, CustomerFeatures, SegmentAssignment
-from service.scoring.batch_scoring import reject_invalid_items, score_batch
+from service.scoring.batch_scoring import BatchAnswer, reject_invalid_items, score_batch
 from service.scoring.customer_input import CustomerBatch, parse_csv_batch, parse_json_batch
 from service.scoring.drift_window import DriftWindow
 from service.scoring.single_scoring import score_one
@@ -49,7 +52,9 @@ async def score_customer(request: Request) -> Response:
     if media_type not in _JSON_TYPES:
         raise _unsupported(media_type, "application/json")
     model = serving_for(request).model
-    answer = await score_one(model, records_for(request), window_for(request), await request.body())
+    body = await request.body()
+    shadow = shadow_for(request)
+    answer = await score_one(model, records_for(request), window_for(request), body, shadow=shadow)
     return JSONBytesResponse(answer)
 
 
@@ -65,6 +70,7 @@ async def score_customers(
     records: RecordsDep,
     settings: SettingsDep,
     window: WindowDep,
+    shadow: ShadowDep,
     strict: Annotated[
         bool, Query(description="Reject the whole batch if any item is invalid.")
     ] = False,
@@ -73,21 +79,27 @@ async def score_customers(
     batch = await _read_batch(request, settings.max_batch_size)
     if strict:
         reject_invalid_items(batch)
-    payload = await run_in_threadpool(_score_and_render, serving.model, batch, records, window)
-    return Response(payload, media_type="application/json")
+    answer = await run_in_threadpool(_score_and_render, serving.model, batch, records, window)
+    assert answer.body is not None
+    # After the answer has gone: the shadow never holds an answer back.
+    later = (
+        BackgroundTask(shadow.observe, answer.segment_ids, answer.features)  # in a thread
+        if shadow.version is not None and answer.segment_ids and answer.features is not None
+        else None
+    )
+    return Response(answer.body, media_type="application/json", background=later)
 
 
 def _score_and_render(
     model: ActiveModel, batch: CustomerBatch, records: CustomerRecords, window: DriftWindow
-) -> bytes:
+) -> BatchAnswer:
     answer = score_batch(model, batch, records, window=window, render=orjson.dumps)
     response = answer.response
     metrics.record_segment_counts(response["counts"])
     metrics.record_atypical(
         reason for result in response["results"] for reason in result.get("atypical_reasons", ())
     )
-    assert answer.body is not None
-    return answer.body
+    return answer
 
 
 _JSON_TYPES = frozenset({"", "application/json"})
