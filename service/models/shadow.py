@@ -50,6 +50,8 @@ class Shadow:
         self._requests = 0
         self._changes = 0
         self._shared = -1
+        self._unloadable: tuple[Any, Any] | None = None
+        """The shadow this worker could not load: not tried again every second."""
 
     @property
     def version(self) -> str | None:
@@ -86,10 +88,13 @@ class Shadow:
         if not running:
             self._adopt(None, version, started_at)
             return
+        if self._unloadable == (version, started_at):
+            return
         try:
             self._adopt(self._load(str(version)), version, started_at)
         except Exception:  # a version that no longer verifies: this worker does not shadow
             logger.exception("shadow version %s could not be loaded", version)
+            self._unloadable = (version, started_at)
             self._adopt(None, version, started_at)
 
     def observe(self, active_ids: Sequence[str], features: npt.NDArray[np.float64]) -> None:
