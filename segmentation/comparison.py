@@ -310,24 +310,31 @@ def _side_by_side(
     new = {segment.segment_id: segment for segment in candidate.segments}
     ordered = [*old, *(segment_id for segment_id in new if segment_id not in old)]
     return tuple(
-        SegmentSideBySide(
-            segment_id=segment_id,
-            name_against=_field(old.get(segment_id), "name"),
-            name_candidate=_field(new.get(segment_id), "name"),
-            persona_against=_field(old.get(segment_id), "persona"),
-            persona_candidate=_field(new.get(segment_id), "persona"),
-            customers_against=counts_against[segment_id],
-            customers_candidate=counts_candidate[segment_id],
-            centre_against=_centre(old.get(segment_id)),
-            centre_candidate=_centre(new.get(segment_id)),
+        _segment_side_by_side(
+            segment_id, old.get(segment_id), new.get(segment_id), counts_against, counts_candidate
         )
         for segment_id in ordered
     )
 
 
-def _field(segment: Segment | None, name: str) -> str | None:
-    value = getattr(segment, name) if segment is not None else None
-    return value if isinstance(value, str) else None
+def _segment_side_by_side(
+    segment_id: str,
+    before: Segment | None,
+    after: Segment | None,
+    counts_against: Counter[str],
+    counts_candidate: Counter[str],
+) -> SegmentSideBySide:
+    return SegmentSideBySide(
+        segment_id=segment_id,
+        name_against=before.name if before else None,
+        name_candidate=after.name if after else None,
+        persona_against=before.persona if before else None,
+        persona_candidate=after.persona if after else None,
+        customers_against=counts_against[segment_id],
+        customers_candidate=counts_candidate[segment_id],
+        centre_against=_centre(before),
+        centre_candidate=_centre(after),
+    )
 
 
 def _centre(segment: Segment | None) -> dict[str, float] | None:

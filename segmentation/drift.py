@@ -75,6 +75,17 @@ def training_baseline(features: FloatArray, segment_ids: Sequence[str]) -> Drift
     return DriftBaseline(features=bins, segment_mix=mix)
 
 
+def insufficient_report(reason: str, *, atypical_share: float | None = None) -> dict[str, Any]:
+    """A drift report without figures, saying why (too few customers, no baseline)."""
+    return {
+        "features": {feature: {"psi": None, "band": "insufficient"} for feature in FEATURES},
+        "segment_mix": {"psi": None, "band": "insufficient"},
+        "atypical_share": atypical_share,
+        "retrain_recommended": False,
+        "reasons": [reason],
+    }
+
+
 def drift_report(
     baseline: DriftBaseline,
     features: FloatArray,
@@ -86,16 +97,11 @@ def drift_report(
     the share of atypical customers, and whether to retrain, with the reasons."""
     n = len(features)
     if n < MIN_CUSTOMERS:
-        return {
-            "features": {feature: {"psi": None, "band": "insufficient"} for feature in FEATURES},
-            "segment_mix": {"psi": None, "band": "insufficient"},
-            "atypical_share": float(np.mean(atypical)) if n else None,
-            "retrain_recommended": False,
-            "reasons": [
-                f"{n:,} customers scored in the window; at least {MIN_CUSTOMERS:,} are needed "
-                "to tell drift from noise"
-            ],
-        }
+        return insufficient_report(
+            f"{n:,} customers scored in the window; at least {MIN_CUSTOMERS:,} are needed "
+            "to tell drift from noise",
+            atypical_share=float(np.mean(atypical)) if n else None,
+        )
     report_features = {}
     for column, feature in enumerate(FEATURES):
         bins = baseline.features[feature]

@@ -5,8 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from segmentation.drift import drift_report
-from segmentation.features import FEATURES
+from segmentation.drift import drift_report, insufficient_report
 from service import metrics
 from service.models.active_model import ActiveModel
 from service.scoring.drift_window import DriftWindow
@@ -19,16 +18,10 @@ def report_drift(model: ActiveModel, window: DriftWindow) -> dict[str, Any]:
     rows = window.rows(model.version)
     baseline = model.manifest.drift_baseline
     if baseline is None:
-        report: dict[str, Any] = {
-            "features": {feature: {"psi": None, "band": "insufficient"} for feature in FEATURES},
-            "segment_mix": {"psi": None, "band": "insufficient"},
-            "atypical_share": None,
-            "retrain_recommended": False,
-            "reasons": [
-                f"model {model.version} was trained before drift baselines were kept: "
-                "retrain it to watch drift"
-            ],
-        }
+        report = insufficient_report(
+            f"model {model.version} was trained before drift baselines were kept: "
+            "retrain it to watch drift"
+        )
     else:
         segment_ids = rows.segment_ids.tolist()
         report = drift_report(baseline, rows.features, segment_ids, rows.atypical)

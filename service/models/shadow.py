@@ -26,6 +26,7 @@ import numpy.typing as npt
 from segmentation.artifact import write_bytes_atomically
 from segmentation.lifecycle import now
 from service import metrics
+from service.errors import VersionConflict, detail
 from service.models.active_model import ActiveModel
 
 logger = logging.getLogger(__name__)
@@ -59,9 +60,22 @@ class Shadow:
         model = self._model
         return model.version if model else None
 
-    def start(self, version: str) -> dict[str, Any]:
-        """Verify and load ``version`` (raises as a reload does), then shadow with it on every
-        worker; any shadow before is replaced and its counts dropped."""
+    def start(self, version: str, *, active: str) -> dict[str, Any]:
+        """Verify and load ``version``, then shadow ``active`` with it on every worker; any
+        shadow before is replaced and its counts dropped.
+
+        Raises
+        ------
+        VersionConflict
+            ``version`` is the active version.
+        InvalidInput, VersionNotFound, VersionRejected
+            As a reload raises them.
+        """
+        if version == active:
+            raise VersionConflict(
+                f"version {version!r} is the active version: shadow another one",
+                details=[detail("version", "not_active", "is the active version")],
+            )
         model = self._load(version)
         started_at = now()
         self._write_state({"version": version, "started_at": started_at, "stopped": None})

@@ -2,24 +2,12 @@
 
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 import pytest
 
 from segmentation import drift
 from segmentation.features import FEATURES
-
-
-def offline_psi(reference: np.ndarray, population: np.ndarray) -> float:
-    """PSI written out with numpy alone: decile bins of the reference, shares floored."""
-    edges = np.unique(np.quantile(reference, np.linspace(0.1, 0.9, 9)))
-    bins = list(itertools.pairwise(np.concatenate([[-np.inf], edges, [np.inf]])))
-    # A value equal to an edge belongs to the bin below it: (low, high].
-    expected = np.array([np.mean((reference > lo) & (reference <= hi)) for lo, hi in bins])
-    actual = np.array([np.mean((population > lo) & (population <= hi)) for lo, hi in bins])
-    expected, actual = np.maximum(expected, 1e-4), np.maximum(actual, 1e-4)
-    return float(np.sum((actual - expected) * np.log(actual / expected)))
+from tests.offline_psi import offline_psi
 
 
 @pytest.mark.parametrize("shift", [0.0, 0.2, 1.0])

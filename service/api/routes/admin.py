@@ -14,7 +14,7 @@ from service import metrics
 from service.api.deps import HolderDep, ShadowDep
 from service.api.responses import JSONBytesResponse
 from service.api.routes.openapi import errors
-from service.errors import ServiceError, VersionConflict, VersionNotFound, detail
+from service.errors import ServiceError, VersionNotFound
 from service.models import lifecycle
 from service.request_context import CLIENT_NAME
 from service.schemas import (
@@ -117,12 +117,8 @@ async def start_shadow(holder: HolderDep, shadow: ShadowDep, request: ShadowRequ
     from the active version alone. The version is verified exactly as a reload verifies it
     (409 if it does not verify or is the active version, 404 if unknown). A shadow running
     before is replaced. A shadow survives neither a restart nor a promotion."""
-    if request.version == holder.current().model.version:
-        raise VersionConflict(
-            f"version {request.version!r} is the active version: shadow another one",
-            details=[detail("version", "not_active", "is the active version")],
-        )
-    report = await run_in_threadpool(shadow.start, request.version)
+    active = holder.current().model.version
+    report = await run_in_threadpool(shadow.start, request.version, active=active)
     logger.info("shadow scoring with %s started", request.version)
     return JSONBytesResponse(report)
 

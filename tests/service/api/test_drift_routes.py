@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
 import signal
 from pathlib import Path
 from typing import Any
@@ -14,18 +13,9 @@ import pandas as pd
 import pytest
 
 from segmentation.features import FEATURES
+from tests.offline_psi import offline_psi
 from tests.service.conftest import serve, settings_for
 from tests.service.processes import service_process, wait_for_log
-
-
-def offline_psi(reference: np.ndarray, population: np.ndarray) -> float:
-    """PSI with numpy alone: the reference's deciles as bins, (low, high], shares floored."""
-    edges = np.unique(np.quantile(reference, np.linspace(0.1, 0.9, 9)))
-    bins = list(itertools.pairwise(np.concatenate([[-np.inf], edges, [np.inf]])))
-    expected = np.array([np.mean((reference > lo) & (reference <= hi)) for lo, hi in bins])
-    actual = np.array([np.mean((population > lo) & (population <= hi)) for lo, hi in bins])
-    expected, actual = np.maximum(expected, 1e-4), np.maximum(actual, 1e-4)
-    return float(np.sum((actual - expected) * np.log(actual / expected)))
 
 
 def as_customers(features: np.ndarray) -> list[dict[str, Any]]:
