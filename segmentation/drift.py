@@ -9,7 +9,7 @@ bands banks use for scorecards).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Final, Literal
 
 import numpy as np
@@ -75,12 +75,18 @@ def training_baseline(features: FloatArray, segment_ids: Sequence[str]) -> Drift
     return DriftBaseline(features=bins, segment_mix=mix)
 
 
-def insufficient_report(reason: str, *, atypical_share: float | None = None) -> dict[str, Any]:
+def insufficient_report(
+    reason: str,
+    *,
+    atypical_share: float | None = None,
+    atypical_by_reason: dict[str, float] | None = None,
+) -> dict[str, Any]:
     """A drift report without figures, saying why (too few customers, no baseline)."""
     return {
         "features": {feature: {"psi": None, "band": "insufficient"} for feature in FEATURES},
         "segment_mix": {"psi": None, "band": "insufficient"},
         "atypical_share": atypical_share,
+        "atypical_by_reason": atypical_by_reason,
         "retrain_recommended": False,
         "reasons": [reason],
     }
@@ -91,16 +97,24 @@ def drift_report(
     features: FloatArray,
     segment_ids: Sequence[str],
     atypical: npt.NDArray[np.bool_],
+    *,
+    atypical_reasons: Mapping[str, int],
 ) -> dict[str, Any]:
-    """How far the scored customers (``(n, 5)`` features, their segments and atypical
-    flags) have moved from training: PSI and band per feature and for the segment mix,
-    the share of atypical customers, and whether to retrain, with the reasons."""
+    """How far the scored customers (``(n, 5)`` features, their segments, atypical flags
+    and how many carry each atypical reason) have moved from training: PSI and band per
+    feature and for the segment mix, the share of atypical customers in all and by reason,
+    and whether to retrain, with the reasons."""
     n = len(features)
+    atypical_share = float(np.mean(atypical)) if n else None
+    by_reason = (
+        {reason: count / n for reason, count in sorted(atypical_reasons.items())} if n else None
+    )
     if n < MIN_CUSTOMERS:
         return insufficient_report(
             f"{n:,} customers scored in the window; at least {MIN_CUSTOMERS:,} are needed "
             "to tell drift from noise",
-            atypical_share=float(np.mean(atypical)) if n else None,
+            atypical_share=atypical_share,
+            atypical_by_reason=by_reason,
         )
     report_features = {}
     for column, feature in enumerate(FEATURES):
@@ -128,7 +142,8 @@ def drift_report(
     return {
         "features": report_features,
         "segment_mix": {"psi": mix_psi, "band": band(mix_psi)},
-        "atypical_share": float(np.mean(atypical)),
+        "atypical_share": atypical_share,
+        "atypical_by_reason": by_reason,
         "retrain_recommended": bool(acting) or band(mix_psi) == "act",
         "reasons": reasons,
     }

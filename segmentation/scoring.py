@@ -77,6 +77,13 @@ class ScoredBatch:
         out_of_range = self.below_range.any(axis=1) | self.above_range.any(axis=1)
         return out_of_range | self.far_from_centroid
 
+    def reason_counts(self) -> dict[str, int]:
+        """How many rows carry each atypical reason code (a row with two counts under both)."""
+        counts = dict(zip(_BELOW_RANGE, self.below_range.sum(axis=0).tolist(), strict=True))
+        counts.update(zip(_ABOVE_RANGE, self.above_range.sum(axis=0).tolist(), strict=True))
+        counts[FAR_FROM_CENTROID] = int(self.far_from_centroid.sum())
+        return counts
+
     def atypical_reasons(self, row: int) -> list[str]:
         """Reason codes for one row, in feature order, the centroid distance last."""
         below, above = self.below_range[row].tolist(), self.above_range[row].tolist()

@@ -439,6 +439,10 @@ class DriftReport(BaseModel):
     features: dict[str, DriftFigure]
     segment_mix: DriftFigure
     atypical_share: float | None
+    atypical_by_reason: dict[str, float] | None = Field(
+        description="The share of the window's customers with each atypical reason code "
+        "(one customer may have several); null for an empty window or no baseline."
+    )
     retrain_recommended: bool
     reasons: list[str]
 

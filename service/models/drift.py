@@ -12,7 +12,7 @@ from service.scoring.drift_window import DriftWindow
 
 
 def report_drift(model: ActiveModel, window: DriftWindow) -> dict[str, Any]:
-    """PSI per feature and for the segment mix, bands, atypical share and a retrain
+    """PSI per feature and for the segment mix, bands, atypical shares and a retrain
     recommendation over the newest customers the served model scored (every worker's);
     the figures are published as Prometheus gauges too."""
     rows = window.rows(model.version)
@@ -23,8 +23,13 @@ def report_drift(model: ActiveModel, window: DriftWindow) -> dict[str, Any]:
             "retrain it to watch drift"
         )
     else:
+        # Scored again for the reasons (the window keeps only the flag): the same model,
+        # so the same answers, at a few milliseconds for a full window.
+        reasons = model.scorer.score(rows.features).reason_counts()
         segment_ids = rows.segment_ids.tolist()
-        report = drift_report(baseline, rows.features, segment_ids, rows.atypical)
+        report = drift_report(
+            baseline, rows.features, segment_ids, rows.atypical, atypical_reasons=reasons
+        )
     figures = {feature: values["psi"] for feature, values in report["features"].items()}
     metrics.record_drift(
         {**figures, "segment_mix": report["segment_mix"]["psi"]}, report["retrain_recommended"]

@@ -44,13 +44,17 @@ def test_the_report_names_the_shifted_features_and_recommends_retraining() -> No
     for feature in FEATURES:
         assert sum(baseline.features[feature].shares) == pytest.approx(1.0)
 
-    alike = drift.drift_report(baseline, training[:2_000], ids[:2_000], np.zeros(2_000, bool))
+    alike = drift.drift_report(
+        baseline, training[:2_000], ids[:2_000], np.zeros(2_000, bool), atypical_reasons={}
+    )
     assert alike["retrain_recommended"] is False
     assert all(figure["band"] == "ok" for figure in alike["features"].values())
 
     shifted = training[:2_000].copy()
     shifted[:, 0] *= 2.0
-    report = drift.drift_report(baseline, shifted, ids[:2_000], np.zeros(2_000, bool))
+    report = drift.drift_report(
+        baseline, shifted, ids[:2_000], np.zeros(2_000, bool), atypical_reasons={}
+    )
     assert report["features"][FEATURES[0]]["band"] == "act"
     assert report["retrain_recommended"] is True
     assert any(FEATURES[0] in reason for reason in report["reasons"])
@@ -62,7 +66,13 @@ def test_the_report_names_the_shifted_features_and_recommends_retraining() -> No
 def test_too_few_customers_say_so_instead_of_reporting_noise() -> None:
     training = np.ones((1_000, 5))
     baseline = drift.training_baseline(training, ["a"] * 1_000)
-    report = drift.drift_report(baseline, training[:10], ["a"] * 10, np.zeros(10, bool))
+    flags = np.arange(10) < 3
+    report = drift.drift_report(
+        baseline, training[:10], ["a"] * 10, flags, atypical_reasons={"far": 3, "high": 1}
+    )
     assert {figure["band"] for figure in report["features"].values()} == {"insufficient"}
     assert report["retrain_recommended"] is False
     assert "at least 500" in report["reasons"][0]
+    # The atypical shares are counted, not estimated: they stand however few the customers.
+    assert report["atypical_share"] == pytest.approx(0.3)
+    assert report["atypical_by_reason"] == pytest.approx({"far": 0.3, "high": 0.1})

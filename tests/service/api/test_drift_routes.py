@@ -56,7 +56,8 @@ def test_drift_over_two_workers_flags_the_shifted_features_and_only_them(
         wait_for_log(process, log, "Application startup complete.", 2)
 
         async def send(population: np.ndarray) -> dict[str, Any]:
-            limits = httpx.Limits(max_connections=4)
+            # A connection per request: kept-alive ones could all land on one worker.
+            limits = httpx.Limits(max_connections=4, max_keepalive_connections=0)
             base = f"http://127.0.0.1:{port}"
             async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60) as client:
                 batches = [population[start : start + 250] for start in range(0, 5_000, 250)]
@@ -95,3 +96,11 @@ def test_drift_over_two_workers_flags_the_shifted_features_and_only_them(
         else:
             assert figure["psi"] < 0.1
     assert not any(reason.startswith("total_calls_made") for reason in after["reasons"])
+    # Atypical by reason, counted offline: the shifted features leave the training range.
+    by_reason = after["atypical_by_reason"]
+    for column in (0, 3):
+        above = np.mean(shifted[:, column] > training[:, column].max())
+        assert above > 0.01
+        assert by_reason[f"{FEATURES[column]}_above_training_range"] == pytest.approx(above)
+    assert by_reason["total_calls_made_above_training_range"] == 0
+    assert after["atypical_share"] >= max(by_reason.values())
