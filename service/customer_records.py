@@ -157,18 +157,20 @@ class CustomerRecords:
             self._failed("reading the known customers", error)
             return None
 
-    def live_counts(self) -> dict[str, int] | None:
-        """Customers per segment by their latest assignment; None while the store is down."""
+    def live_counts(self, model_version: str) -> dict[str, int] | None:
+        """Customers per segment whose latest assignment ``model_version`` made; None while
+        the store is down."""
         try:
-            return self.store.live_counts()
+            return self.store.live_counts(model_version)
         except StoreUnavailable as error:
             self._failed("counting segment members", error)
             return None
 
     def members(
-        self, segment_id: str, *, limit: int, cursor: str | None
+        self, segment_id: str, *, model_version: str, limit: int, cursor: str | None
     ) -> tuple[list[dict[str, Any]], str | None]:
-        """One page of a segment's members (by key) and the cursor of the next page, if any.
+        """One page of the members ``model_version`` assigned to the segment (by key) and
+        the cursor of the next page, if any.
 
         Raises
         ------
@@ -178,7 +180,9 @@ class CustomerRecords:
             The store could not be asked.
         """
         try:
-            rows, next_cursor = self.store.members(segment_id, limit=limit, cursor=cursor)
+            rows, next_cursor = self.store.members(
+                segment_id, model_version=model_version, limit=limit, cursor=cursor
+            )
         except InvalidCursor as error:
             message = str(error)
             raise InvalidInput(message, details=[detail("cursor", "cursor", message)]) from None
@@ -290,6 +294,7 @@ def _stored_answer(model: ActiveModel, row: dict[str, Any]) -> dict[str, Any]:
         "confidence": row["confidence"],
         "atypical": row["atypical"],
         "model_version": row["model_version"],
+        "current": row["model_version"] == model.version,
         "source": row["source"],
         "assigned_at": _utc(row["assigned_at"]),
         "features": _features(row),
@@ -316,6 +321,7 @@ def _training_answer(
         "confidence": record["confidence"],
         "atypical": record["atypical"],
         "model_version": model.version,
+        "current": True,
         "source": "training",
         "assigned_at": model.manifest.created_at,
         "features": _features(dict(zip(FEATURES, features[0].tolist(), strict=True))),

@@ -136,6 +136,19 @@ SHADOW_CUSTOMERS = Counter(
     registry=REGISTRY,
 )
 
+RESCORED_CUSTOMERS = Counter(
+    "segmentation_store_rescored_customers",
+    "Known customers assigned again by the active model after a switch of model.",
+    registry=REGISTRY,
+)
+RESCORING_REMAINING = Gauge(
+    "segmentation_store_rescoring_remaining_customers",
+    "Known customers whose latest assignment another version than the active one made, "
+    "as of the rescoring's latest page (0 once it finished).",
+    registry=REGISTRY,
+    multiprocess_mode="mostrecent",
+)
+
 
 def method_label(method: str) -> str:
     """The method, or ``other`` for anything non-standard (clients choose the method)."""
@@ -226,3 +239,13 @@ def record_drift(psi_by_feature: Mapping[str, float | None], retrain: bool) -> N
 def record_shadow(active: str, shadow: str, count: int) -> None:
     """Count customers the shadow assigned to ``shadow`` and the active model to ``active``."""
     SHADOW_CUSTOMERS.labels(active, shadow).inc(count)
+
+
+def record_rescored(count: int) -> None:
+    """Count customers the active model assigned again after a switch."""
+    RESCORED_CUSTOMERS.inc(count)
+
+
+def set_rescoring_remaining(count: int) -> None:
+    """Publish how many customers are left to rescore."""
+    RESCORING_REMAINING.set(count)

@@ -104,6 +104,7 @@ CUSTOMER_RECORD: dict[str, Any] = {
     "confidence": 0.512,
     "atypical": False,
     "model_version": "20261123T184512Z-d20d9222",
+    "current": True,
     "source": "single",
     "assigned_at": "2026-11-23T19:02:41.120331Z",
     "features": {
@@ -145,6 +146,15 @@ READY: dict[str, Any] = {
     "status": "ready",
     "model_version": "20261123T184512Z-d20d9222",
     "reason": None,
+    "store": "ok",
+    "rescoring": {
+        "version": "20261123T184512Z-d20d9222",
+        "state": "finished",
+        "rescored": 1182,
+        "remaining": 0,
+        "started_at": "2026-11-24T09:00:02.114Z",
+        "finished_at": "2026-11-24T09:00:03.620Z",
+    },
 }
 NOT_READY: dict[str, Any] = {
     "status": "not_ready",

@@ -218,7 +218,9 @@ class Segment(BaseModel):
     recommended_actions: RecommendedActions
     model_version: str
     live_size: int | None = Field(
-        default=None, description="Customers whose latest stored assignment is this segment."
+        default=None,
+        description="Customers whose latest stored assignment the active model made, in this "
+        "segment (null while the store is unavailable).",
     )
 
 
@@ -229,10 +231,15 @@ class SegmentCatalog(BaseModel):
     segments: list[Segment]
 
 
+Source = Literal["training", "single", "batch", "rescore"]
+"""Where an assignment came from: the model's training snapshot, a single or a batch
+request, or the store's rescoring after a switch of model."""
+
+
 class HistoryEntry(BaseModel):
     segment_id: str
     model_version: str
-    source: Literal["training", "single", "batch"]
+    source: Source
     assigned_at: datetime
 
 
@@ -248,7 +255,11 @@ class CustomerRecord(BaseModel):
     confidence: float
     atypical: bool
     model_version: str = Field(description="The model that made this assignment.")
-    source: Literal["training", "single", "batch"]
+    current: bool = Field(
+        description="Whether the active model made it: false only for a customer the store's "
+        "rescoring after a switch of model has not reached yet."
+    )
+    source: Source
     assigned_at: datetime
     features: dict[str, float] = Field(description="As given; the counts as whole numbers.")
     history: list[HistoryEntry]
@@ -265,7 +276,7 @@ class SegmentMember(BaseModel):
     total_calls_made: int
     confidence: float
     atypical: bool
-    source: Literal["training", "single", "batch"]
+    source: Source
     assigned_at: datetime
 
 
@@ -297,6 +308,15 @@ class Health(BaseModel):
     status: Literal["ok"]
 
 
+class RescoringProgress(BaseModel):
+    version: str = Field(description="The active version the customers are rescored with.")
+    state: Literal["running", "finished"]
+    rescored: int = Field(description="Customers rescored since the run started.")
+    remaining: int = Field(description="Customers another version assigned last.")
+    started_at: str
+    finished_at: str | None
+
+
 class Readiness(BaseModel):
     """``degraded``: answering, but the customer store is unreachable."""
 
@@ -306,6 +326,11 @@ class Readiness(BaseModel):
     model_version: str | None
     reason: str | None = None
     store: str | None = Field(default=None, description="ok, or why the store is unavailable.")
+    rescoring: RescoringProgress | None = Field(
+        default=None,
+        description="The store's rescoring to the active model after a switch (null when none "
+        "was needed since the service started).",
+    )
 
 
 class ReloadRequest(BaseModel):

@@ -34,7 +34,9 @@ from service.config import Settings, get_settings
 from service.customer_records import CustomerRecords
 from service.logging_setup import configure_logging, flush_logs
 from service.metrics import worker_stopped
+from service.models.active_model import ActiveModel
 from service.models.model_holder import ModelHolder, Serving
+from service.models.rescoring import StoreRescoring
 from service.models.shadow import Shadow
 from service.scoring.drift_window import DriftWindow
 from service.store.customer_store import CustomerStore
@@ -64,16 +66,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.holder = holder
         shadow = Shadow(state_dir, holder.verified_model)
         app.state.shadow = shadow
+        rescoring = StoreRescoring(records, lambda: _served_model(holder), state_dir)
+        app.state.rescoring = rescoring
         await run_in_threadpool(holder.load_latest)
         _tune_gc_for_serving()
         background = [
             asyncio.create_task(_share_observations(window, shadow, SHARE_SECONDS)),
             asyncio.create_task(holder.follow_latest(settings.model_poll_seconds)),
             asyncio.create_task(_retry_missed_imports(records, settings.model_poll_seconds)),
+            asyncio.create_task(_rescore_after_switches(records, rescoring, SHARE_SECONDS)),
         ]
         try:
             yield
         finally:
+            rescoring.stop()
             for task in background:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -133,6 +139,31 @@ async def _share_observations(window: DriftWindow, shadow: Shadow, interval: flo
                 await asyncio.to_thread(step)
             except Exception:  # a full disk must not stop the sharing for good
                 logger.exception("sharing observations failed")
+
+
+async def _rescore_after_switches(
+    records: CustomerRecords, rescoring: StoreRescoring, interval: float
+) -> None:
+    """Off the request path: rescore the store with the active model when another version
+    assigned some customers last (see :mod:`service.models.rescoring`). On a writer thread,
+    which closing the store waits for; a store outage is retried at doubling intervals."""
+    delay = interval
+    while True:
+        await asyncio.sleep(delay)
+        try:
+            await asyncio.wrap_future(records.in_background(rescoring.check))
+            delay = interval
+        except StoreUnavailable as error:
+            logger.warning("rescoring the store waits for it: %s", error)
+            delay = min(delay * 2, 60.0)
+        except Exception:  # the rescoring must outlive any one failure
+            logger.exception("rescoring the store failed")
+            delay = min(delay * 2, 60.0)
+
+
+def _served_model(holder: ModelHolder) -> ActiveModel | None:
+    serving = holder.serving
+    return None if serving is None else serving.model
 
 
 def _swapped(records: CustomerRecords, shadow: Shadow, serving: Serving) -> None:

@@ -15,6 +15,7 @@ from fastapi import Depends, Request
 from service.config import Settings
 from service.customer_records import CustomerRecords
 from service.models.model_holder import ModelHolder, Serving
+from service.models.rescoring import StoreRescoring
 from service.models.shadow import Shadow
 from service.scoring.drift_window import DriftWindow
 
@@ -66,9 +67,15 @@ async def get_shadow(request: Request) -> Shadow:
     return shadow_for(request)
 
 
+async def get_rescoring(request: Request) -> StoreRescoring:
+    rescoring: StoreRescoring = request.app.state.rescoring
+    return rescoring
+
+
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 HolderDep = Annotated[ModelHolder, Depends(get_holder)]
 ServingDep = Annotated[Serving, Depends(get_serving)]
 RecordsDep = Annotated[CustomerRecords, Depends(get_records)]
 WindowDep = Annotated[DriftWindow, Depends(get_window)]
 ShadowDep = Annotated[Shadow, Depends(get_shadow)]
+RescoringDep = Annotated[StoreRescoring, Depends(get_rescoring)]

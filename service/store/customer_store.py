@@ -30,7 +30,7 @@ import psycopg
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Connection, func, select, text
+from sqlalchemy import Connection, func, select, text, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -258,11 +258,14 @@ class CustomerStore:
             return [_as_dict(row) for row in rows]
 
     def members(
-        self, segment_id: str, *, limit: int, cursor: str | None = None
+        self, segment_id: str, *, model_version: str, limit: int, cursor: str | None = None
     ) -> tuple[list[dict[str, Any]], str | None]:
-        """One page of a segment's customers by key, and the cursor of the next page."""
+        """One page of the customers ``model_version`` last put in the segment, by key, and
+        the cursor of the next page."""
         table = latest_assignments
-        query = select(table).where(table.c.segment_id == segment_id)
+        query = select(table).where(
+            table.c.model_version == model_version, table.c.segment_id == segment_id
+        )
         if cursor is not None:
             query = query.where(table.c.customer_key > decode_cursor(cursor))
         query = query.order_by(table.c.customer_key).limit(limit + 1)
@@ -288,14 +291,89 @@ class CustomerStore:
         features = np.array([row[1:] for row in rows], dtype=np.float64)
         return keys, features.reshape(len(rows), len(FEATURES))
 
-    def live_counts(self) -> dict[str, int]:
-        """Customers whose latest assignment is in each segment, by segment id."""
+    def live_counts(self, model_version: str) -> dict[str, int]:
+        """Customers whose latest assignment ``model_version`` made, by segment id."""
         table = latest_assignments
+        query = (
+            select(table.c.segment_id, func.count())
+            .where(table.c.model_version == model_version)
+            .group_by(table.c.segment_id)
+        )
         with self._connection(write=False) as connection:
-            rows = connection.execute(
-                select(table.c.segment_id, func.count()).group_by(table.c.segment_id)
+            return {segment_id: int(count) for segment_id, count in connection.execute(query)}
+
+    def versions_other_than(self, model_version: str) -> dict[str, int]:
+        """The other versions that made some customer's latest assignment, with how many.
+
+        Each version is found by one seek in the version index (there are few versions and
+        may be millions of customers), so asking costs little when there are none.
+        """
+        column = latest_assignments.c.model_version
+        found: dict[str, int] = {}
+        with self._connection(write=False) as connection:
+            version = connection.execute(select(func.min(column))).scalar()
+            while version is not None:
+                if version != model_version:
+                    count = select(func.count()).where(column == version)
+                    found[version] = int(connection.execute(count).scalar_one())
+                version = connection.execute(
+                    select(func.min(column)).where(column > version)
+                ).scalar()
+        return found
+
+    def keys_assigned_by(
+        self, model_version: str, *, after: tuple[str, str] | None, limit: int
+    ) -> list[tuple[str, str]]:
+        """``(segment_id, customer_key)`` of up to ``limit`` customers whose latest
+        assignment ``model_version`` made, in the version index's order, after ``after``."""
+        table = latest_assignments
+        position = tuple_(table.c.segment_id, table.c.customer_key)
+        query = select(table.c.segment_id, table.c.customer_key).where(
+            table.c.model_version == model_version
+        )
+        if after is not None:
+            query = query.where(position > tuple_(*after))
+        query = query.order_by(table.c.segment_id, table.c.customer_key).limit(limit)
+        with self._connection(write=False) as connection:
+            return [(str(segment), str(key)) for segment, key in connection.execute(query)]
+
+    def rescore(
+        self,
+        customer_keys: Sequence[str],
+        model_version: str,
+        assign: Callable[[list[str], npt.NDArray[np.float64]], Assignments],
+    ) -> int:
+        """Have ``model_version`` assign again those of the customers it did not assign last;
+        returns how many it did.
+
+        In one transaction, the customers' latest rows are read under lock (in key order,
+        as every writer locks them), so the features scored are the newest and a live
+        answer in between is neither overwritten nor assigned twice; ``assign`` turns keys
+        and features into the block to keep.
+        """
+        table = latest_assignments
+        columns = [table.c.customer_key, *(table.c[feature] for feature in FEATURES)]
+        query = (
+            select(*columns)
+            .where(
+                table.c.customer_key.in_(sorted(set(customer_keys))),
+                table.c.model_version != model_version,
             )
-            return {segment_id: int(count) for segment_id, count in rows}
+            .order_by(table.c.customer_key)
+        )
+        if self.dialect == "postgresql":
+            query = query.with_for_update()  # SQLite's BEGIN IMMEDIATE locks it all already
+
+        def read_score_write(connection: Connection) -> int:
+            rows = connection.execute(query).all()
+            if not rows:
+                return 0
+            keys = [str(row[0]) for row in rows]
+            features = np.array([row[1:] for row in rows], dtype=np.float64)
+            self._write_rows(connection, assign(keys, features))
+            return len(rows)
+
+        return self._write(read_score_write)
 
 
 def _as_dict(row: Any) -> dict[str, Any]:

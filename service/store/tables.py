@@ -45,8 +45,11 @@ latest_assignments = Table(
     metadata,
     Column("customer_key", CUSTOMER_KEY_TYPE, primary_key=True),
     *_assignment_columns(),
-    Index("ix_latest_assignments_segment_key", "segment_id", "customer_key"),
-    # Room for rescoring to rewrite rows in place (see migration 0003).
+    # What one model said, by segment and key: live sizes, member pages and rescoring.
+    Index(
+        "ix_latest_assignments_version_segment_key", "model_version", "segment_id", "customer_key"
+    ),
+    # Room for a customer scored again by the same model to be rewritten in place (0003).
     postgresql_with={"fillfactor": 50},
 )
 """One row per customer: the most recent assignment."""

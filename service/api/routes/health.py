@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from service.api.deps import HolderDep, RecordsDep
+from service.api.deps import HolderDep, RecordsDep, RescoringDep
 from service.api.responses import JSONBytesResponse
 from service.schemas import Health, Readiness
 
@@ -22,9 +22,13 @@ async def read_health() -> Response:
 
 
 @router.get("/ready", response_model=Readiness, responses={503: {"model": Readiness}})
-async def read_readiness(holder: HolderDep, records: RecordsDep) -> Response:
-    """A verified model is loaded and the service can answer (degraded: store unreachable)."""
+async def read_readiness(
+    holder: HolderDep, records: RecordsDep, rescoring: RescoringDep
+) -> Response:
+    """A verified model is loaded and the service can answer (degraded: store unreachable),
+    and how far the store's rescoring after a switch of model has come."""
     store = await run_in_threadpool(records.status)
+    progress = rescoring.progress()
     serving = holder.serving
     if serving is None:
         return JSONBytesResponse(
@@ -42,5 +46,6 @@ async def read_readiness(holder: HolderDep, records: RecordsDep) -> Response:
             "model_version": serving.model.version,
             "reason": holder.failure,
             "store": store,
+            "rescoring": None if progress is None else progress.as_dict(),
         }
     )

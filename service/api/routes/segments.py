@@ -28,7 +28,7 @@ SegmentId = Annotated[
 async def read_segments(serving: ServingDep, records: RecordsDep) -> Response:
     """Every segment's profile, size (training and live) and recommended actions."""
     model = serving.model
-    live = await run_in_threadpool(records.live_counts)
+    live = await run_in_threadpool(records.live_counts, model.version)
     segments = [
         {**entry, "live_size": None if live is None else live.get(entry["segment_id"], 0)}
         for entry in model.catalog
@@ -61,10 +61,12 @@ async def read_segment_members(
     format: Annotated[Literal["json", "csv"] | None, Query(description="json or csv.")] = None,
     accept: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Response:
-    """The segment's customers for a campaign, by customer key, a page at a time."""
-    serving.model.segment(segment_id)
+    """The customers the active model put in the segment, for a campaign, by customer key,
+    a page at a time (after a switch of model, those it has rescored so far)."""
+    model = serving.model
+    model.segment(segment_id)
     members, next_cursor = await run_in_threadpool(
-        records.members, segment_id, limit=limit, cursor=cursor
+        records.members, segment_id, model_version=model.version, limit=limit, cursor=cursor
     )
     if format == "csv" or (format is None and "text/csv" in (accept or "")):
         headers = {"Next-Cursor": next_cursor} if next_cursor else {}

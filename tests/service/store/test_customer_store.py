@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import multiprocessing
+import threading
+from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -211,21 +214,94 @@ def test_members_pages_list_every_member_exactly_once(database_url: str) -> None
     seen: list[str] = []
     cursor = None
     while True:
-        page, cursor = store.members("branch-loyal", limit=70, cursor=cursor)
+        page, cursor = store.members("branch-loyal", model_version="v1", limit=70, cursor=cursor)
         assert len(page) <= 70
         seen += [member["customer_key"] for member in page]
         if cursor is None:
             break
     assert len(seen) == len(set(seen)) == 666
     assert seen == sorted(seen)
-    assert store.live_counts() == {"branch-loyal": 666, "support-seeking": 334}
+    assert store.live_counts("v1") == {"branch-loyal": 666, "support-seeking": 334}
+    store.dispose()
+
+
+def test_sizes_and_members_count_only_what_one_version_said(database_url: str) -> None:
+    store = CustomerStore(database_url)
+    store.record(block([str(i) for i in range(10)], version="v1"))
+    store.record(block(["3", "4", "5"], version="v2"))
+    store.record(block(["8"], "support-seeking", version="v2"))
+    assert store.live_counts("v1") == {"branch-loyal": 6}
+    assert store.live_counts("v2") == {"branch-loyal": 3, "support-seeking": 1}
+    members, _ = store.members("branch-loyal", model_version="v2", limit=100)
+    assert [member["customer_key"] for member in members] == ["3", "4", "5"]
+    assert store.versions_other_than("v2") == {"v1": 6}
+    assert store.versions_other_than("v3") == {"v1": 6, "v2": 4}
+    store.record(block([str(i) for i in range(10)], version="v2"))
+    assert store.versions_other_than("v2") == {}
+    store.dispose()
+
+
+def test_keys_assigned_by_a_version_come_in_pages_of_segment_then_key(database_url: str) -> None:
+    store = CustomerStore(database_url)
+    segments = ["support-seeking" if i % 2 else "branch-loyal" for i in range(25)]
+    store.record(block([f"k{i:02d}" for i in range(25)], segments, version="old"))
+    store.record(block(["other"], version="new"))
+    pages, after = [], None
+    while page := store.keys_assigned_by("old", after=after, limit=10):
+        pages.append(page)
+        after = page[-1]
+    listed = [entry for page in pages for entry in page]
+    assert [len(page) for page in pages] == [10, 10, 5]
+    assert listed == sorted((segment, f"k{i:02d}") for i, segment in enumerate(segments))
+    store.dispose()
+
+
+def rescored(model_version: str) -> Callable[[list[str], np.ndarray], Assignments]:
+    """An ``assign`` for rescoring: segment by credit limit, as a model of ``model_version``."""
+
+    def assign(keys: list[str], features: np.ndarray) -> Assignments:
+        segments = ["high" if limit > 50_000 else "low" for limit in features[:, 0]]
+        scored = block(keys, segments, version=model_version, minute=30, source="rescore")
+        return replace(scored, features=features)
+
+    return assign
+
+
+@pytest.mark.parametrize("size", [20, 300], ids=["insert", "bulk"])
+def test_rescoring_assigns_again_only_what_another_version_assigned(
+    database_url: str, size: int
+) -> None:
+    store = CustomerStore(database_url)
+    keys = [f"c{i:04d}" for i in range(size)]
+    old = block(keys, version="v1")
+    store.record(
+        replace(old, features=np.column_stack([np.arange(size) * 1_000.0, old.features[:, 1:]]))
+    )
+    store.record(block(["c0001"], "kept", version="v2", minute=20, source="single"))
+    assert store.rescore(keys, "v2", rescored("v2")) == size - 1
+    counts = store.live_counts("v2")
+    assert counts.pop("kept") == 1
+    assert counts.get("low", 0) == sum(1 for i in range(size) if i != 1 and i * 1_000 <= 50_000)
+    assert counts.get("high", 0) == sum(1 for i in range(size) if i * 1_000 > 50_000)
+    latest = store.latest("c0002")
+    assert latest is not None
+    assert (latest["model_version"], latest["source"], latest["avg_credit_limit"]) == (
+        "v2",
+        "rescore",
+        2_000.0,
+    )
+    assert [entry["source"] for entry in store.history("c0002")] == ["rescore", "batch"]
+    # The live answer by the new version stands: neither overwritten nor assigned twice.
+    assert [entry["source"] for entry in store.history("c0001")] == ["single", "batch"]
+    assert store.rescore(keys, "v2", rescored("v2")) == 0
+    assert count(store, "assignment_history") == 2 * size
     store.dispose()
 
 
 def test_members_refuses_a_cursor_it_did_not_hand_out(database_url: str) -> None:
     store = CustomerStore(database_url)
     with pytest.raises(InvalidCursor):
-        store.members("branch-loyal", limit=10, cursor="%%%")
+        store.members("branch-loyal", model_version="v1", limit=10, cursor="%%%")
     store.dispose()
 
 
@@ -253,4 +329,29 @@ def test_bulk_write_keeps_keys_with_backslashes_quotes_and_unicode(database_url:
         stored = store.latest(key)
         assert stored is not None and stored["customer_key"] == key
     assert store.latest("N") is None
+    store.dispose()
+
+
+def test_rescoring_waits_for_a_live_write_under_way_and_leaves_its_answer(
+    database_url: str,
+) -> None:
+    store = CustomerStore(database_url)
+    keys = [f"c{i}" for i in range(5)]
+    store.record(block(keys, version="v1"))
+    finished: list[int] = []
+    with store.engine.begin() as live:
+        # A live answer by the new version, not yet committed, holds the customer's row.
+        live.execute(
+            text("UPDATE latest_assignments SET model_version = 'v2' WHERE customer_key = 'c3'")
+        )
+        rescoring = threading.Thread(
+            target=lambda: finished.append(store.rescore(keys, "v2", rescored("v2")))
+        )
+        rescoring.start()
+        rescoring.join(timeout=0.5)
+        assert rescoring.is_alive()  # waiting on the row lock
+    rescoring.join(timeout=10)
+    assert finished == [4]
+    assert [entry["source"] for entry in store.history("c3")] == ["batch"]
+    assert store.versions_other_than("v2") == {}
     store.dispose()

@@ -17,7 +17,7 @@ def test_command_migrates_an_empty_database_and_says_where_it_is(
     assert main(["--database-url", database_url]) == 0
     assert main(["--database-url", database_url]) == 0  # already there: nothing to do
     out = capsys.readouterr().out.splitlines()
-    assert out == ["customer store at migration 0003"] * 2
+    assert out == ["customer store at migration 0004"] * 2
     store = CustomerStore(database_url)
     assert {"latest_assignments", "assignment_history"} <= set(
         inspect(store.engine).get_table_names()
