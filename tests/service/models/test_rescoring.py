@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -27,8 +28,28 @@ def records(tmp_path: Path) -> Iterator[CustomerRecords]:
     records.close()
 
 
-def loaded(models: Path, version: str) -> tuple[ActiveModel, TrainingSnapshot]:
-    return load_model(models, version, self_test_rows=100)
+@dataclass(frozen=True)
+class Switch:
+    """A store that the first version filled with its training customers, and the second
+    version, now active."""
+
+    first: str
+    second: str
+    new: ActiveModel
+    snapshot: TrainingSnapshot
+
+    @property
+    def known(self) -> int:
+        return len(set(self.snapshot.keys))
+
+
+@pytest.fixture
+def switch(versions: tuple[Path, str, str], records: CustomerRecords) -> Switch:
+    models, first, second = versions
+    old, snapshot = load_model(models, first, self_test_rows=100)
+    new, _ = load_model(models, second, self_test_rows=100)
+    records.import_snapshot(old, snapshot)
+    return Switch(first, second, new, snapshot)
 
 
 def history_sources(records: CustomerRecords) -> dict[str, int]:
@@ -40,44 +61,40 @@ def history_sources(records: CustomerRecords) -> dict[str, int]:
 
 
 def test_a_stopped_rescoring_resumes_where_it_was_and_assigns_everyone_once(
-    versions: tuple[Path, str, str],
+    switch: Switch,
     records: CustomerRecords,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    models, first, second = versions
-    old, snapshot = loaded(models, first)
-    new, _ = loaded(models, second)
-    records.import_snapshot(old, snapshot)
-    key = snapshot.keys[0]
-    known = len(set(snapshot.keys))
+    key = switch.snapshot.keys[0]
+    known = switch.known
     monkeypatch.setattr(rescoring_module, "PAGE_SIZE", 100)
 
     # Until the rescoring reaches a customer, a look-up says which version answered.
-    stale = records.customer(new, snapshot, key)
-    assert (stale["model_version"], stale["current"]) == (first, False)
+    stale = records.customer(switch.new, switch.snapshot, key)
+    assert (stale["model_version"], stale["current"]) == (switch.first, False)
 
     # A worker stops after two pages (its model changed under it, as when it shuts down).
-    answers = iter([new, new, new, None])
+    answers = iter([switch.new, switch.new, switch.new, None])
     stopping = StoreRescoring(records, lambda: next(answers, None), tmp_path)
     stopping.check()
     progress = stopping.progress()
     assert progress is not None
-    assert (progress.version, progress.state, progress.rescored) == (second, "running", 200)
+    assert (progress.version, progress.state, progress.rescored) == (switch.second, "running", 200)
     assert progress.remaining == known - 200
-    assert records.store.versions_other_than(second) == {first: known - 200}
+    assert records.store.versions_other_than(switch.second) == {switch.first: known - 200}
 
     # Another worker (or the same, restarted) carries on and finishes.
-    resumed = StoreRescoring(records, lambda: new, tmp_path)
+    resumed = StoreRescoring(records, lambda: switch.new, tmp_path)
     resumed.check()
     progress = resumed.progress()
     assert progress is not None
     assert (progress.state, progress.rescored, progress.remaining) == ("finished", known, 0)
-    assert records.store.versions_other_than(second) == {}
-    assert history_sources(records) == {"training": len(snapshot), "rescore": known}
-    current = records.customer(new, snapshot, key)
+    assert records.store.versions_other_than(switch.second) == {}
+    assert history_sources(records) == {"training": len(switch.snapshot), "rescore": known}
+    current = records.customer(switch.new, switch.snapshot, key)
     assert (current["model_version"], current["current"], current["source"]) == (
-        second,
+        switch.second,
         True,
         "rescore",
     )
@@ -86,51 +103,43 @@ def test_a_stopped_rescoring_resumes_where_it_was_and_assigns_everyone_once(
 
 
 def test_one_worker_rescores_at_a_time(
-    versions: tuple[Path, str, str], records: CustomerRecords, tmp_path: Path
+    switch: Switch, records: CustomerRecords, tmp_path: Path
 ) -> None:
-    models, first, second = versions
-    old, snapshot = loaded(models, first)
-    new, _ = loaded(models, second)
-    records.import_snapshot(old, snapshot)
-    rescoring = StoreRescoring(records, lambda: new, tmp_path)
+    rescoring = StoreRescoring(records, lambda: switch.new, tmp_path)
     descriptor = os.open(tmp_path / LOCK_FILE, os.O_RDWR | os.O_CREAT)
     try:
         fcntl.flock(descriptor, fcntl.LOCK_EX)  # another worker is at it
         rescoring.check()
         assert rescoring.progress() is None
-        assert first in records.store.versions_other_than(second)
+        assert switch.first in records.store.versions_other_than(switch.second)
     finally:
         os.close(descriptor)
     rescoring.check()
-    assert records.store.versions_other_than(second) == {}
+    assert records.store.versions_other_than(switch.second) == {}
 
 
 def test_a_failed_page_stops_the_check_and_the_next_one_carries_on(
-    versions: tuple[Path, str, str],
+    switch: Switch,
     records: CustomerRecords,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    models, first, second = versions
-    old, snapshot = loaded(models, first)
-    new, _ = loaded(models, second)
-    records.import_snapshot(old, snapshot)
-    known = len(set(snapshot.keys))
+    known = switch.known
     monkeypatch.setattr(rescoring_module, "PAGE_SIZE", 100)
-    refused = sorted(snapshot.keys)[known // 2]
+    refused = sorted(switch.snapshot.keys)[known // 2]
     with records.store.engine.begin() as connection:
         connection.exec_driver_sql(
             "CREATE TRIGGER refuse BEFORE UPDATE ON latest_assignments "
             f"WHEN NEW.customer_key = '{refused}' BEGIN SELECT RAISE(ABORT, 'refused'); END"
         )
-    rescoring = StoreRescoring(records, lambda: new, tmp_path)
+    rescoring = StoreRescoring(records, lambda: switch.new, tmp_path)
     with pytest.raises(StoreUnavailable):
         rescoring.check()
-    left = records.store.versions_other_than(second)[first]
+    left = records.store.versions_other_than(switch.second)[switch.first]
     assert 0 < left < known and (known - left) % 100 == 0  # whole pages, the failed one not
     assert history_sources(records)["rescore"] == known - left
     with records.store.engine.begin() as connection:
         connection.exec_driver_sql("DROP TRIGGER refuse")
     rescoring.check()
-    assert records.store.versions_other_than(second) == {}
+    assert records.store.versions_other_than(switch.second) == {}
     assert history_sources(records)["rescore"] == known
