@@ -119,7 +119,14 @@ class CustomerRecords:
                 self._pending_import = None
                 return False
             scored = model.scorer.score(snapshot.features)
-            keyed = to_keep(model, scored, snapshot.features, snapshot.keys, source="training")
+            keyed = to_keep(
+                model,
+                scored,
+                snapshot.features,
+                snapshot.keys,
+                source="training",
+                assigned_at=_trained_at(model),
+            )
             imported = keyed is not None and self.store.import_snapshot(keyed)
         except StoreUnavailable as error:
             self._failed(f"importing the snapshot of {model.version}", error)
@@ -232,9 +239,10 @@ def to_keep(
     *,
     source: str,
     rows: Iterable[int] | None = None,
+    assigned_at: datetime | None = None,
 ) -> Assignments | None:
     """What ``model`` said of the rows (default all) that carry a customer key, as one
-    block to keep; None when none do."""
+    block to keep, dated ``assigned_at`` (default now); None when none do."""
     candidates = range(len(keys)) if rows is None else rows
     with_key = [(row, key) for row in candidates if (key := keys[row]) is not None]
     if not with_key:
@@ -248,8 +256,18 @@ def to_keep(
         atypical=scored.atypical[keyed].tolist(),
         model_version=model.version,
         source=source,
-        assigned_at=datetime.now(UTC),
+        assigned_at=assigned_at or datetime.now(UTC),
     )
+
+
+def _trained_at(model: ActiveModel) -> datetime:
+    """When the model was trained: what its training snapshot is dated (now, if unsure)."""
+    try:
+        moment = datetime.fromisoformat(model.manifest.created_at)
+    except ValueError:
+        logger.warning("model %s has no readable created_at", model.version)
+        return datetime.now(UTC)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _utc(moment: datetime) -> str:

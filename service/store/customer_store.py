@@ -9,7 +9,9 @@ each customer's latest row (or waits on another transaction's insert of it) unti
 so a second writer of the same customer takes its history ids only once the first has
 committed: history order follows commit order, and the latest row, written by the last to
 commit, is always the customer's newest history entry, however many processes write at
-once. (History first let two writers take ids in one order and commit in the other.)
+once. (History first let two writers take ids in one order and commit in the other.) The
+one exception is a training snapshot, which joins the history but does not replace an
+assignment made after its model was trained (see ``statements.REPLACES_LATEST``).
 """
 
 from __future__ import annotations

@@ -6,9 +6,9 @@ from service.store.assignments import ASSIGNMENT_FIELDS, COLUMNS
 
 COLUMN_LIST = ", ".join(COLUMNS)
 UPDATES = ", ".join(f"{name} = EXCLUDED.{name}" for name in ASSIGNMENT_FIELDS)
-# A model's training snapshot never replaces what that same model said of the customer
-# since (an import delayed by an outage lands after live answers).
+# A model's training snapshot, dated when the model was trained, never replaces what any
+# model said of the customer since: the customer's features then are newer than the
+# export's (and an import delayed by an outage lands after the model's own live answers).
 REPLACES_LATEST = (
-    "NOT (excluded.source = 'training' "
-    "AND latest_assignments.model_version = excluded.model_version)"
+    "NOT (excluded.source = 'training' AND latest_assignments.assigned_at > excluded.assigned_at)"
 )

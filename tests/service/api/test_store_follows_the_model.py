@@ -97,6 +97,9 @@ async def test_a_retrain_with_another_k_then_a_rollback_keeps_ids_and_the_store_
     async with serve_with_keys(models_dir) as client:
         recorded = await client.post("/segment/batch", json={"customers": customers})
         assert recorded.status_code == 200, recorded.text
+        # A training customer seen since: the newer features outlive the next snapshot.
+        changed = {**customers[1], "customer_key": keys[0]}
+        assert (await client.post("/segment", json=changed)).status_code == 200
         before = await store_view(client, keys)
         rescored_before = rescored_total((await client.get("/metrics")).text)
         await switch_to(client, second, "k=4 separates the online-only customers")
@@ -104,10 +107,14 @@ async def test_a_retrain_with_another_k_then_a_rollback_keeps_ids_and_the_store_
         await switch_to(client, first, "rollback: campaigns are planned on three segments")
         after = await store_view(client, keys)
         history = (await client.get(f"/customers/{customers[0]['customer_key']}")).json()
+        seen_since = [
+            answer for answer in with_four["lookups"] if answer["customer_key"] == keys[0]
+        ]
         metrics = (await client.get("/metrics")).text
     # Each switch rescored whoever its own training snapshot did not cover: the new
-    # customers then, on the way back, everyone (the first snapshot was imported before).
-    assert rescored_total(metrics) - rescored_before == NEW_CUSTOMERS + len(keys)
+    # customers and the one seen since training, then, on the way back, everyone (the
+    # first snapshot was imported before).
+    assert rescored_total(metrics) - rescored_before == NEW_CUSTOMERS + 1 + len(keys)
     assert value(metrics, "segmentation_store_rescoring_remaining_customers") == 0
     assert len(with_four["names"]) == 4 and len(before["names"]) != 4
     for view in (before, with_four, after):
@@ -120,3 +127,5 @@ async def test_a_retrain_with_another_k_then_a_rollback_keeps_ids_and_the_store_
     assert after["members"] == before["members"]
     assert [entry["source"] for entry in history["history"]] == ["rescore", "rescore", "batch"]
     assert [entry["model_version"] for entry in history["history"]] == [first, second, first]
+    assert seen_since[0]["source"] == "rescore"
+    assert seen_since[0]["features"] == {f: changed[f] for f in FEATURES}

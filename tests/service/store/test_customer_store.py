@@ -162,17 +162,27 @@ def test_import_snapshot_happens_once_per_model_version(database_url: str) -> No
 def test_a_late_snapshot_import_keeps_what_the_same_model_said_since(
     database_url: str, size: int
 ) -> None:
-    """An import delayed by an outage lands after live answers; those stay the latest."""
+    """An import delayed by an outage lands after live answers; those stay the latest.
+
+    A snapshot is dated when its model was trained (minute 0 here), before any answer of
+    that model, and replaces only what was said before then.
+    """
     store = CustomerStore(database_url)
     store.record(block(["live"], "support-seeking", minute=5, source="single"))
     training = [*(str(i) for i in range(size)), "live"]
-    store.import_snapshot(block(training, source="training", minute=9))
+    store.import_snapshot(block(training, source="training", minute=0))
     latest = store.latest("live")
     assert latest is not None
     assert (latest["segment_id"], latest["source"]) == ("support-seeking", "single")
     assert len(store.history("live")) == 2
-    # A newer model's snapshot does replace it.
-    store.import_snapshot(block(["live"], "digital-affluent", version="v2", source="training"))
+    # Nor does a model trained before the answer replace it, whatever its version...
+    store.import_snapshot(block(["live"], "branch-loyal", version="v0", source="training"))
+    latest = store.latest("live")
+    assert latest is not None and latest["source"] == "single"
+    # ...but one trained since then does: its export is the newer word on the customer.
+    store.import_snapshot(
+        block(["live"], "digital-affluent", version="v2", source="training", minute=7)
+    )
     latest = store.latest("live")
     assert latest is not None
     assert (latest["model_version"], latest["segment_id"]) == ("v2", "digital-affluent")
