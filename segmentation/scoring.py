@@ -9,6 +9,7 @@ differently from scikit-learn.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -94,6 +95,18 @@ class ScoredBatch:
         return reasons
 
 
+@dataclass(frozen=True, slots=True)
+class ScoredRow:
+    """One customer's scores, as plain Python values (see :meth:`SegmentScorer.score_row`)."""
+
+    label: int
+    runner_up_label: int
+    distances: list[float]
+    confidence: float
+    atypical_reasons: list[str]
+    """Reason codes in :meth:`ScoredBatch.atypical_reasons`' order; empty when typical."""
+
+
 class SegmentScorer:
     """Nearest-centroid scoring equal to a fitted ``StandardScaler -> KMeans`` pipeline.
 
@@ -141,6 +154,11 @@ class SegmentScorer:
         # Squared distances are at most 2||z||^2 + 2||c||^2 away from the terms that
         # scikit-learn's expanded formula rounds; this bounds its error from above.
         self._tie_scale = 2.0 * float(np.einsum("ij,ij->i", self.centroids, self.centroids).max())
+        # The same parameters as Python floats, for score_row.
+        self._standardise = tuple(zip(self.mean.tolist(), self.scale.tolist(), strict=True))
+        self._centres = tuple(tuple(centre) for centre in self.centroids.tolist())
+        self._ranges = tuple(zip(self.feature_min.tolist(), self.feature_max.tolist(), strict=True))
+        self._thresholds = tuple(self.distance_thresholds.tolist())
         self._kernel_model = (
             self.mean,
             self.scale,
@@ -189,6 +207,58 @@ class SegmentScorer:
         if tied.any():
             self._settle_ties(features, np.flatnonzero(tied), scored)
         return scored
+
+    def score_row(self, values: Sequence[float]) -> ScoredRow | None:
+        """Score one customer (five values in original units, valid) in plain Python.
+
+        For the live path: on one customer, numpy's per-call costs were most of the scoring.
+        The arithmetic is the kernel's, operation for operation (see
+        :mod:`segmentation.kernels`), so the results are bit-identical to :meth:`score`;
+        a test holds them equal. Returns None when the two nearest centroids are too close
+        to call: :meth:`score` then lets the pipeline decide.
+        """
+        standardised = [
+            (value - mean) / scale
+            for value, (mean, scale) in zip(values, self._standardise, strict=True)
+        ]
+        best = second = math.inf
+        best_label, second_label = 0, 1
+        squared = []
+        for segment, centre in enumerate(self._centres):
+            total = 0.0
+            for z, coordinate in zip(standardised, centre, strict=True):
+                term = z - coordinate
+                total += term * term
+            squared.append(total)
+            if total < best:
+                second, second_label = best, best_label
+                best, best_label = total, segment
+            elif total < second:
+                second, second_label = total, segment
+        if (second - best) <= _TIE_TOLERANCE * (best + self._tie_scale + 1.0):
+            return None
+        distances = [math.sqrt(total) for total in squared]
+        nearest, runner = distances[best_label], distances[second_label]
+        ranges = self._ranges
+        reasons = [
+            _BELOW_RANGE[feature]
+            for feature, value in enumerate(values)
+            if value < ranges[feature][0]
+        ]
+        reasons += [
+            _ABOVE_RANGE[feature]
+            for feature, value in enumerate(values)
+            if value > ranges[feature][1]
+        ]
+        if nearest > self._thresholds[best_label]:
+            reasons.append(FAR_FROM_CENTROID)
+        return ScoredRow(
+            label=best_label,
+            runner_up_label=second_label,
+            distances=distances,
+            confidence=1.0 - nearest / runner if runner > 0.0 else 0.0,
+            atypical_reasons=reasons,
+        )
 
     def _settle_ties(self, features: FloatArray, tied: IntArray, scored: ScoredBatch) -> None:
         """Let the pipeline itself label rows whose nearest centroids are too close to call."""

@@ -11,7 +11,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from segmentation.features import FEATURES
+import numpy as np
+
 from segmentation.manifest import Manifest, Segment
 from segmentation.scoring import FloatArray, IntArray, ScoredBatch, SegmentScorer
 from service.errors import SegmentNotFound
@@ -85,6 +86,29 @@ class ActiveModel:
         With ``indices``, each assignment starts with its ``index`` (a batch's input order).
         """
         return self.assignments_from(self.scorer.score(features), keys, indices=indices)
+
+    def assign_one(self, values: Sequence[float], key: str | None) -> dict[str, Any]:
+        """Score one customer (five valid values) and build its assignment: equal to
+        ``assign`` of the same row, without numpy's per-call costs (the live path)."""
+        row = self.scorer.score_row(values)
+        if row is None:  # too close to call: the pipeline decides, through assign
+            return self.assign(np.array([values], dtype=np.float64), [key])[0]
+        card, ids = self.cards[row.label], self.segment_ids
+        return {
+            "customer_key": key,
+            "segment_id": card.segment_id,
+            "segment_name": card.name,
+            "recommended_actions": card.recommended_actions,
+            "confidence": _rounded_value(row.confidence),
+            "distances": {
+                segment_id: _rounded_value(distance)
+                for segment_id, distance in zip(ids, row.distances, strict=True)
+            },
+            "runner_up_segment_id": ids[row.runner_up_label],
+            "atypical": bool(row.atypical_reasons),
+            "atypical_reasons": row.atypical_reasons,
+            "model_version": self.version,
+        }
 
     def assignments_from(
         self,
@@ -161,6 +185,15 @@ class ActiveModel:
 def rounded(values: FloatArray) -> FloatArray:
     """Scores as answers give them (and the store keeps them)."""
     return values.round(_DIGITS)  # the method: np.round adds a Python-level dispatch
+
+
+_SCALE = 10.0**_DIGITS
+
+
+def _rounded_value(value: float) -> float:
+    """One score rounded as :func:`rounded` rounds (numpy scales, rounds half to even,
+    and scales back; Python's ``round`` to an integer rounds half to even too)."""
+    return round(value * _SCALE) / _SCALE
 
 
 def _catalog_entry(segment: Segment, version: str) -> dict[str, Any]:

@@ -37,7 +37,7 @@ async def score_one(
     """
     customer = parse_customer(body)
     features = features_of([customer])
-    assignment = model.assign(features, [customer.customer_key])[0]
+    assignment = model.assign_one(features[0].tolist(), customer.customer_key)
     if customer.customer_key is not None:
         assignment["recorded"] = await records.record_answer(keep_answer(assignment, features))
     window.add(model.version, features, [assignment["segment_id"]], [assignment["atypical"]])

@@ -121,3 +121,40 @@ def test_scorer_refuses_threshold_count_that_does_not_match_segments(pipeline: o
         SegmentScorer(
             pipeline=pipeline, feature_min=[0] * 5, feature_max=[1] * 5, distance_thresholds=[1.0]
         )
+
+
+def _assert_row_equals_batch(scorer: SegmentScorer, values: list[float]) -> None:
+    """score_row gives bit for bit what score gives, or defers a near tie to it."""
+    batch = scorer.score(np.array([values]))
+    row = scorer.score_row(values)
+    if row is None:
+        # Deferred only when the nearest two are too close to call.
+        nearest = np.sort(batch.distances[0])[:2]
+        assert nearest[1] - nearest[0] < 1e-3
+        return
+    assert (row.label, row.runner_up_label) == (batch.labels[0], batch.runner_up_labels[0])
+    assert row.distances == batch.distances[0].tolist()  # exact: the same arithmetic
+    assert row.confidence == batch.confidence[0]
+    assert row.atypical_reasons == batch.atypical_reasons(0)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    credit=st.floats(0, 300_000, allow_nan=False),
+    counts=st.lists(st.integers(0, 20), min_size=4, max_size=4),
+)
+def test_one_row_in_python_equals_the_kernel(
+    scorer: SegmentScorer, credit: float, counts: list[int]
+) -> None:
+    _assert_row_equals_batch(scorer, [credit, *map(float, counts)])
+
+
+def test_one_row_in_python_equals_the_kernel_on_the_bank_export_and_at_ties(
+    scorer: SegmentScorer, pipeline: object, bank_export: object
+) -> None:
+    table = validate_customers(read_customer_file(bank_export).frame, min_rows=4)  # type: ignore[arg-type]
+    for values in table.features.tolist():
+        _assert_row_equals_batch(scorer, values)
+    scaler, centres = pipeline[0], pipeline[-1].cluster_centers_  # type: ignore[index]
+    midpoint = scaler.inverse_transform(((centres[0] + centres[1]) / 2)[None, :])[0]
+    assert scorer.score_row(midpoint.tolist()) is None

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import re
+from random import getrandbits
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -16,12 +16,19 @@ REQUEST_ID_HEADER = b"x-request-id"
 _SANE_ID = re.compile(rb"[\x21-\x7e]{1,128}")
 
 
+_UUID4_CLEAR = ~((0xF << 76) | (0x3 << 62))
+_UUID4_SET = (0x4 << 76) | (0x2 << 62)  # version 4, RFC 4122 variant
+
+
 def new_request_id() -> str:
-    """A random UUID4 in hex (32 characters); five times cheaper than ``uuid.uuid4().hex``."""
-    value = bytearray(os.urandom(16))
-    value[6] = (value[6] & 0x0F) | 0x40  # version 4
-    value[8] = (value[8] & 0x3F) | 0x80  # RFC 4122 variant
-    return value.hex()
+    """A random UUID4 in hex (32 characters).
+
+    An id only has to be unique, not secret: the process's own generator (seeded from the
+    system at start, and again in a forked child) makes it without a system call, which on
+    the live path also means without letting go of the GIL to the store's writer thread
+    and waiting to get it back.
+    """
+    return f"{(getrandbits(128) & _UUID4_CLEAR) | _UUID4_SET:032x}"
 
 
 class RequestId:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from uuid import RFC_4122, UUID
 from pathlib import Path
 
 import httpx
@@ -42,6 +43,7 @@ async def test_every_answer_gets_a_generated_id(client: httpx.AsyncClient) -> No
     ids = [r.headers["x-request-id"] for r in responses]
     assert all(GENERATED_ID.fullmatch(request_id) for request_id in ids)
     assert len(set(ids)) == len(ids)
+    assert {(UUID(hex=i).version, UUID(hex=i).variant) for i in ids} == {(4, RFC_4122)}
 
 
 async def test_client_id_is_echoed_on_every_answer(client: httpx.AsyncClient) -> None:
