@@ -7,16 +7,19 @@ are the very bytes that are loaded.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import io
 import json
 import os
 import re
+import stat
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import joblib
 
@@ -66,9 +69,67 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+MAX_POINTER_BYTES = 4 << 10
+MAX_MANIFEST_BYTES = 16 << 20
+MAX_FILE_BYTES = 2 << 30
+"""The largest `latest`, manifest and other version file read (each far above real ones)."""
+
+
+def shown(path: Path) -> str:
+    """A file as messages name it: its version folder and name, never the absolute path
+    (which would tell any client how the server's disks are laid out)."""
+    return f"{path.parent.name}/{path.name}"
+
+
+@contextlib.contextmanager
+def open_regular_file(path: Path, *, limit: int) -> Iterator[BinaryIO]:
+    """``path`` open for reading, once it is known to be a regular file of at most ``limit``
+    bytes.
+
+    It is opened without blocking and checked before anything is read: a FIFO (which would
+    wait for a writer for ever), a device such as ``/dev/zero`` (endless) or a directory is
+    refused, not read, so a tampered models folder can neither hang nor exhaust a reader.
+
+    Raises
+    ------
+    FileNotFoundError
+        There is no such file (or a part of its path is not a folder).
+    ArtifactError
+        ``file_unreadable``: not a regular file, too large, or unreadable.
+    """
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except NotADirectoryError:
+        raise FileNotFoundError(path) from None
+    except FileNotFoundError:
+        raise
+    except OSError as error:
+        raise ArtifactError(
+            "file_unreadable", f"{shown(path)} cannot be read: {error.strerror or error}"
+        ) from None
+    with os.fdopen(descriptor, "rb") as stream:
+        facts = os.fstat(descriptor)
+        if not stat.S_ISREG(facts.st_mode):
+            raise ArtifactError("file_unreadable", f"{shown(path)} is not a regular file")
+        if facts.st_size > limit:
+            raise ArtifactError(
+                "file_unreadable", f"{shown(path)} holds {facts.st_size:,} bytes; at most {limit:,}"
+            )
+        yield stream
+
+
+def read_regular_file(path: Path, *, limit: int) -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes (see :func:`open_regular_file`)."""
+    with open_regular_file(path, limit=limit) as stream:
+        content = stream.read(limit + 1)
+    if len(content) > limit:  # it grew since it was checked
+        raise ArtifactError("file_unreadable", f"{shown(path)} holds more than {limit:,} bytes")
+    return content
+
+
 def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
-    with path.open("rb") as stream:
+    with open_regular_file(path, limit=MAX_FILE_BYTES) as stream:
         for block in iter(lambda: stream.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
@@ -144,11 +205,17 @@ def read_latest(models_dir: Path) -> str:
     """The version name that `latest` points at."""
     pointer = models_dir / LATEST_FILE
     try:
-        version = pointer.read_text(encoding="utf-8").strip()
+        content = read_regular_file(pointer, limit=MAX_POINTER_BYTES)
     except FileNotFoundError:
         raise ArtifactError(
-            "model_missing", f"no trained model: {pointer} does not exist (run the training job)"
+            "model_missing",
+            f"no trained model: there is no `{LATEST_FILE}` in the models folder "
+            "(run the training job)",
         ) from None
+    try:
+        version = content.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise ArtifactError("invalid_version_name", f"`{LATEST_FILE}` is not text") from None
     return check_version_name(version)
 
 
@@ -171,14 +238,21 @@ def read_manifest(version_dir: Path) -> Manifest:
 def _read_document(version_dir: Path) -> dict[str, Any]:
     path = version_dir / MANIFEST_FILE
     try:
-        document = json.loads(path.read_bytes(), parse_constant=_refuse_constant)
+        content = read_regular_file(path, limit=MAX_MANIFEST_BYTES)
     except FileNotFoundError:
-        raise ArtifactError("model_missing", f"{path} does not exist") from None
+        raise ArtifactError(
+            "model_missing",
+            f"version {version_dir.name!r} does not exist (no {MANIFEST_FILE} in its folder)",
+        ) from None
+    try:
+        document = json.loads(content, parse_constant=_refuse_constant)
     except (ValueError, RecursionError) as error:
         # RecursionError: nesting deeper than the parser goes is not a manifest either.
-        raise ArtifactError("manifest_invalid", f"{path} is not valid JSON: {error}") from None
+        raise ArtifactError(
+            "manifest_invalid", f"{shown(path)} is not valid JSON: {error}"
+        ) from None
     if not isinstance(document, dict):
-        raise ArtifactError("manifest_invalid", f"{path} does not hold a JSON object")
+        raise ArtifactError("manifest_invalid", f"{shown(path)} does not hold a JSON object")
     return document
 
 
@@ -186,7 +260,9 @@ def _typed(version_dir: Path, document: dict[str, Any]) -> Manifest:
     try:
         return Manifest.from_document(document)
     except ManifestError as error:
-        raise ArtifactError("manifest_invalid", f"{version_dir / MANIFEST_FILE}: {error}") from None
+        raise ArtifactError(
+            "manifest_invalid", f"{shown(version_dir / MANIFEST_FILE)}: {error}"
+        ) from None
 
 
 def _refuse_constant(name: str) -> Any:
@@ -202,7 +278,7 @@ def _check_hash(name: str, actual: str, expected: str) -> None:
 
 
 def _missing(path: Path) -> ArtifactError:
-    return ArtifactError("file_missing", f"{path} is missing")
+    return ArtifactError("file_missing", f"{shown(path)} is missing")
 
 
 def verify_version(
@@ -240,7 +316,7 @@ def verify_version(
             raise _missing(version_dir / name) from None
         _check_hash(name, actual, expected.sha256)
     try:
-        pipeline_bytes = (version_dir / PIPELINE_FILE).read_bytes()
+        pipeline_bytes = read_regular_file(version_dir / PIPELINE_FILE, limit=MAX_FILE_BYTES)
     except FileNotFoundError:
         raise _missing(version_dir / PIPELINE_FILE) from None
     _check_hash(PIPELINE_FILE, sha256_bytes(pipeline_bytes), files[PIPELINE_FILE].sha256)

@@ -29,9 +29,11 @@ import msgspec
 
 from segmentation.artifact import (
     MANIFEST_FILE,
+    MAX_MANIFEST_BYTES,
     ArtifactError,
     check_version_name,
     read_latest,
+    read_regular_file,
     write_bytes_atomically,
 )
 
@@ -79,15 +81,15 @@ def read_histories(models_dir: Path) -> dict[str, tuple[Transition, ...]]:
     """
     path = models_dir / LIFECYCLE_FILE
     try:
-        content = path.read_bytes()
+        content = read_regular_file(path, limit=MAX_MANIFEST_BYTES)
     except FileNotFoundError:
         return {}
-    except OSError as error:
-        raise LifecycleError(f"{path} cannot be read: {error.strerror or error}") from None
+    except ArtifactError as error:
+        raise LifecycleError(error.message) from None
     try:
         return msgspec.json.decode(content, type=_Document).versions
     except msgspec.DecodeError as error:
-        raise LifecycleError(f"{path} is not a version history: {error}") from None
+        raise LifecycleError(f"{LIFECYCLE_FILE} is not a version history: {error}") from None
 
 
 def record(models_dir: Path, changes: Sequence[tuple[str, Transition]]) -> None:

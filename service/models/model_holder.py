@@ -174,7 +174,7 @@ class ModelHolder:
         if error.code == "invalid_version_name":
             return InvalidInput(f"{error.message}{still}", details=details)
         if error.code == "model_missing":
-            message = f"{named} does not exist: {error.message}{still}"
+            message = f"{error.message}{still}"
             return VersionNotFound(message, details=details)
         message = f"{named} was not activated: {error.message}{still}"
         return VersionRejected(message, details=details)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
-from uuid import RFC_4122, UUID
 from pathlib import Path
+from uuid import RFC_4122, UUID
 
 import httpx
 import pytest
