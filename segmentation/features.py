@@ -19,6 +19,15 @@ COUNT_FEATURES: frozenset[str] = frozenset(FEATURES[1:])
 CUSTOMER_KEY = "customer_key"
 CUSTOMER_KEY_MAX_LENGTH = 64
 """Characters in a customer key at most: what requests may send and the store keeps."""
+CUSTOMER_KEY_PATTERN = r"^[^\x00-\x1f\x7f]+$"
+"""A customer key has no control characters (which a log line or a terminal would obey)."""
+
+
+def could_be_customer_key(text: str) -> bool:
+    """Whether ``text`` is a key that requests may send, and so one the store may hold."""
+    return 0 < len(text) <= CUSTOMER_KEY_MAX_LENGTH and _KEY.fullmatch(text) is not None
+
+
 ROW_NUMBER = "sl_no"
 """The export's row number: carried along for messages, never a feature or an identifier."""
 
@@ -53,3 +62,6 @@ def canonical_column_name(name: str) -> str:
     if cleaned in BANK_COLUMN_NAMES:
         return BANK_COLUMN_NAMES[cleaned]
     return re.sub(r"[\s\-]+", "_", cleaned).lower()
+
+
+_KEY = re.compile(CUSTOMER_KEY_PATTERN)

@@ -17,7 +17,12 @@ from typing import Any, ParamSpec, TypeVar
 import numpy as np
 import numpy.typing as npt
 
-from segmentation.features import COUNT_FEATURES, FEATURES
+from segmentation.features import (
+    COUNT_FEATURES,
+    CUSTOMER_KEY_MAX_LENGTH,
+    FEATURES,
+    could_be_customer_key,
+)
 from segmentation.scoring import FloatArray, ScoredBatch
 from service import metrics
 from service.errors import CustomerNotFound, InvalidInput, StoreUnavailableError, detail
@@ -201,13 +206,34 @@ class CustomerRecords:
     def customer(
         self, model: ActiveModel, snapshot: TrainingSnapshot, customer_key: str
     ) -> dict[str, Any]:
-        """The customer's latest assignment and history; the snapshot when the store fails."""
+        """The customer's latest assignment and history; the snapshot when the store fails.
+
+        Raises
+        ------
+        InvalidInput
+            The key is not one a request may send (so no customer can have it).
+        CustomerNotFound
+            Neither the store nor the training snapshot knows the customer.
+        StoreUnavailableError
+            The store could not be asked, and the snapshot does not know the customer.
+        """
         key = customer_key.strip()
+        if not could_be_customer_key(key):
+            message = (
+                f"customer_key={customer_key!r} is not a customer key (1 to "
+                f"{CUSTOMER_KEY_MAX_LENGTH} characters, no control characters)"
+            )
+            raise InvalidInput(message, details=[detail("customer_key", "pattern", message)])
         try:
             latest = self.store.latest(key)
             history = self.store.history(key, limit=HISTORY_LIMIT) if latest else []
         except StoreUnavailable as error:
             self._failed("looking up a customer", error)
+            if key not in snapshot.row_by_key:
+                raise StoreUnavailableError(
+                    f"the customer store is unavailable ({error}), and customer_key={key!r} "
+                    f"is not among the training customers of model {model.version}"
+                ) from None
             latest, history = None, []
         if latest is not None:
             return {**_stored_answer(model, latest), "history": [_dated(h) for h in history]}

@@ -17,7 +17,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from segmentation.artifact import VERSION_NAME_MAX_LENGTH
-from segmentation.features import CUSTOMER_KEY_MAX_LENGTH
+from segmentation.features import CUSTOMER_KEY_MAX_LENGTH, CUSTOMER_KEY_PATTERN
 from service import schema_examples as examples
 
 MAX_CREDIT_LIMIT = 10_000_000.0
@@ -52,7 +52,7 @@ def _whole_number(value: object) -> object:
 CustomerKey = Annotated[
     str,
     StringConstraints(
-        min_length=1, max_length=CUSTOMER_KEY_MAX_LENGTH, pattern=r"^[^\x00-\x1f\x7f]+$"
+        min_length=1, max_length=CUSTOMER_KEY_MAX_LENGTH, pattern=CUSTOMER_KEY_PATTERN
     ),
     BeforeValidator(_key_as_text),
     # What a client may send (the validators above see it after the integer became text

@@ -36,7 +36,7 @@ from sqlalchemy import Connection, func, select, text, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
-from segmentation.features import FEATURES
+from segmentation.features import FEATURES, could_be_customer_key
 from service.store import postgres_bulk
 from service.store.assignments import ASSIGNMENT_FIELDS, Assignments
 from service.store.engine import create_store_engine, sqlalchemy_url
@@ -69,13 +69,14 @@ def decode_cursor(cursor: str) -> str:
     Raises
     ------
     InvalidCursor
-        The cursor is not one this service made (not base64url, empty or not UTF-8).
+        The cursor is not one this service made (not base64url, not UTF-8, or not a
+        customer key).
     """
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         key = base64.b64decode(padded, altchars=b"-_", validate=True).decode()
-        if not key:
-            raise ValueError("empty cursor")
+        if not could_be_customer_key(key):  # e.g. a NUL, which PostgreSQL cannot even compare
+            raise ValueError("not a customer key")
         return key
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise InvalidCursor(f"cursor={cursor!r} is not a cursor this service handed out") from None

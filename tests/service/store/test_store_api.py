@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import csv
 import io
 from pathlib import Path
@@ -269,3 +270,32 @@ async def test_snapshot_import_missed_in_an_outage_lands_when_the_store_returns(
     assert [entry["source"] for entry in after["history"]] == ["training"]
     assert table_count(postgres_url, "assignment_history") == BANK_CUSTOMERS
     assert table_count(postgres_url, "latest_assignments") == UNIQUE_BANK_KEYS
+
+
+async def test_a_look_up_in_an_outage_answers_from_the_snapshot_or_503(
+    models_dir: Path, postgres_url: str, training_assignments: Any
+) -> None:
+    trained_key = str(training_assignments["customer_key"].iloc[0])
+    async with serve(settings_for(models_dir, database_url=postgres_url)) as client:
+        assert (await client.post("/segment", json=customer("crm-1"))).json()["recorded"]
+        with database_gone(postgres_url):
+            stored = await client.get("/customers/crm-1")
+            trained = await client.get(f"/customers/{trained_key}")
+    # Not "not found": the store, which knows the customer, could not be asked.
+    assert stored.status_code == 503, stored.text
+    assert stored.json()["error"]["code"] == "store_unavailable"
+    assert trained.status_code == 200 and trained.json()["source"] == "training"
+
+
+async def test_a_key_or_cursor_no_customer_can_have_is_422_not_an_outage(
+    models_dir: Path, database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    nul_cursor = base64.urlsafe_b64encode(b"a\x00b").decode().rstrip("=")
+    async with serve(settings_for(models_dir, database_url=database_url)) as client:
+        key = await client.get("/customers/a%00b")
+        cursor = await client.get(f"/segments/branch-loyal/customers?cursor={nul_cursor}")
+        ready = await client.get("/ready")
+    assert key.status_code == 422 and key.json()["error"]["details"][0]["field"] == "customer_key"
+    assert cursor.status_code == 422 and cursor.json()["error"]["details"][0]["field"] == "cursor"
+    assert ready.json()["status"] == "ready"
+    assert "unavailable" not in caplog.text
