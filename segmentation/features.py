@@ -19,8 +19,13 @@ COUNT_FEATURES: frozenset[str] = frozenset(FEATURES[1:])
 CUSTOMER_KEY = "customer_key"
 CUSTOMER_KEY_MAX_LENGTH = 64
 """Characters in a customer key at most: what requests may send and the store keeps."""
-CUSTOMER_KEY_PATTERN = r"^[^\x00-\x1f\x7f]+$"
-"""A customer key has no control characters (which a log line or a terminal would obey)."""
+CUSTOMER_KEY_PATTERN = (
+    r"^[^\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f"
+    r"\ufeff\ufff9-\ufffb]+$"
+)
+"""A customer key has no control characters (which a log line or a terminal would obey), no
+invisible formatting (bidirectional overrides, zero-width characters, which make a key
+display as another) and no line or paragraph separators; letters of any script are fine."""
 
 
 def could_be_customer_key(text: str) -> bool:

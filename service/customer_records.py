@@ -221,7 +221,8 @@ class CustomerRecords:
         if not could_be_customer_key(key):
             message = (
                 f"customer_key={customer_key!r} is not a customer key (1 to "
-                f"{CUSTOMER_KEY_MAX_LENGTH} characters, no control characters)"
+                f"{CUSTOMER_KEY_MAX_LENGTH} characters, no control or invisible formatting "
+                "characters)"
             )
             raise InvalidInput(message, details=[detail("customer_key", "pattern", message)])
         try:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import csv
-import io
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Path, Query
 from fastapi.concurrency import run_in_threadpool
@@ -14,6 +12,7 @@ from service.api.deps import RecordsDep, ServingDep
 from service.api.responses import JSONBytesResponse
 from service.api.routes.openapi import errors
 from service.schemas import Segment, SegmentCatalog, SegmentMember, SegmentMembers
+from service.spreadsheet_csv import to_csv
 
 router = APIRouter(prefix="/segments", tags=["segments"])
 
@@ -70,17 +69,5 @@ async def read_segment_members(
     )
     if format == "csv" or (format is None and "text/csv" in (accept or "")):
         headers = {"Next-Cursor": next_cursor} if next_cursor else {}
-        return Response(_as_csv(members), media_type="text/csv", headers=headers)
+        return Response(to_csv(members, MEMBER_COLUMNS), media_type="text/csv", headers=headers)
     return JSONBytesResponse({"customers": members, "next_cursor": next_cursor})
-
-
-_BOOLEAN = {True: "true", False: "false"}
-
-
-def _as_csv(members: list[dict[str, Any]]) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=MEMBER_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    # Booleans as JSON writes them, not as Python spells them.
-    writer.writerows({**member, "atypical": _BOOLEAN[member["atypical"]]} for member in members)
-    return buffer.getvalue()

@@ -299,3 +299,41 @@ async def test_a_key_or_cursor_no_customer_can_have_is_422_not_an_outage(
     assert cursor.status_code == 422 and cursor.json()["error"]["details"][0]["field"] == "cursor"
     assert ready.json()["status"] == "ready"
     assert "unavailable" not in caplog.text
+
+
+FORMULA_KEYS = [
+    '=HYPERLINK("http://attacker.example","x")',
+    "+cmd|' /C calc'!A0",
+    "-2+3",
+    "@SUM(1+1)",
+]
+
+
+async def test_a_member_export_cannot_run_a_formula_in_a_spreadsheet(
+    models_dir: Path, database_url: str
+) -> None:
+    async with serve(settings_for(models_dir, database_url=database_url)) as client:
+        for key in FORMULA_KEYS:
+            answer = await client.post("/segment", json={**customer(key), "total_calls_made": 0})
+            assert answer.json()["recorded"] is True
+        segment = answer.json()["segment_id"]
+        exported = await client.get(f"/segments/{segment}/customers?limit=10000&format=csv")
+        listed = await client.get(f"/segments/{segment}/customers?limit=10000")
+    cells = [row["customer_key"] for row in csv.DictReader(io.StringIO(exported.text))]
+    # OWASP's rule: a leading apostrophe, which a spreadsheet shows as text.
+    assert sorted(cell for cell in cells if cell.startswith("'")) == sorted(
+        "'" + key for key in FORMULA_KEYS
+    )
+    assert not any(cell.startswith(("=", "+", "-", "@")) for cell in cells)
+    # The JSON export and the store keep the keys as sent.
+    assert set(FORMULA_KEYS) <= {m["customer_key"] for m in listed.json()["customers"]}
+
+
+@pytest.mark.parametrize(
+    "key", ["a\u202eb", "a\u2028b", "a\u200bb", "a\x85b", "\ufeffkey"], ids=repr
+)
+async def test_keys_that_display_as_another_are_refused(models_dir: Path, key: str) -> None:
+    async with serve(settings_for(models_dir)) as client:
+        answer = await client.post("/segment", json=customer(key))
+    assert answer.status_code == 422
+    assert answer.json()["error"]["details"][0]["field"] == "customer_key"
