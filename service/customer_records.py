@@ -8,7 +8,9 @@ failure is logged and counted.
 from __future__ import annotations
 
 import logging
+import math
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -38,6 +40,8 @@ _P = ParamSpec("_P")
 _T = TypeVar("_T")
 
 HISTORY_LIMIT = 100
+STATUS_SECONDS = 1.0
+"""How long a check of the store's status stands for readiness probes."""
 WRITERS = 8
 """Background writes under way at once (batches, import retries): the store's pool size."""
 
@@ -54,18 +58,27 @@ class CustomerRecords:
         self._import_lock = threading.Lock()
         self._writer = ThreadPoolExecutor(max_workers=WRITERS, thread_name_prefix="store-writer")
         self._live_writes = GroupCommit(store, on_commit=metrics.record_live_commit)
+        self._answered_at = -math.inf
 
     def _failed(self, action: str, error: StoreUnavailable) -> None:
         self.failures += 1
         logger.warning("customer store unavailable while %s: %s", action, error)
 
     def status(self) -> str:
-        """``ok``, or why the store cannot be used right now."""
+        """``ok``, or why the store cannot be used right now.
+
+        A store that answered is taken to be fine for ``STATUS_SECONDS``: probes need no
+        key, and must not cost a database round trip each at whatever rate they come. A
+        failure is not remembered, so that the next probe sees the store come back.
+        """
+        if time.monotonic() - self._answered_at < STATUS_SECONDS:
+            return "ok"
         try:
             self.store.ping()
         except StoreUnavailable as error:
             self._failed("checking readiness", error)
             return f"unavailable: {error}"
+        self._answered_at = time.monotonic()
         return "ok"
 
     def record(self, assignments: Assignments | None) -> bool | None:

@@ -90,7 +90,8 @@ def screen_cells(
 
     Returns the features, the keys (stripped, None when blank) and which rows screening
     vouches for. A cell is read as Python's ``float`` reads it (numpy converts text the
-    same way), which gives the value per-item validation gives after parsing the cell.
+    same way), which gives the value per-item validation gives after parsing the cell, but
+    only in ASCII without digit separators (see :func:`is_plain_number_text`).
     """
     features = np.column_stack([_cells_as_floats(cells) for cells in feature_cells])
     keys: list[str | None] = (
@@ -100,17 +101,28 @@ def screen_cells(
 
 
 def _cells_as_floats(cells: Sequence[str]) -> npt.NDArray[np.float64]:
-    try:
-        return np.array(cells, dtype=np.float64)
-    except ValueError:  # some cell is not a number: that row is left to validation
-        return np.array([_float_or_nan(cell) for cell in cells], dtype=np.float64)
+    if is_plain_number_text("".join(cells)):
+        try:
+            return np.array(cells, dtype=np.float64)
+        except ValueError:  # some cell is not a number: that row is left to validation
+            pass
+    return np.array([_float_or_nan(cell) for cell in cells], dtype=np.float64)
 
 
 def _float_or_nan(cell: str) -> float:
+    if not is_plain_number_text(cell):
+        return math.nan
     try:
         return float(cell)
     except ValueError:
         return math.nan
+
+
+def is_plain_number_text(text: str) -> bool:
+    """Whether ``text`` could be numbers as JSON writes them: ASCII, without the digit
+    separators and the other scripts' digits that Python's ``float`` (and numpy) accept
+    (``1_000``, or fullwidth and Arabic-Indic digits)."""
+    return text.isascii() and "_" not in text
 
 
 def _good_numbers(rows: list[tuple[Any, ...]]) -> npt.NDArray[np.bool_]:

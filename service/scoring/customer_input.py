@@ -23,7 +23,12 @@ from segmentation.features import CUSTOMER_KEY, FEATURES, ROW_NUMBER, canonical_
 from segmentation.scoring import FloatArray
 from service.errors import BatchTooLarge, InvalidInput, MalformedBody, detail, field_list
 from service.schemas import CustomerFeatures, CustomerReference
-from service.scoring.batch_screening import Screened, screen_cells, screen_items
+from service.scoring.batch_screening import (
+    Screened,
+    is_plain_number_text,
+    screen_cells,
+    screen_items,
+)
 from service.scoring.duplicate_keys import DuplicateKeyError, check_no_duplicate_keys
 
 _CSV_OPTIONAL = frozenset({CUSTOMER_KEY, ROW_NUMBER})
@@ -219,6 +224,8 @@ def _csv_number(cell: str) -> Any:
     """A CSV cell as a number when it is one; otherwise as found, for the error to quote."""
     if not cell:
         return None
+    if not is_plain_number_text(cell):
+        return cell
     try:
         return int(cell)
     except ValueError:

@@ -161,6 +161,26 @@ async def test_batch_csv_reports_bad_row_by_index(client: httpx.AsyncClient) -> 
 
 
 @pytest.mark.parametrize(
+    "cell", ["1_000", "\uff11\uff10\uff10\uff10", "\u0663\u0660\u0660\u0660", "0x10"]
+)
+async def test_batch_csv_takes_only_ascii_decimal_numbers(
+    client: httpx.AsyncClient, cell: str
+) -> None:
+    """Python's float (and numpy) read digit separators and other scripts' digits; JSON
+    numbers cannot hold them, and neither may a CSV cell."""
+    rows = [f"{i},50000,3,0,10,9" for i in range(1, 4)]
+    rows[1] = f"2,50000,{cell},0,10,9"
+    response = await client.post(
+        "/segment/batch",
+        content=f"{BANK_COLUMNS}\n" + "\n".join(rows) + "\n",
+        headers={"content-type": "text/csv"},
+    )
+    results = response.json()["results"]
+    assert "segment_id" in results[0] and "segment_id" in results[2]
+    assert results[1]["error"]["details"][0]["field"] == "total_credit_cards"
+
+
+@pytest.mark.parametrize(
     ("csv", "field"),
     [
         (

@@ -13,9 +13,12 @@ import httpx
 import pytest
 from sqlalchemy import text
 
+from service.api.app import create_app
+from service.customer_records import STATUS_SECONDS
 from service.store.customer_store import CustomerStore
 from service.store.errors import StoreUnavailable
 from tests.service.conftest import serve, settings_for
+from tests.service.helpers import serve_app
 from tests.service.store.conftest import database_gone, set_connections
 from training.job import TrainingOptions, train
 
@@ -337,3 +340,24 @@ async def test_keys_that_display_as_another_are_refused(models_dir: Path, key: s
         answer = await client.post("/segment", json=customer(key))
     assert answer.status_code == 422
     assert answer.json()["error"]["details"][0]["field"] == "customer_key"
+
+
+async def test_readiness_probes_ask_the_store_at_most_once_a_second(models_dir: Path) -> None:
+    app = create_app(settings_for(models_dir))
+    async with serve_app(app) as client:
+        store = app.state.records.store
+        pings = 0
+        ping = store.ping
+
+        def counted_ping() -> None:
+            nonlocal pings
+            pings += 1
+            ping()
+
+        store.ping = counted_ping
+        answers = [await client.get("/ready") for _ in range(50)]
+        assert pings == 1
+        await asyncio.sleep(STATUS_SECONDS)
+        answers.append(await client.get("/ready"))
+    assert pings == 2
+    assert {answer.json()["store"] for answer in answers} == {"ok"}
