@@ -150,6 +150,30 @@ def test_concurrent_keyed_calls_on_two_workers_are_recorded_exactly_as_answered(
 
 
 @pytest.mark.slow
+def test_hundreds_of_concurrent_writes_per_key_keep_latest_the_newest_history(
+    models_dir: Path, tmp_path: Path, database_url: str
+) -> None:
+    """Issue 18's probe: hundreds of calls for the same customer at once, on two workers,
+    repeated; the customer's latest row must always be the newest of its history."""
+    keys = ["hot-1", "hot-2", "hot-3"]
+    with two_workers(models_dir, tmp_path, database_url) as (process, base_url):
+
+        async def run() -> list[dict[str, Any]]:
+            async with http_client(base_url, connections=64) as client:
+                answers: list[dict[str, Any]] = []
+                for first in (0, 1_000, 2_000):
+                    answers += await burst(client, keys, per_key=200, first=first)
+                return answers
+
+        answers = asyncio.run(run())
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0
+    assert len(answers) == 3 * 3 * 200
+    assert all(answer["recorded"] is True for answer in answers)
+    check_store_against_answers(database_url, answers)
+
+
+@pytest.mark.slow
 def test_sigterm_during_a_burst_loses_none_of_the_answered_writes(
     models_dir: Path, tmp_path: Path, database_url: str
 ) -> None:
