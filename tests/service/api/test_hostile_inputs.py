@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import tracemalloc
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -610,3 +611,20 @@ async def test_valid_csv_variant_is_scored_like_the_plain_csv(
     plain = await scored(client, csv_body(*CSV_ROWS))
     assert [key for key, _, _ in plain] == ["87073", "38414", "17341"]
     assert await scored(client, variant) == plain
+
+
+async def test_a_csv_of_millions_of_tiny_rows_is_refused_before_it_fills_memory(
+    client: httpx.AsyncClient,
+) -> None:
+    """8 MiB of one-cell rows: millions of rows, within the body limit. Reading all of them
+    before counting cost hundreds of megabytes; reading stops one past MAX_BATCH_SIZE."""
+    body = CSV_HEADER.encode() + b"\n" + b"1\n" * (4 * 1024 * 1024 - 100)
+    tracemalloc.start()
+    try:
+        response = await client.post(BATCH, content=body, headers={"content-type": "text/csv"})
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert_refused(response, BATCH_TOO_LARGE)
+    assert "more than 10000 customers" in response.json()["error"]["message"]
+    assert peak < 64 * 1024 * 1024, f"{peak / 2**20:.0f} MiB"
