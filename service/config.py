@@ -14,6 +14,10 @@ from segmentation.drift import MIN_CUSTOMERS
 DEFAULT_DATABASE_URL = "sqlite:///data/segmentation.db"
 
 
+RESERVED_CLIENT_NAME = "admin"
+"""What requests made with ADMIN_API_KEY are recorded as: no client key may take it."""
+
+
 class Settings(BaseSettings):
     """Environment variables, by their upper-case names (``MODELS_DIR``, ``API_KEYS``...)."""
 
@@ -82,6 +86,11 @@ class Settings(BaseSettings):
                 )
             if client.strip() in pairs:
                 raise ValueError(f"API_KEYS names client {client.strip()!r} twice")
+            if client.strip() == RESERVED_CLIENT_NAME:
+                raise ValueError(
+                    f"API_KEYS may not name a client {RESERVED_CLIENT_NAME!r}: the name is the "
+                    "admin key's (ADMIN_API_KEY), in the history and in rate limits"
+                )
             pairs[client.strip()] = key.strip()
         return pairs
 

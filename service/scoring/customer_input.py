@@ -136,8 +136,8 @@ def parse_csv_batch(body: bytes, *, max_size: int) -> CustomerBatch:
     # Rows are read only up to one past the limit: a body of millions of tiny rows (well
     # within MAX_BODY_BYTES) would otherwise cost hundreds of megabytes before the refusal.
     filled = (row for row in rows if "".join(row).strip())  # blank rows are skipped
-    records = list(itertools.islice(filled, max_size + 1))
-    if len(records) > max_size:
+    records = list(itertools.islice(filled, max_size))
+    if next(filled, None) is not None:
         raise BatchTooLarge(
             f"the batch has more than {max_size} customers (MAX_BATCH_SIZE)",
             details=[detail("customers", "max_length", f"at most {max_size} customers")],

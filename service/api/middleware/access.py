@@ -15,18 +15,26 @@ from collections.abc import Mapping
 from pydantic import SecretStr
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from service.api.middleware.asgi import header, route_path, scope_state, send_error
-from service.config import Settings
+from service.api.middleware.asgi import (
+    OPEN_PATHS,
+    header,
+    route_path,
+    scope_state,
+    send_error,
+)
+from service.api.middleware.rate_limit import RequestBudget, too_many
+from service.config import RESERVED_CLIENT_NAME, Settings
 from service.request_context import CLIENT_NAME
 
 logger = logging.getLogger(__name__)
 
-OPEN_PATHS = frozenset({"/health", "/ready", "/metrics"})
-"""Probes and scraping: open to all, whatever the keys."""
-
 ADMIN_PREFIX = "/admin"
-ADMIN_CLIENT = "admin"
+ADMIN_CLIENT = RESERVED_CLIENT_NAME
 """The client name recorded for requests made with the admin key."""
+
+FAILED_KEYS_PER_MINUTE = 10
+"""Wrong keys an address may send a minute (in a burst, then at that rate) before every
+key it sends is refused with 429 unread: guessing keys stays slow."""
 
 API_KEY_HEADER = b"x-api-key"
 
@@ -61,6 +69,7 @@ class ApiKeyAccess:
             (name, _digest(key.get_secret_value())) for name, key in client_keys.items()
         )
         self._admin = _digest(admin_key.get_secret_value()) if admin_key is not None else None
+        self._failures = RequestBudget(FAILED_KEYS_PER_MINUTE)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -83,8 +92,14 @@ class ApiKeyAccess:
         if not given:
             await send_error(send, 401, "unauthorized", "this endpoint needs an X-API-Key header")
             return
+        address = _address(scope)
+        wait = self._failures.wait(address)
+        if wait > 0:
+            await too_many(send, wait, f"more than {FAILED_KEYS_PER_MINUTE} wrong keys a minute")
+            return
         client = self._admin_client(given) if admin else self._client_of(given)
         if client is None:
+            self._failures.admit(address)
             message = (
                 "this endpoint needs the admin key (ADMIN_API_KEY)"
                 if admin
@@ -110,6 +125,11 @@ class ApiKeyAccess:
     def _admin_client(self, given: bytes) -> str | None:
         assert self._admin is not None
         return ADMIN_CLIENT if hmac.compare_digest(_digest(given), self._admin) else None
+
+
+def _address(scope: Scope) -> str:
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
 
 
 def warn_if_open(settings: Settings) -> None:

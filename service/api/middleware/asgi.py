@@ -36,6 +36,10 @@ async def send_error(
     await send({"type": "http.response.body", "body": body})
 
 
+OPEN_PATHS = frozenset({"/health", "/ready", "/metrics"})
+"""Probes and scraping: open to all, whatever the keys, and never rate-limited."""
+
+
 def header(scope: Scope, name: bytes) -> bytes | None:
     """The first value of a request header (``name`` in lower case), or None."""
     for key, value in scope["headers"]:

@@ -18,8 +18,7 @@ from collections.abc import Callable
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from service.api.middleware.access import OPEN_PATHS
-from service.api.middleware.asgi import route_path, scope_state, send_error
+from service.api.middleware.asgi import OPEN_PATHS, route_path, scope_state, send_error
 
 DEFAULT_MAX_CLIENTS = 10_000
 
@@ -43,6 +42,13 @@ class RequestBudget:
         self._max_clients = max_clients
         self._clock = clock
         self._next_free: OrderedDict[str, float] = OrderedDict()
+
+    def wait(self, client: str) -> float:
+        """The seconds ``client`` must wait before its next request (0.0: none), without
+        counting anything."""
+        now = self._clock()
+        scheduled = max(self._next_free.get(client, now), now)
+        return max(scheduled - now - self._tolerance, 0.0)
 
     def admit(self, client: str) -> float:
         """0.0 if ``client`` may go ahead (and count it), else the seconds to wait."""
@@ -82,17 +88,22 @@ class RateLimit:
         client = _client_of(scope)
         wait = self.budget.admit(client)
         if wait > 0:
-            retry_after = max(1, math.ceil(wait))
-            await send_error(
-                send,
-                429,
-                "rate_limited",
-                f"more than {self.budget.per_minute} requests a minute "
-                f"(RATE_LIMIT_PER_MINUTE); retry in {retry_after} s",
-                headers=[(b"retry-after", str(retry_after).encode())],
-            )
+            limit = f"more than {self.budget.per_minute} requests a minute (RATE_LIMIT_PER_MINUTE)"
+            await too_many(send, wait, limit)
             return
         await self.app(scope, receive, send)
+
+
+async def too_many(send: Send, wait: float, limit: str) -> None:
+    """Answer 429 (``rate_limited``) saying which ``limit`` was passed, with ``Retry-After``."""
+    retry_after = max(1, math.ceil(wait))
+    await send_error(
+        send,
+        429,
+        "rate_limited",
+        f"{limit}; retry in {retry_after} s",
+        headers=[(b"retry-after", str(retry_after).encode())],
+    )
 
 
 def _client_of(scope: Scope) -> str:

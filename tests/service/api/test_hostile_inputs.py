@@ -356,8 +356,7 @@ async def test_csv_of_100000_rows_is_413_naming_the_limit(client: httpx.AsyncCli
     assert len(body) < MAX_BODY
     response = await client.post(BATCH, content=body, headers={"content-type": CSV})
     error = assert_refused(response, BATCH_TOO_LARGE)
-    assert "100002 customers" in error["message"]
-    assert str(MAX_BATCH) in error["message"]
+    assert f"more than {MAX_BATCH} customers" in error["message"]  # counting stopped there
 
 
 async def test_json_of_100000_customers_is_413_naming_the_limit(client: httpx.AsyncClient) -> None:

@@ -9,8 +9,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from pydantic import ValidationError
 
 from service.api.middleware import access
+from service.api.middleware.access import FAILED_KEYS_PER_MINUTE
+from service.config import Settings
 from tests.service.conftest import serve, settings_for
 from tests.service.helpers import (
     ADMIN_KEY,
@@ -235,3 +238,26 @@ async def test_keys_are_never_logged_but_client_names_are(
         assert all(secret not in str(record.__dict__) for record in caplog.records)
     access = [r for r in caplog.records if r.name == "service.access"]
     assert {getattr(r, "client", None) for r in access} == {"crm", None, "admin"}
+
+
+async def test_wrong_keys_from_one_address_are_slowed_to_a_few_a_minute(
+    keyed: httpx.AsyncClient,
+) -> None:
+    wrong = [
+        await keyed.post("/segment", json=customer(), headers={"X-API-Key": f"guess-{n}"})
+        for n in range(FAILED_KEYS_PER_MINUTE + 3)
+    ]
+    assert [r.status_code for r in wrong] == [403] * FAILED_KEYS_PER_MINUTE + [429] * 3
+    refused = assert_error(wrong[-1], 429, "rate_limited")
+    assert "wrong keys a minute" in refused["message"]
+    assert int(wrong[-1].headers["retry-after"]) >= 1
+    # Once over, even a right key from that address waits: guessing cannot test keys.
+    right = await keyed.post("/segment", json=customer(), headers={"X-API-Key": CRM_KEY})
+    assert right.status_code == 429
+    # Probes stay open.
+    assert (await keyed.get("/ready")).status_code == 200
+
+
+def test_no_client_may_take_the_admin_key_s_name() -> None:
+    with pytest.raises(ValidationError, match="may not name a client 'admin'"):
+        Settings(api_keys=f"crm:{CRM_KEY},admin:another-key")
