@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
+import sqlite3
 import threading
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -364,4 +367,31 @@ def test_rescoring_waits_for_a_live_write_under_way_and_leaves_its_answer(
     assert finished == [4]
     assert [entry["source"] for entry in store.history("c3")] == ["batch"]
     assert store.versions_other_than("v2") == {}
+    store.dispose()
+
+
+def test_a_damaged_sqlite_file_is_not_reported_as_fine(tmp_path: Path) -> None:
+    """The table of latest assignments damaged (its b-tree roots overwritten), the schema
+    and the migrations' own table intact: ``SELECT 1`` still answered."""
+    path = tmp_path / "store.db"
+    store = CustomerStore(f"sqlite:///{path}")
+    store.record(block([f"c{i:05d}" for i in range(5_000)]))
+    store.dispose()
+    with contextlib.closing(sqlite3.connect(path)) as connection:
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # every page in the file
+        (page_size,) = connection.execute("PRAGMA page_size").fetchone()
+        roots = [
+            page
+            for (page,) in connection.execute(
+                "SELECT rootpage FROM sqlite_master WHERE tbl_name = 'latest_assignments'"
+            )
+        ]
+    with path.open("r+b") as damaged:
+        for page in roots:
+            damaged.seek((page - 1) * page_size)
+            damaged.write(b"\xff" * page_size)
+    store = CustomerStore(f"sqlite:///{path}")
+    store.ensure_migrated()  # the migrations' table is intact: this works
+    with pytest.raises(StoreUnavailable):
+        store.ping()
     store.dispose()
