@@ -125,25 +125,42 @@ def http_client(base_url: str, connections: int) -> httpx.AsyncClient:
     return httpx.AsyncClient(base_url=base_url, limits=limits, timeout=60)
 
 
-@pytest.mark.slow
-def test_concurrent_keyed_calls_on_two_workers_are_recorded_exactly_as_answered(
-    models_dir: Path, tmp_path: Path, database_url: str
-) -> None:
-    keys = [f"live-{number}" for number in range(12)]
+def rounds_on_two_workers(
+    models_dir: Path,
+    tmp_path: Path,
+    database_url: str,
+    keys: list[str],
+    *,
+    per_key: int,
+    rounds: int,
+) -> list[dict[str, Any]]:
+    """``rounds`` bursts of ``per_key`` concurrent calls for each key, one after another, on
+    two worker processes that then stop cleanly; every answer."""
     with two_workers(models_dir, tmp_path, database_url) as (process, base_url):
 
         async def run() -> list[dict[str, Any]]:
             async with http_client(base_url, connections=64) as client:
                 answers: list[dict[str, Any]] = []
-                for first in (0, 300):  # the second round finds every customer known
-                    answers += await burst(client, keys, per_key=25, first=first)
+                for round_number in range(rounds):
+                    first = round_number * len(keys) * per_key
+                    answers += await burst(client, keys, per_key=per_key, first=first)
                 return answers
 
         answers = asyncio.run(run())
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=60) == 0
-    assert len(answers) == 2 * 12 * 25
+    assert len(answers) == rounds * len(keys) * per_key
     assert all(answer["recorded"] is True for answer in answers)
+    return answers
+
+
+@pytest.mark.slow
+def test_concurrent_keyed_calls_on_two_workers_are_recorded_exactly_as_answered(
+    models_dir: Path, tmp_path: Path, database_url: str
+) -> None:
+    keys = [f"live-{number}" for number in range(12)]
+    # The second round finds every customer known.
+    answers = rounds_on_two_workers(models_dir, tmp_path, database_url, keys, per_key=25, rounds=2)
     assert {answer["model_version"] for answer in answers} == {read_latest(models_dir)}
     assert len({answer["segment_id"] for answer in answers}) > 1
     check_store_against_answers(database_url, answers)
@@ -156,20 +173,7 @@ def test_hundreds_of_concurrent_writes_per_key_keep_latest_the_newest_history(
     """Issue 18's probe: hundreds of calls for the same customer at once, on two workers,
     repeated; the customer's latest row must always be the newest of its history."""
     keys = ["hot-1", "hot-2", "hot-3"]
-    with two_workers(models_dir, tmp_path, database_url) as (process, base_url):
-
-        async def run() -> list[dict[str, Any]]:
-            async with http_client(base_url, connections=64) as client:
-                answers: list[dict[str, Any]] = []
-                for first in (0, 1_000, 2_000):
-                    answers += await burst(client, keys, per_key=200, first=first)
-                return answers
-
-        answers = asyncio.run(run())
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=60) == 0
-    assert len(answers) == 3 * 3 * 200
-    assert all(answer["recorded"] is True for answer in answers)
+    answers = rounds_on_two_workers(models_dir, tmp_path, database_url, keys, per_key=200, rounds=3)
     check_store_against_answers(database_url, answers)
 
 
