@@ -20,7 +20,13 @@ import numpy as np
 import orjson
 from pydantic import ValidationError
 
-from segmentation.features import CUSTOMER_KEY, FEATURES, ROW_NUMBER, canonical_column_name
+from segmentation.features import (
+    CUSTOMER_KEY,
+    CUSTOMER_KEY_MAX_LENGTH,
+    FEATURES,
+    ROW_NUMBER,
+    canonical_column_name,
+)
 from segmentation.scoring import FloatArray
 from service.errors import BatchTooLarge, InvalidInput, MalformedBody, detail, field_list
 from service.schemas import CustomerFeatures, CustomerReference
@@ -93,8 +99,15 @@ def features_of(customers: Sequence[CustomerFeatures]) -> FloatArray:
     ).reshape(len(customers), len(FEATURES))
 
 
+_VALUES_PER_CUSTOMER = 1 + len(FEATURES) + 2 + CUSTOMER_KEY_MAX_LENGTH
+"""The most that :func:`_refuse_a_flood_of_values` counts for one valid customer: its
+object, the names of its fields (five features and a key), the key's text, and every
+character of the key if each were a brace, a bracket or a quote."""
+
+
 def parse_json_batch(body: bytes, *, max_size: int) -> CustomerBatch:
     """``{"customers": [...]}``; each item is validated on its own."""
+    _refuse_a_flood_of_values(body, max_size)
     try:
         document = orjson.loads(body)
     except orjson.JSONDecodeError as error:
@@ -116,6 +129,25 @@ def parse_json_batch(body: bytes, *, max_size: int) -> CustomerBatch:
     _check_size(len(items), max_size)
     _refuse_duplicate_keys(body, 1 + sum(len(item) for item in items if isinstance(item, dict)))
     return validate_items(items)
+
+
+def _refuse_a_flood_of_values(body: bytes, max_size: int) -> None:
+    """Refuse, before parsing, a body holding far more objects, arrays and strings than
+    ``max_size`` customers can.
+
+    The count of items is known only once the JSON is parsed, and 8 MiB of ``{},`` parse
+    into 2.8 million objects (some 180 MB) before it could be checked. Counting braces,
+    brackets and quotes takes a few milliseconds and bounds what parsing can make (to
+    about 50 MB at the default MAX_BATCH_SIZE); no batch of ``max_size`` valid customers
+    reaches the bound, whatever their keys hold.
+    """
+    values = body.count(b"{") + body.count(b"[") + body.count(b'"') // 2
+    if values > _VALUES_PER_CUSTOMER * (max_size + 1):
+        raise BatchTooLarge(
+            f"the batch holds {values:,} objects, arrays and strings: more than "
+            f"{max_size} customers (MAX_BATCH_SIZE) can",
+            details=[detail("customers", "max_length", f"at most {max_size} customers")],
+        )
 
 
 def parse_csv_batch(body: bytes, *, max_size: int) -> CustomerBatch:

@@ -627,3 +627,36 @@ async def test_a_csv_of_millions_of_tiny_rows_is_refused_before_it_fills_memory(
     assert_refused(response, BATCH_TOO_LARGE)
     assert "more than 10000 customers" in response.json()["error"]["message"]
     assert peak < 64 * 1024 * 1024, f"{peak / 2**20:.0f} MiB"
+
+
+async def test_a_json_batch_of_millions_of_empty_objects_is_refused_before_parsing(
+    client: httpx.AsyncClient,
+) -> None:
+    """8 MiB of ``{},`` parse into millions of objects before their count can be checked:
+    the body is refused by counting its braces, brackets and quotes first."""
+    body = b'{"customers": [' + b"{}," * (MAX_BODY // 3 - 100) + b"{}]}"
+    assert len(body) < MAX_BODY
+    tracemalloc.start()
+    try:
+        response = await client.post(
+            BATCH, content=body, headers={"content-type": "application/json"}
+        )
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    error = assert_refused(response, BATCH_TOO_LARGE)
+    assert f"more than {MAX_BATCH} customers" in error["message"]
+    assert peak < 64 * 1024 * 1024, f"{peak / 2**20:.0f} MiB"
+
+
+async def test_a_full_batch_of_keys_made_of_braces_and_quotes_is_still_scored(
+    client: httpx.AsyncClient,
+) -> None:
+    """The count that refuses floods must never refuse valid customers, whatever their keys."""
+    keys = [f"{n:05d}" + '{["' * 19 + "{{" for n in range(MAX_BATCH)]  # 64 characters each
+    assert {len(key) for key in keys} == {64}
+    body = orjson.dumps({"customers": [customer(customer_key=key) for key in keys]})
+    assert len(body) < MAX_BODY
+    response = await client.post(BATCH, content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 200, response.text[:300]
+    assert [result["customer_key"] for result in response.json()["results"]] == keys
