@@ -120,6 +120,20 @@ DRIFT_PSI = Gauge(
     registry=REGISTRY,
     multiprocess_mode="mostrecent",
 )
+DRIFT_ATYPICAL_SHARE = Gauge(
+    "segmentation_drift_atypical_share",
+    "Share of the drift window's customers that are atypical, by reason code (reason=all: "
+    "for any reason); set each time drift is reported.",
+    ["reason"],
+    registry=REGISTRY,
+    multiprocess_mode="mostrecent",
+)
+DRIFT_WINDOW_CUSTOMERS = Gauge(
+    "segmentation_drift_window_customers",
+    "Customers in the drift window (every worker's) when drift was last reported.",
+    registry=REGISTRY,
+    multiprocess_mode="mostrecent",
+)
 DRIFT_RETRAIN_RECOMMENDED = Gauge(
     "segmentation_drift_retrain_recommended",
     "1 when the last drift report recommended retraining, else 0.",
@@ -228,12 +242,29 @@ def worker_stopped() -> None:
         multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
 
 
-def record_drift(psi_by_feature: Mapping[str, float | None], retrain: bool) -> None:
-    """Publish a drift report's figures (NaN for a feature without one)."""
+def record_drift(
+    psi_by_feature: Mapping[str, float | None],
+    retrain: bool,
+    *,
+    window_customers: int,
+    atypical_share: float | None,
+    atypical_by_reason: Mapping[str, float] | None,
+) -> None:
+    """Publish a drift report's figures (NaN where there is none)."""
+    # NaN, not the last figure, when there is none now: a stale figure would look current.
     for feature, value in psi_by_feature.items():
-        # NaN, not the last figure, when there is none now: a stale PSI would look current.
-        DRIFT_PSI.labels(feature).set(float("nan") if value is None else value)
+        DRIFT_PSI.labels(feature).set(_or_nan(value))
+    DRIFT_ATYPICAL_SHARE.labels("all").set(_or_nan(atypical_share))
+    for reason in ATYPICAL_REASONS:
+        DRIFT_ATYPICAL_SHARE.labels(reason).set(
+            _or_nan(None if atypical_by_reason is None else atypical_by_reason.get(reason))
+        )
+    DRIFT_WINDOW_CUSTOMERS.set(window_customers)
     DRIFT_RETRAIN_RECOMMENDED.set(1 if retrain else 0)
+
+
+def _or_nan(value: float | None) -> float:
+    return float("nan") if value is None else value
 
 
 def record_shadow(active: str, shadow: str, count: int) -> None:

@@ -32,7 +32,11 @@ def report_drift(model: ActiveModel, window: DriftWindow) -> dict[str, Any]:
         )
     figures = {feature: values["psi"] for feature, values in report["features"].items()}
     metrics.record_drift(
-        {**figures, "segment_mix": report["segment_mix"]["psi"]}, report["retrain_recommended"]
+        {**figures, "segment_mix": report["segment_mix"]["psi"]},
+        report["retrain_recommended"],
+        window_customers=len(rows),
+        atypical_share=report["atypical_share"],
+        atypical_by_reason=report["atypical_by_reason"],
     )
     since = (
         datetime.fromtimestamp(float(rows.times[0]), UTC).isoformat(timespec="seconds")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import signal
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ import pytest
 
 from segmentation.features import FEATURES
 from tests.offline_psi import offline_psi
+from tests.service.api.test_metrics import value
 from tests.service.conftest import serve, settings_for
 from tests.service.processes import service_process, wait_for_log
 
@@ -38,6 +40,25 @@ async def test_a_fresh_service_says_it_has_too_few_customers_yet(models_dir: Pat
     assert report["retrain_recommended"] is False
     assert {figure["band"] for figure in report["features"].values()} == {"insufficient"}
     assert "at least 500" in report["reasons"][0]
+
+
+async def test_the_drift_figures_are_prometheus_gauges_too(models_dir: Path) -> None:
+    atypical = as_customers(np.array([[500_000.0, 3, 1, 40, 2]] * 2 + [[30_000.0, 4, 2, 2, 3]] * 3))
+    async with serve(settings_for(models_dir)) as client:
+        await client.post("/segment/batch", json={"customers": atypical})
+        report = (await client.get("/drift")).json()
+        exposed = (await client.get("/metrics")).text
+    assert value(exposed, "segmentation_drift_window_customers") == 5
+    assert value(exposed, "segmentation_drift_atypical_share", reason="all") == pytest.approx(
+        report["atypical_share"]
+    )
+    assert report["atypical_share"] >= 0.4
+    for reason, share in report["atypical_by_reason"].items():
+        assert value(exposed, "segmentation_drift_atypical_share", reason=reason) == share
+    assert report["atypical_by_reason"]["avg_credit_limit_above_training_range"] == 0.4
+    # Too few customers for a PSI: NaN, not a figure that would look current.
+    assert math.isnan(value(exposed, "segmentation_drift_psi", feature="avg_credit_limit"))
+    assert value(exposed, "segmentation_drift_retrain_recommended") == 0
 
 
 @pytest.mark.slow
