@@ -41,6 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             log_level=log_level,
             log_config=uvicorn_log_config(log_level),
             access_log=False,  # the service writes its own access log, as JSON
+            http="service.http_protocol:BoundedHttpToolsProtocol",
             timeout_graceful_shutdown=30,
         )
     finally:

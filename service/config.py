@@ -48,6 +48,11 @@ class Settings(BaseSettings):
     max_batch_size: int = Field(default=10_000, ge=1)
     rate_limit_per_minute: int | None = Field(default=None, ge=1)
     request_timeout_seconds: float = Field(default=30.0, gt=0)
+    header_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="A request's line and headers must arrive within this many seconds.",
+    )
     allow_sklearn_version_mismatch: bool = Field(
         default=False,
         description="Serve a model trained with another scikit-learn version (not advised).",
