@@ -67,6 +67,28 @@ def list_versions(models_dir: Path, shadow: str | None = None) -> dict[str, Any]
     return {"active": active, "shadow": shadow, "versions": versions}
 
 
+RELOAD_REASON = "POST /admin/reload"
+"""The reason a reload goes into the version history with (the contract's reload has none)."""
+
+
+def reload(holder: ModelHolder, version: str | None, *, by: str) -> tuple[str, str | None]:
+    """Serve ``version`` (default: what `latest` names), whatever its status, as the
+    contract's reload does, and put the switch in the version history.
+
+    Returns (the version now served, the version served before).
+
+    Raises
+    ------
+    InvalidInput, VersionNotFound, VersionRejected
+        As :meth:`ModelHolder.activate`; nothing changes.
+    """
+    activated, previous = holder.activate(version)
+    lifecycle.record_activation(
+        holder.models_dir, activated, previous, by=by, reason=RELOAD_REASON
+    )
+    return activated, previous
+
+
 def promote(holder: ModelHolder, version: str, *, reason: str, by: str) -> tuple[str, str | None]:
     """Make a candidate (or a retired version, to roll back) the active version.
 

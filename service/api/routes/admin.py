@@ -9,7 +9,6 @@ from fastapi import APIRouter, Body
 from fastapi.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from segmentation.lifecycle import record_activation
 from service import metrics
 from service.api.deps import HolderDep, ShadowDep
 from service.api.responses import JSONBytesResponse
@@ -47,7 +46,9 @@ async def reload_model(
     """
     version = request.version if request is not None else None
     try:
-        activated, previous = await run_in_threadpool(holder.activate, version)
+        activated, previous = await run_in_threadpool(
+            lifecycle.reload, holder, version, by=_caller()
+        )
     except ServiceError as refusal:
         outcome = "not_found" if isinstance(refusal, VersionNotFound) else "refused"
         metrics.record_reload("admin", outcome)
@@ -58,14 +59,6 @@ async def reload_model(
         raise
     metrics.record_reload("admin", "success")
     logger.info("admin reload: serving %s (was %s)", activated, previous)
-    await run_in_threadpool(
-        record_activation,
-        holder.models_dir,
-        activated,
-        previous,
-        by=_caller(),
-        reason="POST /admin/reload",
-    )
     return JSONBytesResponse({"model_version": activated, "previous_version": previous})
 
 
