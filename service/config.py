@@ -48,6 +48,17 @@ class Settings(BaseSettings):
     max_batch_size: int = Field(default=10_000, ge=1)
     rate_limit_per_minute: int | None = Field(default=None, ge=1)
     request_timeout_seconds: float = Field(default=30.0, gt=0)
+    store_timeout_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="Longest wait for PostgreSQL on any one round trip or pool checkout.",
+    )
+    record_wait_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description="Longest wait of a live keyed answer for its commit; later, it says "
+        "recorded: false.",
+    )
     header_timeout_seconds: float = Field(
         default=10.0,
         gt=0,

@@ -33,7 +33,7 @@ from service.models.snapshot import TrainingSnapshot
 from service.store.assignments import Assignments
 from service.store.customer_store import CustomerStore
 from service.store.errors import InvalidCursor, StoreUnavailable
-from service.store.group_commit import GroupCommit
+from service.store.group_commit import WAIT_SECONDS, GroupCommit
 
 logger = logging.getLogger(__name__)
 _P = ParamSpec("_P")
@@ -42,14 +42,28 @@ _T = TypeVar("_T")
 HISTORY_LIMIT = 100
 STATUS_SECONDS = 1.0
 """How long a check of the store's status stands for readiness probes."""
+STATUS_DEADLINE_SECONDS = 1.0
+"""How long a readiness probe waits for the store before it reports it unavailable."""
 WRITERS = 8
 """Background writes under way at once (batches, import retries): the store's pool size."""
+
+
+Recorded = dict[str, bool]
+"""The fields of an answer that say what became of its record (see :data:`RECORDED`)."""
+RECORDED: Recorded = {"recorded": True}
+_NOT_RECORDED: Recorded = {"recorded": False}
+_MAYBE_RECORDED: Recorded = {"recorded": False, "recording_unknown": True}
+"""The store stopped answering once the row was sent: it may yet be kept."""
+
+
+def _not_recorded(error: StoreUnavailable) -> Recorded:
+    return _MAYBE_RECORDED if error.unknown else _NOT_RECORDED
 
 
 class CustomerRecords:
     """The service's view of the store: recording answers, importing snapshots, look-ups."""
 
-    def __init__(self, store: CustomerStore) -> None:
+    def __init__(self, store: CustomerStore, *, record_wait_seconds: float = WAIT_SECONDS) -> None:
         self.store = store
         self.failures = 0
         # A snapshot whose import the store missed (it was down): retried until it lands.
@@ -57,8 +71,15 @@ class CustomerRecords:
         # Imports are rare and off the request path; one at a time keeps `pending` right.
         self._import_lock = threading.Lock()
         self._writer = ThreadPoolExecutor(max_workers=WRITERS, thread_name_prefix="store-writer")
-        self._live_writes = GroupCommit(store, on_commit=metrics.record_live_commit)
+        self._live_writes = GroupCommit(
+            store, wait_seconds=record_wait_seconds, on_commit=metrics.record_live_commit
+        )
         self._answered_at = -math.inf
+        # One check at a time, shared by the probes that come while it runs: a store that
+        # hangs must not collect a stuck thread per probe.
+        self._checker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-status")
+        self._check: Future[None] | None = None
+        self._check_lock = threading.Lock()
 
     def _failed(self, action: str, error: StoreUnavailable) -> None:
         self.failures += 1
@@ -69,38 +90,45 @@ class CustomerRecords:
 
         A store that answered is taken to be fine for ``STATUS_SECONDS``: probes need no
         key, and must not cost a database round trip each at whatever rate they come. A
-        failure is not remembered, so that the next probe sees the store come back.
+        failure is not remembered, so that the next probe sees the store come back. A store
+        that has not answered within ``STATUS_DEADLINE_SECONDS`` is reported as such (its
+        check goes on, and later probes wait for that one instead of starting another).
         """
         if time.monotonic() - self._answered_at < STATUS_SECONDS:
             return "ok"
+        with self._check_lock:
+            if self._check is None or self._check.done():
+                self._check = self._checker.submit(self.store.ping)
+            check = self._check
         try:
-            self.store.ping()
+            check.result(timeout=STATUS_DEADLINE_SECONDS)
+        except TimeoutError:
+            error = StoreUnavailable(f"no answer within {STATUS_DEADLINE_SECONDS:g} s")
+            self._failed("checking readiness", error)
+            return f"unavailable: {error}"
         except StoreUnavailable as error:
             self._failed("checking readiness", error)
             return f"unavailable: {error}"
         self._answered_at = time.monotonic()
         return "ok"
 
-    def record(self, assignments: Assignments | None) -> bool | None:
-        """Keep a block (see :func:`to_keep`): True once kept, False when the store failed,
-        None when there was nothing to keep."""
-        if assignments is None:
-            return None
+    def record(self, assignments: Assignments) -> Recorded:
+        """Keep a block (see :func:`to_keep`); what the answer says of it."""
         try:
             self.store.record(assignments)
         except StoreUnavailable as error:
             self._failed(f"recording {len(assignments)} assignments", error)
-            return False
-        return True
+            return _not_recorded(error)
+        return RECORDED
 
-    async def record_answer(self, assignments: Assignments) -> bool:
+    async def record_answer(self, assignments: Assignments) -> Recorded:
         """Keep a live answer's block with those of concurrent requests (one commit for
-        all): True once committed, False when the store failed."""
-        error = await self._live_writes.submit(assignments)
+        all); what the answer says of it, within the group commit's wait at most."""
+        error = await self._live_writes.write(assignments)
         if error is not None:
             self._failed(f"recording {len(assignments)} live assignments", error)
-            return False
-        return True
+            return _not_recorded(error)
+        return RECORDED
 
     def in_background(
         self, work: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs
@@ -120,6 +148,7 @@ class CustomerRecords:
         """
         self._live_writes.close()
         self._writer.shutdown(wait=True)
+        self._checker.shutdown(wait=False, cancel_futures=True)
         self.store.dispose()
 
     def import_snapshot(self, model: ActiveModel, snapshot: TrainingSnapshot) -> bool:

@@ -138,6 +138,11 @@ class SegmentAssignment(BaseModel):
     recorded: bool | None = Field(
         default=None, description="Whether the customer store recorded the answer."
     )
+    recording_unknown: bool | None = Field(
+        default=None,
+        description="Present (true) with `recorded: false` when the store stopped answering "
+        "after the row was sent: it may yet be kept. Sending the call again is safe.",
+    )
 
 
 class ErrorDetail(BaseModel):

@@ -53,7 +53,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(settings.log_level)
         warn_if_open(settings)
-        records = CustomerRecords(CustomerStore(settings.database_url))
+        store = CustomerStore(
+            settings.database_url, round_trip_seconds=settings.store_timeout_seconds
+        )
+        records = CustomerRecords(store, record_wait_seconds=settings.record_wait_seconds)
         app.state.records = records
         # Without a directory shared by the workers, this process keeps its own (and removes it).
         private_state = settings.state_dir is None

@@ -16,7 +16,7 @@ import numpy as np
 
 from segmentation.features import FEATURES
 from segmentation.scoring import FloatArray
-from service.customer_records import CustomerRecords, to_keep
+from service.customer_records import RECORDED, CustomerRecords, to_keep
 from service.errors import CustomerNotFound, InvalidInput, StoreUnavailableError, detail
 from service.models.active_model import ActiveModel
 from service.scoring.customer_input import CustomerBatch
@@ -85,13 +85,8 @@ def score_batch(
         window.add(model.version, features, segment_ids, scored.atypical)
     keyed = [row for row, key in enumerate(keys) if key is not None]
     to_write = [row for row in keyed if to_record[row]]
-    recording = (
-        records.in_background(
-            records.record, to_keep(model, scored, features, keys, source="batch", rows=to_write)
-        )
-        if to_write
-        else None
-    )
+    block = to_keep(model, scored, features, keys, source="batch", rows=to_write)
+    recording = records.in_background(records.record, block) if block is not None else None
     try:
         assignments = model.assignments_from(scored, keys, indices=positions)
         for row in keyed:
@@ -100,10 +95,10 @@ def score_batch(
         body = render(response) if render else None
     finally:
         # Even when building the answer fails, the write is not left running unseen.
-        recorded = recording.result() if recording else None
-    if recorded is False:
+        recorded = recording.result() if recording else RECORDED
+    if recorded is not RECORDED:
         for row in to_write:
-            assignments[row]["recorded"] = False
+            assignments[row].update(recorded)
         body = render(response) if render else None
     return BatchAnswer(response, body, features, segment_ids)
 

@@ -39,7 +39,7 @@ async def score_one(
     features = features_of([customer])
     assignment = model.assign_one(features[0].tolist(), customer.customer_key)
     if customer.customer_key is not None:
-        assignment["recorded"] = await records.record_answer(keep_answer(assignment, features))
+        assignment.update(await records.record_answer(keep_answer(assignment, features)))
     window.add(model.version, features, [assignment["segment_id"]], [assignment["atypical"]])
     if shadow is not None and shadow.version is not None:
         # After this answer has gone: the shadow never holds an answer back.

@@ -37,7 +37,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
 from segmentation.features import FEATURES, could_be_customer_key
-from service.store import postgres_bulk
+from service.store import deadlines, postgres_bulk
 from service.store.assignments import ASSIGNMENT_FIELDS, Assignments
 from service.store.engine import create_store_engine, sqlalchemy_url
 from service.store.errors import (
@@ -56,6 +56,8 @@ _WRITE_ATTEMPTS = 4
 # Below this many rows, plain INSERTs cost less than setting up COPY.
 _COPY_THRESHOLD = 200
 _T = TypeVar("_T")
+LONG_ROUND_TRIP_SECONDS = 600.0
+"""A round trip's deadline in operations long by nature: migrations and snapshot imports."""
 
 
 def encode_cursor(customer_key: str) -> str:
@@ -88,9 +90,11 @@ _MIGRATION_LOCK = threading.Lock()
 class CustomerStore:
     """Latest assignment per customer and the full history, behind one small interface."""
 
-    def __init__(self, url: str, *, connect_timeout_seconds: int = 3) -> None:
+    def __init__(
+        self, url: str, *, connect_timeout_seconds: int = 3, round_trip_seconds: float = 5.0
+    ) -> None:
         self.url = sqlalchemy_url(url)
-        self.engine = create_store_engine(self.url, connect_timeout_seconds)
+        self.engine = create_store_engine(self.url, connect_timeout_seconds, round_trip_seconds)
         self.dialect = self.engine.dialect.name
         self._migrated = False
 
@@ -136,7 +140,7 @@ class CustomerStore:
         config = Config()
         config.set_main_option("script_location", "service.store:migrations")
         try:
-            with self.engine.begin() as connection:
+            with deadlines.relaxed(LONG_ROUND_TRIP_SECONDS), self.engine.begin() as connection:
                 config.attributes["connection"] = connection
                 command.upgrade(config, "head")
         except SQLAlchemyError as error:
@@ -198,7 +202,8 @@ class CustomerStore:
             self._write_rows(connection, assignments)
             return True
 
-        return self._write(claim_and_write)
+        with deadlines.relaxed(LONG_ROUND_TRIP_SECONDS):
+            return self._write(claim_and_write)
 
     def _write(self, operation: Callable[[Connection], _T]) -> _T:
         for attempt in range(1, _WRITE_ATTEMPTS + 1):

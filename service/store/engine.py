@@ -8,6 +8,8 @@ from typing import Any
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
+from service.store.deadlines import BoundedConnection
+
 
 def sqlalchemy_url(url: str) -> str:
     """Accept ``postgresql://`` as well as ``postgresql+psycopg://`` (psycopg 3 either way)."""
@@ -17,17 +19,33 @@ def sqlalchemy_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def create_store_engine(url: str, connect_timeout_seconds: int) -> Engine:
-    """An engine for ``url`` (a SQLAlchemy URL), with each dialect's pool and timeouts."""
+def create_store_engine(
+    url: str, connect_timeout_seconds: int, round_trip_seconds: float
+) -> Engine:
+    """An engine for ``url`` (a SQLAlchemy URL), with each dialect's pool and timeouts.
+
+    On PostgreSQL nothing waits without end: connecting takes at most
+    ``connect_timeout_seconds``, a pool checkout and every round trip (see
+    :mod:`service.store.deadlines`) at most ``round_trip_seconds``.
+    """
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(
+        engine = create_engine(
             url,
             pool_pre_ping=True,
             pool_size=8,
             max_overflow=8,
+            pool_timeout=round_trip_seconds,
             connect_args={"connect_timeout": connect_timeout_seconds},
         )
+
+        @event.listens_for(engine, "do_connect")
+        def _bounded(_dialect: Any, _record: Any, args: Any, params: Any) -> BoundedConnection:
+            connection = BoundedConnection.connect(*args, **params)
+            connection.round_trip_seconds = round_trip_seconds
+            return connection
+
+        return engine
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})

@@ -7,18 +7,22 @@ import sqlite3
 import psycopg
 from sqlalchemy.exc import DBAPIError
 
+from service.store.deadlines import NoAnswer
+
 
 class StoreUnavailable(Exception):
     """The database could not be reached or refused the operation.
 
     ``refused`` tells the two apart: True when the database answered and refused what it was
     given (a constraint, a trigger, a value it cannot hold), so the same statement would
-    fail again and other rows written with it may well succeed alone.
+    fail again and other rows written with it may well succeed alone. ``unknown``: the
+    database stopped answering after a commit was sent, so a write may have been kept.
     """
 
-    def __init__(self, reason: str, *, refused: bool = False) -> None:
+    def __init__(self, reason: str, *, refused: bool = False, unknown: bool = False) -> None:
         super().__init__(reason)
         self.refused = refused
+        self.unknown = unknown
 
 
 class InvalidCursor(ValueError):
@@ -26,8 +30,11 @@ class InvalidCursor(ValueError):
 
 
 def unavailable(error: Exception) -> StoreUnavailable:
-    """The store's error for a SQLAlchemy or driver error, saying whether it was refused."""
-    return StoreUnavailable(reason(error), refused=is_refusal(error))
+    """The store's error for a SQLAlchemy or driver error, saying whether it was refused
+    and whether what was sent may have been kept all the same."""
+    origin = getattr(error, "orig", None) or error
+    unknown = isinstance(origin, NoAnswer) and origin.outcome_unknown
+    return StoreUnavailable(reason(error), refused=is_refusal(error), unknown=unknown)
 
 
 def reason(error: Exception) -> str:

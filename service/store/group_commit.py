@@ -16,8 +16,8 @@ import asyncio
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 from service.store.assignments import Assignments
 from service.store.customer_store import CustomerStore
@@ -29,16 +29,25 @@ logger = logging.getLogger(__name__)
 MAX_GROUP_ROWS = 512
 """Rows in one commit at most; more wait for the next (a larger group is no cheaper per row,
 and it would hold its rows' locks longer)."""
+WAIT_SECONDS = 1.0
+"""How long a live answer waits for its commit, when the store is slow, before it goes
+out saying so (a commit takes a few milliseconds even under load)."""
 
 Outcome = StoreUnavailable | None
-"""What a waiting request learns: None once its rows have committed, else why they did not."""
+"""What a waiting request learns: None once its rows have committed, else why they did not
+(with ``unknown`` set when they were sent and may still be kept)."""
+
+_QUEUED, _SENT, _WITHDRAWN = range(3)
 
 
-@dataclass(frozen=True, eq=False)
 class _Waiting:
-    block: Assignments
-    loop: asyncio.AbstractEventLoop
-    outcome: asyncio.Future[Outcome]
+    __slots__ = ("block", "loop", "outcome", "state")
+
+    def __init__(self, block: Assignments, loop: asyncio.AbstractEventLoop) -> None:
+        self.block = block
+        self.loop = loop
+        self.outcome: asyncio.Future[Outcome] = loop.create_future()
+        self.state = _QUEUED
 
 
 _STOP = object()
@@ -47,10 +56,18 @@ _STOP = object()
 class GroupCommit:
     """One writer thread that commits the blocks of concurrent requests together.
 
+    A request waits at most ``wait_seconds`` for its commit. When the store is that late,
+    a block the writer has not sent yet is withdrawn (it will never be written: the answer
+    can say "not recorded"), and one already sent is reported as unknown. While a commit
+    has been under way for longer than that, new blocks are not queued at all: a database
+    that hangs costs live answers nothing, and they say that they were not recorded.
+
     Parameters
     ----------
     store
         Where the blocks go (through a :class:`GroupWriter` of the writer thread's own).
+    wait_seconds
+        How long a request waits for its commit.
     max_group_rows
         Rows in one commit at most.
     on_commit
@@ -61,30 +78,60 @@ class GroupCommit:
         self,
         store: CustomerStore,
         *,
+        wait_seconds: float = WAIT_SECONDS,
         max_group_rows: int = MAX_GROUP_ROWS,
         on_commit: Callable[[int], None] = lambda blocks: None,
     ) -> None:
         self._writer = GroupWriter(store)
+        self._wait_seconds = wait_seconds
         self._max_group_rows = max_group_rows
         self._on_commit = on_commit
         self._queue: queue.SimpleQueue[_Waiting | object] = queue.SimpleQueue()
+        self._states = threading.Lock()  # a block is either sent or withdrawn, never both
+        self._busy_since: float | None = None
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="store-group-commit", daemon=True)
         self._thread.start()
 
-    def submit(self, block: Assignments) -> asyncio.Future[Outcome]:
-        """Queue ``block`` for the next group; the future settles once it is committed or not.
+    async def write(self, block: Assignments) -> Outcome:
+        """Have ``block`` committed with the next group; None once it is, else why not.
 
-        Called on the event loop. The write happens whether or not the caller still waits
-        for it (a client that hung up does not undo its answer).
+        Called on the event loop. A block that was queued is written whether or not its
+        caller still waits (a client that hung up does not undo its answer).
         """
-        loop = asyncio.get_running_loop()
-        outcome: asyncio.Future[Outcome] = loop.create_future()
         if self._closed:
-            outcome.set_result(StoreUnavailable("the service is shutting down"))
+            return StoreUnavailable("the service is shutting down")
+        stalled = self._stalled_for()
+        if stalled > self._wait_seconds:
+            return StoreUnavailable(f"the store has not finished a commit for {stalled:.1f} s")
+        loop = asyncio.get_running_loop()
+        item = _Waiting(block, loop)
+        self._queue.put(item)
+        deadline = loop.call_later(self._wait_seconds, self._expire, item)
+        try:
+            return await item.outcome
+        finally:
+            deadline.cancel()
+
+    def _stalled_for(self) -> float:
+        since = self._busy_since
+        return 0.0 if since is None else time.monotonic() - since
+
+    def _expire(self, item: _Waiting) -> None:
+        """Settle a request whose commit is late: withdrawn if still queued, else unknown."""
+        if item.outcome.done():
+            return
+        late = f"the store did not commit within {self._wait_seconds:g} s"
+        with self._states:
+            withdrawn = item.state == _QUEUED
+            if withdrawn:
+                item.state = _WITHDRAWN
+        if withdrawn:
+            item.outcome.set_result(StoreUnavailable(f"{late}; the row was not sent"))
         else:
-            self._queue.put(_Waiting(block, loop, outcome))
-        return outcome
+            item.outcome.set_result(
+                StoreUnavailable(f"{late}; the row was sent and may yet be kept", unknown=True)
+            )
 
     def close(self) -> None:
         """Commit what is queued, then stop the writer thread (blocks until it has)."""
@@ -101,7 +148,11 @@ class GroupCommit:
                 return
             assert isinstance(first, _Waiting)
             group, stopping = self._gather(first)
-            self._commit(group)
+            self._busy_since = time.monotonic()
+            try:
+                self._commit(group)
+            finally:
+                self._busy_since = None
             if stopping:
                 return
 
@@ -120,7 +171,23 @@ class GroupCommit:
             rows += len(item.block)
         return group, False
 
+    def _claim(self, group: list[_Waiting]) -> list[_Waiting]:
+        """The blocks of ``group`` that are still wanted, marked as sent."""
+        with self._states:
+            wanted = [item for item in group if item.state == _QUEUED]
+            for item in wanted:
+                item.state = _SENT
+        return wanted
+
     def _commit(self, group: list[_Waiting]) -> None:
+        try:
+            self._writer.connect()
+        except StoreUnavailable as error:  # nothing was sent
+            _settle(group, [error] * len(group))
+            return
+        group = self._claim(group)
+        if not group:
+            return
         try:
             self._writer.write([item.block for item in group])
             outcomes: Sequence[Outcome] = [None] * len(group)
@@ -134,7 +201,9 @@ class GroupCommit:
                 outcomes = [error] * len(group)
         except Exception as error:  # no request may wait forever on a writer that died
             logger.exception("recording %d live answers failed unexpectedly", len(group))
-            outcomes = [StoreUnavailable(f"{type(error).__name__}: {error}")] * len(group)
+            outcomes = [StoreUnavailable(f"{type(error).__name__}: {error}", unknown=True)] * len(
+                group
+            )
         _settle(group, outcomes)
 
     def _alone(self, block: Assignments) -> Outcome:

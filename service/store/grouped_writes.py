@@ -62,17 +62,33 @@ class GroupWriter:
         Raises
         ------
         StoreUnavailable
-            Nothing was kept; ``refused`` says whether the database refused the rows.
+            Nothing was kept (``refused`` says whether the database refused the rows), or,
+            when ``unknown`` is set, the database stopped answering once the group was sent.
         """
-        self._store.ensure_migrated()
+        connection = self.connect()
         try:
-            connection = self._usable_connection()
             self._write_group(connection.driver_connection, blocks)
         except (SQLAlchemyError, *DRIVER_ERRORS) as error:
             if not is_refusal(error):
                 self.close()
             raise unavailable(error) from error
         self._last_used = time.monotonic()
+
+    def connect(self) -> PoolProxiedConnection:
+        """The connection the next group goes on, checked when it was idle (nothing is sent
+        on it yet: a failure here leaves the group certainly unwritten).
+
+        Raises
+        ------
+        StoreUnavailable
+            No usable connection could be had.
+        """
+        self._store.ensure_migrated()
+        try:
+            return self._usable_connection()
+        except (SQLAlchemyError, *DRIVER_ERRORS) as error:
+            self.close()
+            raise unavailable(error) from error
 
     def _usable_connection(self) -> PoolProxiedConnection:
         """The writer's connection; after an idle spell, checked first (a server restart or a

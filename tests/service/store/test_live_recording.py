@@ -275,15 +275,21 @@ def writes_held(database_url: str) -> Iterator[None]:
         yield
 
 
+def queued_now(writer: GroupCommit, assignments: Assignments) -> asyncio.Task[Outcome]:
+    """``assignments`` on their way to ``writer`` (queued at the loop's next turn)."""
+    return asyncio.create_task(writer.write(assignments))
+
+
 async def queued_behind_a_held_lock(
     writer: GroupCommit, database_url: str, keys: list[str]
 ) -> list[Outcome]:
     """One block that takes the writer to the database, where a held lock stops it, then
     ``keys``' blocks queued behind it; their outcomes once the lock is let go."""
     with writes_held(database_url):
-        first = writer.submit(block(f"first-{keys[0]}", 0))
+        first = queued_now(writer, block(f"first-{keys[0]}", 0))
         await asyncio.sleep(0.2)  # the writer has taken it and waits on the lock
-        queued = [writer.submit(block(key, number)) for number, key in enumerate(keys)]
+        queued = [queued_now(writer, block(key, number)) for number, key in enumerate(keys)]
+        await asyncio.sleep(0)  # they are in the queue
     assert await first is None
     return list(await asyncio.gather(*queued))
 
@@ -295,7 +301,7 @@ async def test_blocks_queued_behind_a_commit_share_the_next_one_and_a_refusal_fa
     store.migrate()
     refuse_latest_rows_for(store, POISON)
     commits: list[int] = []
-    writer = GroupCommit(store, on_commit=commits.append)
+    writer = GroupCommit(store, wait_seconds=30, on_commit=commits.append)
     try:
         together = await queued_behind_a_held_lock(
             writer, database_url, [f"a{n}" for n in range(16)]
@@ -324,7 +330,7 @@ async def test_unreachable_store_fails_the_whole_group_at_once() -> None:
     store = CustomerStore("postgresql://postgres@127.0.0.1:1/unreachable")
     writer = GroupCommit(store)
     try:
-        outcomes = await asyncio.gather(*(writer.submit(block(f"k{n}", n)) for n in range(5)))
+        outcomes = await asyncio.gather(*(writer.write(block(f"k{n}", n)) for n in range(5)))
     finally:
         writer.close()
         store.dispose()
@@ -338,14 +344,15 @@ async def test_writes_queued_at_close_are_committed_and_later_ones_refused(
     database_url = f"sqlite:///{tmp_path / 'store.db'}"
     store = CustomerStore(database_url)
     store.migrate()
-    writer = GroupCommit(store)
+    writer = GroupCommit(store, wait_seconds=30)
     with writes_held(database_url):
-        pending = [writer.submit(block(f"k{n}", n)) for n in range(10)]
+        pending = [queued_now(writer, block(f"k{n}", n)) for n in range(10)]
+        await asyncio.sleep(0)
         closing = asyncio.get_running_loop().run_in_executor(None, writer.close)
         await asyncio.sleep(0.1)
     await closing
     assert await asyncio.gather(*pending) == [None] * 10
-    late = await writer.submit(block("late", 1))
+    late = await writer.write(block("late", 1))
     assert isinstance(late, StoreUnavailable) and "shutting down" in str(late)
     store.dispose()
 
@@ -358,13 +365,41 @@ async def test_a_connection_dropped_while_idle_is_replaced_before_the_next_group
     store.migrate()
     writer = GroupCommit(store)
     try:
-        assert await writer.submit(block("before", 1)) is None
+        assert await writer.write(block("before", 1)) is None
         set_connections(postgres_url, allowed=False)  # drops every open connection
         set_connections(postgres_url, allowed=True)
-        assert await writer.submit(block("after", 2)) is None
+        assert await writer.write(block("after", 2)) is None
     finally:
         writer.close()
     with store.engine.connect() as connection:
         keys = connection.execute(text("SELECT customer_key FROM assignment_history")).scalars()
         assert sorted(keys) == ["after", "before"]
+    store.dispose()
+
+
+async def test_a_late_commit_withdraws_what_was_not_sent_and_says_what_was_is_unknown(
+    database_url: str,
+) -> None:
+    store = CustomerStore(database_url)
+    store.migrate()
+    writer = GroupCommit(store, wait_seconds=0.3)
+    try:
+        with writes_held(database_url):
+            sent = queued_now(writer, block("sent", 0))
+            await asyncio.sleep(0.1)  # the writer has taken it and waits on the lock
+            queued = [queued_now(writer, block(f"queued-{n}", n)) for n in range(3)]
+            outcomes = await asyncio.gather(sent, *queued)
+            # The writer is still stuck: a new block is not even queued.
+            refused = await writer.write(block("refused", 9))
+    finally:
+        writer.close()  # lets the stuck group finish
+    late, *withdrawn = outcomes
+    assert isinstance(late, StoreUnavailable) and late.unknown
+    assert all(isinstance(o, StoreUnavailable) and not o.unknown for o in withdrawn)
+    assert isinstance(refused, StoreUnavailable) and not refused.unknown
+    assert "has not finished a commit" in str(refused)
+    with store.engine.connect() as connection:
+        keys = connection.execute(text("SELECT customer_key FROM assignment_history")).scalars()
+        # The group that was sent landed once the lock went; nothing reported unsent did.
+        assert sorted(keys) == ["sent"]
     store.dispose()

@@ -1,0 +1,87 @@
+"""A deadline on every round trip to PostgreSQL, so that a database that hangs fails instead.
+
+A database that stops answering without refusing (a frozen network path, a stuck server)
+keeps a socket open and silent: the kernel still acknowledges what is sent, so neither TCP
+keepalives nor a server-side ``statement_timeout`` ever fire, and a plain connection waits
+for ever. Every wait of psycopg's (a statement, a commit, each chunk of a COPY, a fetch)
+goes through :meth:`psycopg.Connection.wait`, which takes a timeout: here each connection
+passes its own, and a connection whose wait ran out is closed, since it stopped in the
+middle of the protocol.
+
+Whether the database kept what it was sent is then unknown only when the wait was for a
+commit (or a statement in autocommit, its own transaction): anything earlier in a
+transaction is rolled back by the server when it finds the connection gone.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg.abc import PQGen
+
+# psycopg raises this private subclass of OperationalError when a wait's timeout runs out
+# (public since 3.2 is only the ``timeout`` argument itself); nothing else is taken from it.
+from psycopg.errors import _WaitTimeout
+
+_RV = TypeVar("_RV")
+_WAIT_INTERVAL = 0.1
+"""How often psycopg's own wait wakes up to see whether it was interrupted (its default)."""
+
+
+class NoAnswer(psycopg.OperationalError):
+    """The database did not answer within the deadline; the connection has been closed.
+
+    ``outcome_unknown``: the wait was for a commit, so what was sent may have been kept.
+    """
+
+    def __init__(self, message: str, *, outcome_unknown: bool) -> None:
+        super().__init__(message)
+        self.outcome_unknown = outcome_unknown
+
+
+_relaxed = threading.local()
+
+
+@contextmanager
+def relaxed(seconds: float) -> Iterator[None]:
+    """Let this thread's round trips take up to ``seconds`` each, for operations that are
+    long by nature (a migration rebuilding an index, a whole snapshot's upsert)."""
+    before = getattr(_relaxed, "seconds", None)
+    _relaxed.seconds = seconds
+    try:
+        yield
+    finally:
+        _relaxed.seconds = before
+
+
+class BoundedConnection(psycopg.Connection[Any]):
+    """A psycopg connection whose every wait for the server ends within ``round_trip_seconds``."""
+
+    round_trip_seconds: float = 5.0
+    _committing = False
+
+    def wait(
+        self, gen: PQGen[_RV], interval: float = _WAIT_INTERVAL, timeout: float | None = None
+    ) -> _RV:
+        seconds = timeout or getattr(_relaxed, "seconds", None) or self.round_trip_seconds
+        try:
+            return super().wait(gen, interval=interval, timeout=seconds)
+        except _WaitTimeout:
+            # Stopped mid-protocol: the connection cannot be used again.
+            unknown = self.autocommit or self._committing
+            self.close()
+            raise NoAnswer(
+                f"the database did not answer within {seconds:g} s",
+                outcome_unknown=unknown,
+            ) from None
+
+    def commit(self) -> None:
+        self._committing = True
+        try:
+            super().commit()
+        finally:
+            self._committing = False
