@@ -10,7 +10,8 @@ middle of the protocol.
 
 Whether the database kept what it was sent is then unknown only when the wait was for a
 commit (or a statement in autocommit, its own transaction): anything earlier in a
-transaction is rolled back by the server when it finds the connection gone.
+transaction is rolled back by the server when it finds the connection gone. The same holds
+for a connection lost (reset, closed) while a commit was on its way.
 """
 
 from __future__ import annotations
@@ -33,9 +34,11 @@ _WAIT_INTERVAL = 0.1
 
 
 class NoAnswer(psycopg.OperationalError):
-    """The database did not answer within the deadline; the connection has been closed.
+    """The database did not answer: the deadline passed (the connection is then closed) or
+    the connection was lost while a commit was on its way.
 
-    ``outcome_unknown``: the wait was for a commit, so what was sent may have been kept.
+    ``outcome_unknown``: the wait was for a commit (or a statement in autocommit), so what
+    was sent may have been kept.
     """
 
     def __init__(self, message: str, *, outcome_unknown: bool) -> None:
@@ -67,7 +70,10 @@ class BoundedConnection(psycopg.Connection[Any]):
     def wait(
         self, gen: PQGen[_RV], interval: float = _WAIT_INTERVAL, timeout: float | None = None
     ) -> _RV:
-        seconds = timeout or getattr(_relaxed, "seconds", None) or self.round_trip_seconds
+        if timeout is not None:  # psycopg's own timed wait (for notifications): its to handle
+            return super().wait(gen, interval=interval, timeout=timeout)
+        relaxed_seconds: float | None = getattr(_relaxed, "seconds", None)
+        seconds = self.round_trip_seconds if relaxed_seconds is None else relaxed_seconds
         try:
             return super().wait(gen, interval=interval, timeout=seconds)
         except _WaitTimeout:
@@ -78,6 +84,15 @@ class BoundedConnection(psycopg.Connection[Any]):
                 f"the database did not answer within {seconds:g} s",
                 outcome_unknown=unknown,
             ) from None
+        except psycopg.OperationalError as error:
+            # No SQLSTATE: the connection itself failed (reset, closed), not the database
+            # refusing; if a commit was on its way, it may have landed all the same.
+            if error.sqlstate is None and (self.autocommit or self._committing):
+                raise NoAnswer(
+                    f"the connection was lost before the database answered: {error}",
+                    outcome_unknown=True,
+                ) from error
+            raise
 
     def commit(self) -> None:
         self._committing = True

@@ -182,7 +182,10 @@ class GroupCommit:
     def _commit(self, group: list[_Waiting]) -> None:
         try:
             self._writer.connect()
-        except StoreUnavailable as error:  # nothing was sent
+        except Exception as error:  # nothing was sent; the writer thread must live on
+            if not isinstance(error, StoreUnavailable):
+                logger.exception("preparing to record %d live answers failed", len(group))
+                error = StoreUnavailable(f"{type(error).__name__}: {error}")
             _settle(group, [error] * len(group))
             return
         group = self._claim(group)

@@ -101,6 +101,7 @@ class GroupWriter:
                 self.close()
         if self._connection is None:
             self._connection = self._connect()
+        self._last_used = time.monotonic()
         return self._connection
 
     def _connect(self) -> PoolProxiedConnection:

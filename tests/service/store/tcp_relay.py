@@ -5,6 +5,7 @@ is delivered (including statements whose senders have given up on them)."""
 
 from __future__ import annotations
 
+import contextlib
 import selectors
 import socket
 import threading
@@ -33,11 +34,14 @@ class TcpRelay:
         self._flowing.set()
 
     def close(self) -> None:
+        """Break every connection (each side sees it closed), then stop."""
         self._running.clear()
-        self._flowing.set()
         self._listener.close()
         for sock in self._sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
             sock.close()
+        self._flowing.set()  # the pumps wake, see they are done, and end
 
     def __enter__(self) -> TcpRelay:
         return self
@@ -67,6 +71,8 @@ class TcpRelay:
             selector.register(source, selectors.EVENT_READ)
             while self._running.is_set():
                 self._flowing.wait()
+                if not self._running.is_set():
+                    return
                 if not selector.select(timeout=0.05) or not self._flowing.is_set():
                     continue
                 try:

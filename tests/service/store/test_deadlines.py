@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 
 import psycopg
@@ -29,7 +30,7 @@ def bounded(url: str, seconds: float, *, autocommit: bool) -> BoundedConnection:
     return connection
 
 
-def test_a_statement_in_a_transaction_fails_in_time_and_is_surely_not_kept(
+def test_a_statement_in_a_transaction_fails_in_time_and_its_fate_is_known(
     relay: tuple[TcpRelay, str],
 ) -> None:
     path, url = relay
@@ -68,7 +69,35 @@ def test_a_relaxed_deadline_lets_a_slow_round_trip_finish(relay: tuple[TcpRelay,
     connection = bounded(url, 0.2, autocommit=True)
     with relaxed(5):
         connection.execute("SELECT pg_sleep(0.5)")
-    connection.execute("SELECT 1")  # and the usual deadline holds again after
+    with pytest.raises(NoAnswer):  # and the usual deadline holds again after
+        connection.execute("SELECT pg_sleep(0.5)")
+
+
+def test_a_connection_lost_during_an_autocommit_statement_is_reported_as_unknown(
+    relay: tuple[TcpRelay, str],
+) -> None:
+    path, url = relay
+    connection = bounded(url, 30, autocommit=True)
+    connection.execute("SELECT 1")
+    path.freeze()
+    threading.Timer(0.3, path.close).start()  # the path breaks while the statement waits
+    with pytest.raises(NoAnswer) as raised:
+        connection.execute("SELECT 1")
+    assert raised.value.outcome_unknown
+    assert "lost" in str(raised.value)
+
+
+def test_a_connection_lost_inside_a_transaction_is_not_unknown(
+    relay: tuple[TcpRelay, str],
+) -> None:
+    path, url = relay
+    connection = bounded(url, 30, autocommit=False)
+    connection.execute("SELECT 1")
+    path.freeze()
+    threading.Timer(0.3, path.close).start()
+    with pytest.raises(psycopg.OperationalError) as raised:
+        connection.execute("SELECT 1")
+    assert not unavailable(raised.value).unknown
 
 
 def test_the_store_answers_unavailable_within_its_deadlines_when_the_path_hangs(

@@ -382,11 +382,11 @@ async def test_a_late_commit_withdraws_what_was_not_sent_and_says_what_was_is_un
 ) -> None:
     store = CustomerStore(database_url)
     store.migrate()
-    writer = GroupCommit(store, wait_seconds=0.3)
+    writer = GroupCommit(store, wait_seconds=1.0)
     try:
         with writes_held(database_url):
             sent = queued_now(writer, block("sent", 0))
-            await asyncio.sleep(0.1)  # the writer has taken it and waits on the lock
+            await asyncio.sleep(0.3)  # the writer has taken it and waits on the lock
             queued = [queued_now(writer, block(f"queued-{n}", n)) for n in range(3)]
             outcomes = await asyncio.gather(sent, *queued)
             # The writer is still stuck: a new block is not even queued.
