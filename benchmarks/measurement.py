@@ -35,7 +35,7 @@ from benchmarks.servers import (
     uvicorn_command,
 )
 from benchmarks.wrk import LoadSettings, run_wrk
-from segmentation.artifact import read_latest, verify_version
+from segmentation.artifact import read_latest, read_pipeline_bytes
 from segmentation.lifecycle import published_versions
 
 logger = logging.getLogger(__name__)
@@ -186,9 +186,7 @@ class BenchmarkRun:
     def _verified_pipeline_bytes(self) -> bytes:
         signing_key = os.environ.get("MODEL_SIGNING_KEY")
         keys = (signing_key,) if signing_key else ()
-        return verify_version(
-            self.models_dir, read_latest(self.models_dir), signing_keys=keys
-        ).pipeline_bytes
+        return read_pipeline_bytes(self.models_dir, read_latest(self.models_dir), signing_keys=keys)
 
     def _measure_footprint(self, running: RunningServer) -> None:
         batch = next(c for c in self.cases["ours"] if c.is_batch and c.rows == FOOTPRINT_BATCH_ROWS)

@@ -22,7 +22,7 @@ import pandas as pd
 from fastapi import FastAPI, Request
 from pydantic import BaseModel, Field
 
-from segmentation.artifact import read_latest, verify_version
+from segmentation.artifact import load_pipeline, read_latest
 from segmentation.features import FEATURES
 
 logger = logging.getLogger(__name__)
@@ -48,10 +48,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     models_dir = Path(os.environ.get("MODELS_DIR", "models"))
     signing_key = os.environ.get("MODEL_SIGNING_KEY")
     version = read_latest(models_dir)
-    verified = verify_version(
+    app.state.pipeline = load_pipeline(
         models_dir, version, signing_keys=(signing_key,) if signing_key else ()
     )
-    app.state.pipeline = verified.load_pipeline()
     logger.info("naive reference server loaded model %s", version)
     yield
 

@@ -1,8 +1,9 @@
 """The model artifact on disk: layout, hashes, signatures, the `latest` pointer and safe loading.
 
-Unpickling runs code, so nothing here unpickles a file before its bytes have been hashed
-(and, with a signing key, the manifest's signature checked); the bytes that were verified
-are the very bytes that are loaded.
+The service scores from the manifest alone and never unpickles. ``pipeline.joblib`` is
+kept for analysts and the benchmarks' peers: :func:`load_pipeline` unpickles it only after
+the manifest, its signature and the file's hash checked out, from the very bytes that were
+hashed (unpickling runs code).
 """
 
 from __future__ import annotations
@@ -20,8 +21,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
-
-import joblib
 
 from segmentation.manifest import Manifest, ManifestError, Signature
 
@@ -49,20 +48,11 @@ class ArtifactError(Exception):
 
 @dataclass(frozen=True)
 class VerifiedVersion:
-    """A version whose manifest (and signature, when required) and file hashes all checked out.
-
-    ``pipeline_bytes`` are the bytes that were hashed: loading from them, not from the
-    file again, closes the gap between checking a file and reading it.
-    """
+    """A version whose manifest (and signature, when required) and file hashes all checked out."""
 
     version: str
     path: Path
     manifest: Manifest
-    pipeline_bytes: bytes
-
-    def load_pipeline(self) -> Any:
-        """Unpickle the verified pipeline."""
-        return joblib.load(io.BytesIO(self.pipeline_bytes))
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -286,8 +276,6 @@ def verify_version(
 ) -> VerifiedVersion:
     """Check a version's manifest, signature (when keys are given) and every file's sha256.
 
-    Nothing is unpickled here.
-
     Raises
     ------
     ArtifactError
@@ -308,18 +296,38 @@ def verify_version(
     if PIPELINE_FILE not in files:
         raise ArtifactError("manifest_invalid", "the manifest does not list its files")
     for name, expected in files.items():
-        if name == PIPELINE_FILE:
-            continue
         try:
             actual = sha256_file(version_dir / check_version_name(name))
         except FileNotFoundError:
             raise _missing(version_dir / name) from None
         _check_hash(name, actual, expected.sha256)
+    return VerifiedVersion(version=version, path=version_dir, manifest=manifest)
+
+
+def read_pipeline_bytes(
+    models_dir: Path, version: str, *, signing_keys: tuple[str, ...] = ()
+) -> bytes:
+    """The bytes of a verified version's ``pipeline.joblib``, hashed as they were read.
+
+    Raises
+    ------
+    ArtifactError
+        As :func:`verify_version`.
+    """
+    verified = verify_version(models_dir, version, signing_keys=signing_keys)
+    path = verified.path / PIPELINE_FILE
     try:
-        pipeline_bytes = read_regular_file(version_dir / PIPELINE_FILE, limit=MAX_FILE_BYTES)
+        content = read_regular_file(path, limit=MAX_FILE_BYTES)
     except FileNotFoundError:
-        raise _missing(version_dir / PIPELINE_FILE) from None
-    _check_hash(PIPELINE_FILE, sha256_bytes(pipeline_bytes), files[PIPELINE_FILE].sha256)
-    return VerifiedVersion(
-        version=version, path=version_dir, manifest=manifest, pipeline_bytes=pipeline_bytes
-    )
+        raise _missing(path) from None
+    _check_hash(PIPELINE_FILE, sha256_bytes(content), verified.manifest.files[PIPELINE_FILE].sha256)
+    return content
+
+
+def load_pipeline(models_dir: Path, version: str, *, signing_keys: tuple[str, ...] = ()) -> Any:
+    """Unpickle a verified version's fitted scikit-learn pipeline (for analysts and the
+    benchmarks' peers; the service never does)."""
+    import joblib  # here only: whoever does not unpickle does not load joblib
+
+    content = read_pipeline_bytes(models_dir, version, signing_keys=signing_keys)
+    return joblib.load(io.BytesIO(content))

@@ -7,12 +7,13 @@ spelled in one place.
 
 from __future__ import annotations
 
+import csv
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
 
 from segmentation.features import CUSTOMER_KEY, FEATURES
 
@@ -34,15 +35,20 @@ class VersionAssignments:
 def write_assignments(path: Path, assignments: VersionAssignments) -> None:
     """Write the file; whole-number features are written as integers (``3``, not ``3.0``)."""
     values = assignments.features
-    table = pd.DataFrame({CUSTOMER_KEY: assignments.keys, SEGMENT_ID: assignments.segment_ids})
-    for column, feature in enumerate(FEATURES):
+    columns: list[list[int] | list[float]] = []
+    for column in range(len(FEATURES)):
         values_of_feature = values[:, column]
         whole = bool(
             np.all(values_of_feature == np.round(values_of_feature))
             and np.all(np.abs(values_of_feature) < 2**53)
         )
-        table[feature] = values_of_feature.astype(np.int64) if whole else values_of_feature
-    table.to_csv(path, index=False)
+        columns.append(
+            values_of_feature.astype(np.int64).tolist() if whole else values_of_feature.tolist()
+        )
+    with path.open("w", newline="", encoding="utf-8") as stream:
+        writer = csv.writer(stream, lineterminator="\n")
+        writer.writerow(COLUMNS)
+        writer.writerows(zip(assignments.keys, assignments.segment_ids, *columns, strict=True))
 
 
 def read_assignments(
@@ -53,19 +59,25 @@ def read_assignments(
     Raises
     ------
     OSError, ValueError, KeyError
-        The file is missing, unreadable or lacks a column.
+        The file is missing, unreadable or lacks a column (or a row a value).
     """
-    columns = list(COLUMNS) if with_features else [CUSTOMER_KEY, SEGMENT_ID]
-    table = pd.read_csv(
-        path, usecols=columns, dtype={CUSTOMER_KEY: str, SEGMENT_ID: str}, nrows=rows
-    )
+    with path.open(newline="", encoding="utf-8") as stream:
+        reader = csv.reader(stream)
+        header = next(reader, [])
+        where = {name: position for position, name in enumerate(header)}
+        wanted = COLUMNS if with_features else (CUSTOMER_KEY, SEGMENT_ID)
+        positions = [where[name] for name in wanted]  # KeyError names a missing column
+        try:
+            table = [[row[position] for position in positions] for row in islice(reader, rows)]
+        except IndexError:
+            raise ValueError(f"line {reader.line_num} has fewer values than the header") from None
     features = (
-        table[list(FEATURES)].to_numpy(dtype=np.float64)
+        np.array([row[2:] for row in table], dtype=np.float64).reshape(len(table), len(FEATURES))
         if with_features
         else np.empty((len(table), 0))
     )
     return VersionAssignments(
-        keys=table[CUSTOMER_KEY].tolist(),
-        segment_ids=table[SEGMENT_ID].tolist(),
+        keys=[row[0] for row in table],
+        segment_ids=[row[1] for row in table],
         features=features,
     )

@@ -17,7 +17,6 @@ from typing import Any
 import msgspec
 import numpy as np
 import numpy.typing as npt
-from sklearn.metrics import adjusted_rand_score
 
 from segmentation.artifact import ASSIGNMENTS_FILE, ArtifactError, verify_version
 from segmentation.assignments_file import VersionAssignments, read_assignments
@@ -67,18 +66,17 @@ class ComparedVersion:
         verified = verify_version(models_dir, version, signing_keys=signing_keys)
         manifest = verified.manifest
         labels = sorted(segment.label for segment in manifest.segments)
-        try:
-            scorer = SegmentScorer.for_version(manifest, verified.load_pipeline())
-        except (AttributeError, IndexError, KeyError, TypeError, ValueError) as error:
+        if manifest.k < 2 or labels != list(range(manifest.k)):
             raise ArtifactError(
-                "pipeline_invalid", f"{version}'s pipeline cannot score its segments: {error}"
-            ) from None
-        if scorer.n_segments != manifest.k or labels != list(range(scorer.n_segments)):
-            raise ArtifactError(
-                "pipeline_invalid",
-                f"{version}'s pipeline has {scorer.n_segments} centres; its manifest describes "
-                f"k={manifest.k} segments with labels {labels}",
+                "manifest_invalid",
+                f"{version}'s manifest describes k={manifest.k} segments with labels {labels}",
             )
+        try:
+            scorer = SegmentScorer.for_version(manifest)
+        except ValueError as error:
+            raise ArtifactError(
+                "manifest_invalid", f"{version}'s manifest cannot score: {error}"
+            ) from None
         try:
             training = read_assignments(verified.path / ASSIGNMENTS_FILE)
         except (OSError, ValueError, KeyError) as error:
@@ -177,7 +175,7 @@ def compare(
     flows = Counter(zip(before, after, strict=True))
     moved = sum(count for (old, new), count in flows.items() if old != new)
     n = len(features)
-    agreement = float(adjusted_rand_score(before, after))
+    agreement = adjusted_rand_index(flows)
     personas_before = _personas(against.manifest)
     personas_after = _personas(candidate.manifest)
     sides = _side_by_side(against.manifest, candidate.manifest, Counter(before), Counter(after))
@@ -354,3 +352,31 @@ def _metrics(against: Manifest, candidate: Manifest) -> dict[str, dict[str, floa
 
     before, after = side(against), side(candidate)
     return {name: {"against": before[name], "candidate": after[name]} for name in before}
+
+
+def adjusted_rand_index(flows: Counter[tuple[str, str]]) -> float:
+    """The adjusted Rand index of two labelings of the same customers, from how many went
+    from each label of the first to each of the second (Hubert and Arabie's, as
+    scikit-learn's ``adjusted_rand_score`` computes it, in exact integers until the end).
+
+    1.0 for the same partition (whatever the names), about 0 for unrelated ones.
+    """
+    n = sum(flows.values())
+    rows: Counter[str] = Counter()
+    columns: Counter[str] = Counter()
+    for (first, second), count in flows.items():
+        rows[first] += count
+        columns[second] += count
+    same_in_both = sum(count * count for count in flows.values())
+    # Pairs of customers counted over ordered pairs, as scikit-learn's pair confusion matrix.
+    together_in_both = same_in_both - n
+    only_in_second = sum(count * count for count in columns.values()) - same_in_both
+    only_in_first = sum(count * count for count in rows.values()) - same_in_both
+    apart_in_both = n * n - only_in_second - only_in_first - same_in_both
+    if only_in_first == 0 and only_in_second == 0:
+        return 1.0
+    numerator = 2 * (together_in_both * apart_in_both - only_in_first * only_in_second)
+    denominator = (together_in_both + only_in_first) * (only_in_first + apart_in_both) + (
+        together_in_both + only_in_second
+    ) * (only_in_second + apart_in_both)
+    return numerator / denominator

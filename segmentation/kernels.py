@@ -11,23 +11,31 @@ start after an install pays the compilation.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
-import numba
 import numpy as np
 
+# numba imports SciPy when it is installed: its package to check the version, and
+# ``scipy.linalg`` (heavy) when it first compiles, to find a BLAS for ``np.dot`` and
+# ``np.linalg``. These kernels use neither, and a serving worker should not carry SciPy:
+# it is hidden while numba and its array functions load (without it numba leaves those
+# two out), and visible again afterwards to whoever needs it.
+_hide_scipy = "scipy" not in sys.modules
+if _hide_scipy:
+    sys.modules["scipy"] = None  # type: ignore[assignment]
+try:
+    import numba
+    import numba.np.arraymath  # where numba looks for SciPy's BLAS
+finally:
+    if _hide_scipy:
+        del sys.modules["scipy"]
 
-def _score_row(
-    row: int,
-    features: Any,
-    model: Any,
-    tie_scale: float,
-    tie_tolerance: float,
-    out: Any,
-) -> None:
+
+def _score_row(row: int, features: Any, model: Any, out: Any) -> None:
     """Score one row: ``model`` and ``out`` are the tuples :func:`score_serial` documents."""
     mean, scale, centroids, feature_min, feature_max, thresholds = model
-    labels, runner_up, distances, confidence, below, above, far, tied = out
+    labels, runner_up, distances, confidence, below, above, far = out
     n_segments, n_features = centroids.shape
     best, second = np.inf, np.inf
     best_label, second_label = 0, 1
@@ -46,7 +54,6 @@ def _score_row(
             second, second_label = total, segment
     labels[row] = best_label
     runner_up[row] = second_label
-    tied[row] = (second - best) <= tie_tolerance * (best + tie_scale + 1.0)
     for segment in range(n_segments):
         distances[row, segment] = np.sqrt(distances[row, segment])
     nearest = distances[row, best_label]
@@ -63,26 +70,22 @@ _score_row_compiled = numba.njit(cache=True, inline="always")(_score_row)
 
 
 @numba.njit(cache=True)
-def score_serial(
-    features: Any, model: Any, tie_scale: float, tie_tolerance: float, out: Any
-) -> None:
+def score_serial(features: Any, model: Any, out: Any) -> None:
     """Score every row on the calling thread (cheapest for a handful of customers).
 
     ``model`` is ``(mean, scale, centroids, feature_min, feature_max, thresholds)`` and
-    ``out`` is ``(labels, runner_up, distances, confidence, below, above, far, tied)``,
+    ``out`` is ``(labels, runner_up, distances, confidence, below, above, far)``,
     the arrays :class:`segmentation.scoring.ScoredBatch` holds, filled row by row.
     """
     for row in range(features.shape[0]):
-        _score_row_compiled(row, features, model, tie_scale, tie_tolerance, out)
+        _score_row_compiled(row, features, model, out)
 
 
 @numba.njit(cache=True, parallel=True)
-def score_parallel(
-    features: Any, model: Any, tie_scale: float, tie_tolerance: float, out: Any
-) -> None:
+def score_parallel(features: Any, model: Any, out: Any) -> None:
     """Score rows spread over every core (the arguments of :func:`score_serial`)."""
     for row in numba.prange(features.shape[0]):
-        _score_row_compiled(row, features, model, tie_scale, tie_tolerance, out)
+        _score_row_compiled(row, features, model, out)
 
 
 def warm_up() -> None:
@@ -99,6 +102,5 @@ def warm_up() -> None:
             np.empty((1, 2), np.bool_),
             np.empty((1, 2), np.bool_),
             np.empty(1, np.bool_),
-            np.empty(1, np.bool_),
         )
-        kernel(features, model, 1.0, 1e-9, out)
+        kernel(features, model, out)

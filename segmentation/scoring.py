@@ -1,10 +1,16 @@
-"""Segment scoring arithmetic: plain numpy derived once from a fitted pipeline.
+"""Segment scoring arithmetic: plain numbers that a version's signed manifest holds.
 
 Every consumer (the single route, the batch route, the batch command, the service's
-self-test) scores through :meth:`SegmentScorer.score`, so they cannot disagree. Labels are
-equal to ``pipeline.predict``: rows whose two nearest centroids are too close to call in
-floating point are handed to the pipeline itself, so the scorer never breaks a tie
-differently from scikit-learn.
+self-test, training's proof) scores through :class:`SegmentScorer`, so they cannot
+disagree. The scorer needs no pickled object: the scaler's means and scales, the centres
+(standardised units), the training ranges and the distance thresholds are all in the
+manifest, so the service never unpickles and never imports scikit-learn.
+
+The label is the centre at the smallest squared distance, computed in the direct form
+(see :mod:`segmentation.kernels`); on an exact tie, the lower label (as ``argmin``).
+scikit-learn's ``predict`` expands the square and may round differently when two centres
+are all but equally near; training proves, before it publishes a version, that these
+numbers give ``pipeline.predict``'s label on every training customer.
 """
 
 from __future__ import annotations
@@ -12,7 +18,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -30,10 +35,6 @@ FAR_FROM_CENTROID = "far_from_segment_centroid"
 
 # From this many rows on, spreading the work over the cores pays for starting threads.
 _PARALLEL_ROWS = 20_000
-
-# Relative size of a squared-distance gap below which this arithmetic and scikit-learn's
-# (which expands the square and may round differently) might not agree on the nearer one.
-_TIE_TOLERANCE = 1e-9
 
 
 def below_range_reason(feature: str) -> str:
@@ -108,15 +109,17 @@ class ScoredRow:
 
 
 class SegmentScorer:
-    """Nearest-centroid scoring equal to a fitted ``StandardScaler -> KMeans`` pipeline.
+    """Nearest-centroid scoring, equal to the version's ``StandardScaler -> KMeans``.
 
     Distances are computed in the direct form (see :mod:`segmentation.kernels`): no
     cancellation, and bit-identical whether one customer is scored or a million.
 
     Parameters
     ----------
-    pipeline
-        The verified, fitted pipeline; kept only to settle near-ties exactly.
+    mean, scale
+        The scaler's, per feature.
+    centroids
+        ``(k, n_features)``: the K-means centres in standardised units, by label.
     feature_min, feature_max
         The range of each feature seen in training, in original units.
     distance_thresholds
@@ -127,33 +130,39 @@ class SegmentScorer:
     def __init__(
         self,
         *,
-        pipeline: Any,
+        mean: Sequence[float],
+        scale: Sequence[float],
+        centroids: Sequence[Sequence[float]],
         feature_min: Sequence[float],
         feature_max: Sequence[float],
         distance_thresholds: Sequence[float],
     ) -> None:
-        scaler, kmeans = pipeline[0], pipeline[-1]
-        self._pipeline = pipeline
-        self.mean: FloatArray = np.asarray(scaler.mean_, dtype=np.float64)
-        self.scale: FloatArray = np.asarray(scaler.scale_, dtype=np.float64)
-        self.centroids: FloatArray = np.asarray(kmeans.cluster_centers_, dtype=np.float64)
+        self.mean: FloatArray = np.asarray(mean, dtype=np.float64)
+        self.scale: FloatArray = np.asarray(scale, dtype=np.float64)
+        self.centroids: FloatArray = np.asarray(centroids, dtype=np.float64)
         self.n_segments = self.centroids.shape[0]
-        if self.centroids.shape[1] != len(FEATURES) or self.n_segments < 2:
+        if self.centroids.ndim != 2 or self.centroids.shape[1] != len(FEATURES):
             raise ValueError(
-                f"centroids of shape {self.centroids.shape} do not fit {len(FEATURES)} "
-                "features and at least 2 segments"
+                f"centroids of shape {self.centroids.shape} do not fit {len(FEATURES)} features"
             )
+        if self.n_segments < 2:
+            raise ValueError(f"{self.n_segments} centroids: at least 2 segments are needed")
         self.feature_min: FloatArray = np.asarray(feature_min, dtype=np.float64)
         self.feature_max: FloatArray = np.asarray(feature_max, dtype=np.float64)
+        for name, values in (
+            ("mean", self.mean),
+            ("scale", self.scale),
+            ("feature_min", self.feature_min),
+            ("feature_max", self.feature_max),
+        ):
+            if values.shape != (len(FEATURES),):
+                raise ValueError(f"{name} has {values.size} values for {len(FEATURES)} features")
         self.distance_thresholds: FloatArray = np.asarray(distance_thresholds, dtype=np.float64)
         if self.distance_thresholds.shape != (self.n_segments,):
             raise ValueError(
-                f"{self.distance_thresholds.shape[0]} distance thresholds for "
+                f"{self.distance_thresholds.size} distance thresholds for "
                 f"{self.n_segments} segments"
             )
-        # Squared distances are at most 2||z||^2 + 2||c||^2 away from the terms that
-        # scikit-learn's expanded formula rounds; this bounds its error from above.
-        self._tie_scale = 2.0 * float(np.einsum("ij,ij->i", self.centroids, self.centroids).max())
         # The same parameters as Python floats, for score_row.
         self._standardise = tuple(zip(self.mean.tolist(), self.scale.tolist(), strict=True))
         self._centres = tuple(tuple(centre) for centre in self.centroids.tolist())
@@ -169,18 +178,27 @@ class SegmentScorer:
         )
 
     @classmethod
-    def for_version(cls, manifest: Manifest, pipeline: Any) -> SegmentScorer:
-        """The scorer of a verified version: its pipeline, training ranges and thresholds.
+    def for_version(cls, manifest: Manifest) -> SegmentScorer:
+        """The scorer of a version, from its manifest alone. Labels index
+        ``manifest.segments_by_label()``.
 
-        Labels index ``manifest.segments_by_label()``.
+        Raises
+        ------
+        ValueError
+            The manifest's numbers do not make a scorer (a feature or a segment missing).
         """
-        ranges = manifest.scoring
-        return cls(
-            pipeline=pipeline,
-            feature_min=[ranges.feature_min[feature] for feature in FEATURES],
-            feature_max=[ranges.feature_max[feature] for feature in FEATURES],
-            distance_thresholds=[s.atypical_distance for s in manifest.segments_by_label()],
-        )
+        segments = manifest.segments_by_label()
+        try:
+            return cls(
+                mean=[manifest.scaler.mean[feature] for feature in FEATURES],
+                scale=[manifest.scaler.scale[feature] for feature in FEATURES],
+                centroids=[[s.z_centroid[feature] for feature in FEATURES] for s in segments],
+                feature_min=[manifest.scoring.feature_min[feature] for feature in FEATURES],
+                feature_max=[manifest.scoring.feature_max[feature] for feature in FEATURES],
+                distance_thresholds=[s.atypical_distance for s in segments],
+            )
+        except KeyError as error:
+            raise ValueError(f"the manifest gives no value for feature {error}") from None
 
     def score(self, features: FloatArray) -> ScoredBatch:
         """Score an ``(n, 5)`` array of customers in original units (valid input assumed).
@@ -190,7 +208,6 @@ class SegmentScorer:
         """
         n_rows = len(features)
         scored = ScoredBatch.empty(n_rows, self.n_segments)
-        tied = np.empty(n_rows, dtype=np.bool_)
         kernel = score_parallel if n_rows >= _PARALLEL_ROWS else score_serial
         out = (
             scored.labels,
@@ -200,22 +217,18 @@ class SegmentScorer:
             scored.below_range,
             scored.above_range,
             scored.far_from_centroid,
-            tied,
         )
         features = np.ascontiguousarray(features, dtype=np.float64)
-        kernel(features, self._kernel_model, self._tie_scale, _TIE_TOLERANCE, out)
-        if tied.any():
-            self._settle_ties(features, np.flatnonzero(tied), scored)
+        kernel(features, self._kernel_model, out)
         return scored
 
-    def score_row(self, values: Sequence[float]) -> ScoredRow | None:
+    def score_row(self, values: Sequence[float]) -> ScoredRow:
         """Score one customer (five values in original units, valid) in plain Python.
 
         For the live path: on one customer, numpy's per-call costs were most of the scoring.
         The arithmetic is the kernel's, operation for operation (see
         :mod:`segmentation.kernels`), so the results are bit-identical to :meth:`score`;
-        a test holds them equal. Returns None when the two nearest centroids are too close
-        to call: :meth:`score` then lets the pipeline decide.
+        a test holds them equal.
         """
         standardised = [
             (value - mean) / scale
@@ -235,8 +248,6 @@ class SegmentScorer:
                 best, best_label = total, segment
             elif total < second:
                 second, second_label = total, segment
-        if (second - best) <= _TIE_TOLERANCE * (best + self._tie_scale + 1.0):
-            return None
         distances = [math.sqrt(total) for total in squared]
         nearest, runner = distances[best_label], distances[second_label]
         ranges = self._ranges
@@ -259,19 +270,3 @@ class SegmentScorer:
             confidence=1.0 - nearest / runner if runner > 0.0 else 0.0,
             atypical_reasons=reasons,
         )
-
-    def _settle_ties(self, features: FloatArray, tied: IntArray, scored: ScoredBatch) -> None:
-        """Let the pipeline itself label rows whose nearest centroids are too close to call."""
-        decided = np.asarray(self._pipeline.predict(features[tied]), dtype=np.intp)
-        swapped = decided != scored.labels[tied]
-        if not swapped.any():
-            return
-        rows = tied[swapped]
-        scored.runner_up_labels[rows] = scored.labels[rows]
-        scored.labels[rows] = decided[swapped]
-        nearest = scored.distances[rows, scored.labels[rows]]
-        runner = scored.distances[rows, scored.runner_up_labels[rows]]
-        scored.confidence[rows] = np.where(
-            runner > 0.0, 1.0 - nearest / np.maximum(runner, 1e-300), 0.0
-        ).clip(0.0, 1.0)
-        scored.far_from_centroid[rows] = nearest > self.distance_thresholds[scored.labels[rows]]

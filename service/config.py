@@ -64,10 +64,6 @@ class Settings(BaseSettings):
         gt=0,
         description="A request's line and headers must arrive within this many seconds.",
     )
-    allow_sklearn_version_mismatch: bool = Field(
-        default=False,
-        description="Serve a model trained with another scikit-learn version (not advised).",
-    )
     model_poll_seconds: float = Field(
         default=2.0, gt=0, description="How often each worker checks whether `latest` changed."
     )

@@ -63,7 +63,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         model, _ = load_model(
             arguments.models_dir,
             signing_keys=settings.signing_keys,
-            allow_sklearn_mismatch=settings.allow_sklearn_version_mismatch,
             self_test_rows=settings.self_test_rows,
         )
     except OSError as error:

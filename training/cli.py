@@ -15,7 +15,7 @@ from rich.table import Table
 
 from segmentation.lifecycle import LifecycleError
 from training import compare_cli
-from training.job import TrainingOptions, TrainingResult, train
+from training.job import TrainingOptions, TrainingResult, UnfaithfulServingNumbers, train
 from training.loading import InvalidCustomerData
 from training.personas import InvalidPlaybook
 
@@ -116,7 +116,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     with RichProgress(console=console, disable=arguments.quiet or not console.is_terminal) as bars:
         try:
             result = train(options, progress=_BarProgress(bars))
-        except (InvalidCustomerData, InvalidPlaybook, LifecycleError) as error:
+        except (
+            InvalidCustomerData,
+            InvalidPlaybook,
+            LifecycleError,
+            UnfaithfulServingNumbers,
+        ) as error:
             return _fail(str(error))
     if not arguments.quiet:
         Console().print(summary_table(result))

@@ -37,6 +37,7 @@ from segmentation.manifest import (
     SweepPoint,
     TrainingRanges,
 )
+from segmentation.scoring import SegmentScorer
 from training import lineage, selection
 from training.comparison_page import write_comparison
 from training.loading import (
@@ -137,7 +138,7 @@ def train(options: TrainingOptions, *, progress: Progress | None = None) -> Trai
     """Run the whole job and publish the model; raises on bad input with nothing written.
 
     The steps, each timed in ``TrainingResult.timings``: load, validate, sweep, fit,
-    check, profile, name, report, publish, compare (with the version that was active, on
+    check, profile, name, prove, report, publish, compare (with the version that was active, on
     this version's training customers, into ``comparison.json`` and ``comparison.html``).
 
     Raises
@@ -146,6 +147,8 @@ def train(options: TrainingOptions, *, progress: Progress | None = None) -> Trai
         The data (or the options for it) cannot be trained on; named by column and rule.
     InvalidPlaybook
         The playbook is missing or malformed (checked before any fitting).
+    UnfaithfulServingNumbers
+        The manifest's numbers would not score the training customers as the pipeline does.
     """
     progress = progress or _Silent()
     clock = _Stopwatch()
@@ -171,6 +174,8 @@ def train(options: TrainingOptions, *, progress: Progress | None = None) -> Trai
     manifest = _manifest(
         options, export, customers, fitted, metrics, segments, lineage_summary, baseline
     )
+    with clock.stage("prove"):
+        prove_serving_numbers(manifest, customers.features, fitted.labels)
     with clock.stage("report"):
         report_html = render_report(
             manifest, segment_positions=positions, standardised=fitted.standardised
@@ -403,6 +408,35 @@ def _manifest(
         lineage=lineage_summary,
         drift_baseline=drift_baseline,
     )
+
+
+class UnfaithfulServingNumbers(RuntimeError):
+    """The numbers the service scores with disagree with the fitted pipeline."""
+
+
+def prove_serving_numbers(
+    manifest: Manifest, features: FloatArray, labels: npt.NDArray[np.intp]
+) -> None:
+    """Check that the manifest's numbers alone (what the service scores with, never
+    unpickling) label every training customer as ``pipeline.predict`` did.
+
+    They can only disagree where two centres are all but equally near and scikit-learn's
+    expanded arithmetic rounds the other way; then nothing is published.
+
+    Raises
+    ------
+    UnfaithfulServingNumbers
+        Some training customer would be labelled differently.
+    """
+    scored = SegmentScorer.for_version(manifest).score(features).labels
+    differ = np.flatnonzero(scored != labels)
+    if differ.size:
+        first = int(differ[0])
+        raise UnfaithfulServingNumbers(
+            f"{differ.size} of {len(labels)} training customers would be served another "
+            f"segment than the pipeline gives (first: row {first + 1}, label "
+            f"{int(scored[first])} instead of {int(labels[first])})"
+        )
 
 
 def _by_feature(values: FloatArray) -> dict[str, float]:

@@ -37,12 +37,15 @@ class ActiveModel:
     version
         The version name, as ``latest`` names it.
     manifest
-        The verified manifest.
-    pipeline
-        The verified, unpickled pipeline.
+        The verified manifest (the scorer's numbers are in it).
+
+    Raises
+    ------
+    ValueError
+        The manifest's numbers do not make a scorer.
     """
 
-    def __init__(self, *, version: str, manifest: Manifest, pipeline: Any) -> None:
+    def __init__(self, *, version: str, manifest: Manifest) -> None:
         self.version = version
         self.manifest = manifest
         by_label = manifest.segments_by_label()
@@ -56,7 +59,7 @@ class ActiveModel:
         ]
         self.segment_ids = [card.segment_id for card in self.cards]
         self._cards_by_id = {card.segment_id: card for card in self.cards}
-        self.scorer = SegmentScorer.for_version(manifest, pipeline)
+        self.scorer = SegmentScorer.for_version(manifest)
         self.catalog = [_catalog_entry(segment, version) for segment in manifest.segments]
         self._catalog_by_id = {entry["segment_id"]: entry for entry in self.catalog}
 
@@ -91,8 +94,6 @@ class ActiveModel:
         """Score one customer (five valid values) and build its assignment: equal to
         ``assign`` of the same row, without numpy's per-call costs (the live path)."""
         row = self.scorer.score_row(values)
-        if row is None:  # too close to call: the pipeline decides, through assign
-            return self.assign(np.array([values], dtype=np.float64), [key])[0]
         card, ids = self.cards[row.label], self.segment_ids
         return {
             "customer_key": key,

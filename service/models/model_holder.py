@@ -85,7 +85,6 @@ class ModelHolder:
             settings.models_dir,
             version,
             signing_keys=settings.signing_keys,
-            allow_sklearn_mismatch=settings.allow_sklearn_version_mismatch,
             self_test_rows=settings.self_test_rows,
         )
         return Serving(model=model, snapshot=snapshot)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from segmentation.assignments_file import (
     COLUMNS,
@@ -32,3 +33,20 @@ def test_assignments_round_trip_with_counts_as_whole_numbers(tmp_path: Path) -> 
     assert read_assignments(path, rows=1).keys == ["87073"]
     without = read_assignments(path, with_features=False)
     assert without.keys == written.keys and without.features.shape == (3, 0)
+
+
+def test_keys_that_need_quoting_and_short_rows(tmp_path: Path) -> None:
+    written = VersionAssignments(
+        keys=["a,b", 'say "hi"', "plain"],
+        segment_ids=["one", "two", "three"],
+        features=np.array([[1.5, 2, 3, 4, 5], [2.5, 2, 3, 4, 5], [3.5, 2, 3, 4, 5]]),
+    )
+    path = tmp_path / "assignments.csv"
+    write_assignments(path, written)
+    assert read_assignments(path).keys == written.keys
+    path.write_text(path.read_text() + "cut,short,1\n")
+    with pytest.raises(ValueError, match="line 5"):
+        read_assignments(path)
+    path.write_text("customer_key,segment_id\nk,s\n")
+    with pytest.raises(KeyError):
+        read_assignments(path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -10,10 +11,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn.metrics import adjusted_rand_score
 
 from segmentation.artifact import ASSIGNMENTS_FILE, read_latest
 from segmentation.assignments_file import read_assignments
-from segmentation.comparison import ComparedVersion, Thresholds, compare
+from segmentation.comparison import ComparedVersion, Thresholds, adjusted_rand_index, compare
 from training.cli import main
 from training.comparison_page import COMPARISON_HTML, COMPARISON_JSON
 from training.job import TrainingResult
@@ -165,3 +169,15 @@ def test_compare_refuses_when_there_are_no_customers(
     version = ComparedVersion.load(models_dir, trained.version)
     with pytest.raises(ValueError, match="no customers"):
         compare(version, version, np.empty((0, 5)))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    pairs=st.lists(
+        st.tuples(st.sampled_from("abcd"), st.sampled_from("wxyz")), min_size=1, max_size=60
+    )
+)
+def test_the_adjusted_rand_index_is_scikit_learns(pairs: list[tuple[str, str]]) -> None:
+    before, after = zip(*pairs, strict=True)
+    expected = adjusted_rand_score(before, after)
+    assert adjusted_rand_index(Counter(pairs)) == pytest.approx(expected, abs=1e-12)

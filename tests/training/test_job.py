@@ -6,6 +6,7 @@ import hashlib
 import json
 import math
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,13 @@ import pandas as pd
 import pytest
 
 from segmentation.features import FEATURES
-from training.job import TrainingOptions, TrainingResult, train
+from training.job import (
+    TrainingOptions,
+    TrainingResult,
+    UnfaithfulServingNumbers,
+    prove_serving_numbers,
+    train,
+)
 from training.loading import sample_data_path
 from training.personas import load_playbook
 
@@ -237,3 +244,24 @@ def test_progress_reports_every_sweep_step_and_resample(tmp_path: Path) -> None:
     progress = _RecordingProgress()
     train(TrainingOptions(models_dir=tmp_path, k_max=4, n_bootstrap=2), progress=progress)
     assert progress.tasks == {"k sweep": [3, 3], "bootstrap": [2, 2]}
+
+
+def test_training_proves_the_manifest_numbers_reproduce_the_pipeline(
+    trained: TrainingResult,
+) -> None:
+    pipeline = joblib.load(trained.path / "pipeline.joblib")
+    table = pd.read_csv(trained.path / "assignments.csv")
+    features = table[list(FEATURES)].to_numpy(dtype=np.float64)
+    labels = pipeline.predict(features)
+    prove_serving_numbers(trained.manifest, features, labels)  # the published version's
+    moved = dict(trained.manifest.segments[0].z_centroid)
+    moved["avg_credit_limit"] += 3.0
+    changed = replace(
+        trained.manifest,
+        segments=(
+            replace(trained.manifest.segments[0], z_centroid=moved),
+            *trained.manifest.segments[1:],
+        ),
+    )
+    with pytest.raises(UnfaithfulServingNumbers, match="training customers would be served"):
+        prove_serving_numbers(changed, features, labels)

@@ -72,9 +72,7 @@ async def test_start_up_objects_are_kept_out_of_full_collections(models_dir: Pat
 def test_a_loaded_model_holds_no_reference_cycle(models_dir: Path) -> None:
     """Start-up freezes the first model with the libraries; that is only free of cost if a
     replaced model is freed by reference counting, without the garbage collector."""
-    model, snapshot = load_model(
-        models_dir, None, signing_keys=(), allow_sklearn_mismatch=False, self_test_rows=10
-    )
+    model, snapshot = load_model(models_dir, None, signing_keys=(), self_test_rows=10)
     model.assign(snapshot.features[:3], snapshot.keys[:3])
     objects = [model, snapshot, model.scorer]
     gone = [weakref.ref(item) for item in objects]
@@ -113,12 +111,31 @@ async def test_deleted_pipeline_is_refused(models_dir: Path) -> None:
     await assert_refused(models_dir, "file_missing")
 
 
-async def test_other_scikit_learn_version_is_refused_unless_allowed(models_dir: Path) -> None:
+async def test_a_model_trained_with_another_scikit_learn_is_served_as_trained(
+    models_dir: Path,
+) -> None:
+    """The service scores from the manifest's numbers: no pickle, so no library to match."""
     rewrite_manifest(models_dir, lambda m: m["libraries"].update({"scikit-learn": "0.24.2"}))
-    await assert_refused(models_dir, "library_mismatch")
-    async with serve(settings_for(models_dir, allow_sklearn_version_mismatch=True)) as client:
+    async with serve(settings_for(models_dir)) as client:
         assert (await client.get("/ready")).status_code == 200
         assert (await client.post("/segment", json=CUSTOMER)).status_code == 200
+
+
+async def test_a_manifest_whose_numbers_cannot_score_is_refused(models_dir: Path) -> None:
+    rewrite_manifest(models_dir, lambda m: m["scaler"]["mean"].pop("total_calls_made"))
+    await assert_refused(models_dir, "manifest_invalid")
+
+
+async def test_moved_centres_fail_the_self_test(models_dir: Path) -> None:
+    """Numbers changed on disk (unsigned: nothing else notices) score the training
+    customers differently from training, so the version is not served."""
+
+    def swap_centres(manifest: dict[str, Any]) -> None:
+        first, second = manifest["segments"][:2]
+        first["z_centroid"], second["z_centroid"] = second["z_centroid"], first["z_centroid"]
+
+    rewrite_manifest(models_dir, swap_centres)
+    await assert_refused(models_dir, "self_test_failed")
 
 
 async def test_other_features_are_refused(models_dir: Path) -> None:

@@ -238,15 +238,28 @@ def test_trap_pickle_runs_code_when_unpickled(tmp_path: Path) -> None:
     assert marker.exists()
 
 
-async def test_swapped_pickle_with_matching_hash_is_unpickled_when_signing_is_off(
+async def test_a_swapped_pickle_is_never_unpickled_even_when_signing_is_off(
     signed: SignedModels, tmp_path: Path
 ) -> None:
-    """Why signing exists: a hash the intruder recomputed lets the pickle run."""
+    """The service scores from the manifest's numbers: a writable models folder can no
+    longer run code in it, whatever hash the intruder recomputed."""
     marker = tmp_path / "unpickled"
     swap_pipeline(signed.path, signed.current, marker, update_hash=True)
     async with serve(settings_for(signed.path)) as client:
-        await assert_nothing_served(client, "pipeline_invalid")
-    assert marker.exists()
+        await assert_serving(client, signed.current)
+    assert not marker.exists()
+
+
+async def test_tampered_scoring_numbers_are_refused_when_signed(signed: SignedModels) -> None:
+    """A centre moved in a signed manifest: the signature no longer matches."""
+
+    def move_a_centre(manifest: dict[str, Any]) -> None:
+        centre = manifest["segments"][0]["z_centroid"]
+        centre["avg_credit_limit"] += 0.5
+
+    change_manifest(signed.path, signed.current, move_a_centre)
+    async with serve(settings_for(signed.path, model_signing_key=KEY)) as client:
+        await assert_nothing_served(client, "signature_invalid")
 
 
 @pytest.mark.parametrize(

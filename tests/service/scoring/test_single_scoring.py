@@ -44,8 +44,8 @@ def test_random_customers_get_the_batch_answer(
     assert_same_answer(model, [credit, *map(float, counts)], key)
 
 
-def test_a_customer_between_two_centres_is_answered_by_the_pipeline(model: ActiveModel) -> None:
+def test_customers_between_two_centres_get_the_batch_answer(model: ActiveModel) -> None:
     scorer = model.scorer
-    midpoint = (scorer.centroids[0] + scorer.centroids[1]) / 2 * scorer.scale + scorer.mean
-    assert scorer.score_row(midpoint.tolist()) is None
-    assert_same_answer(model, midpoint.tolist(), "tied")
+    for first, second in [(0, 1), (0, 2), (1, 2)]:
+        middle = (scorer.centroids[first] + scorer.centroids[second]) / 2
+        assert_same_answer(model, (middle * scorer.scale + scorer.mean).tolist(), "tied")
