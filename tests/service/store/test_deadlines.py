@@ -73,31 +73,21 @@ def test_a_relaxed_deadline_lets_a_slow_round_trip_finish(relay: tuple[TcpRelay,
         connection.execute("SELECT pg_sleep(0.5)")
 
 
-def test_a_connection_lost_during_an_autocommit_statement_is_reported_as_unknown(
-    relay: tuple[TcpRelay, str],
+@pytest.mark.parametrize(
+    ("autocommit", "unknown"), [(True, True), (False, False)], ids=["autocommit", "transaction"]
+)
+def test_a_connection_lost_while_waiting_leaves_the_fate_unknown_only_for_a_commit(
+    relay: tuple[TcpRelay, str], autocommit: bool, unknown: bool
 ) -> None:
     path, url = relay
-    connection = bounded(url, 30, autocommit=True)
+    connection = bounded(url, 30, autocommit=autocommit)
     connection.execute("SELECT 1")
     path.freeze()
     threading.Timer(0.3, path.close).start()  # the path breaks while the statement waits
-    with pytest.raises(NoAnswer) as raised:
-        connection.execute("SELECT 1")
-    assert raised.value.outcome_unknown
-    assert "lost" in str(raised.value)
-
-
-def test_a_connection_lost_inside_a_transaction_is_not_unknown(
-    relay: tuple[TcpRelay, str],
-) -> None:
-    path, url = relay
-    connection = bounded(url, 30, autocommit=False)
-    connection.execute("SELECT 1")
-    path.freeze()
-    threading.Timer(0.3, path.close).start()
     with pytest.raises(psycopg.OperationalError) as raised:
         connection.execute("SELECT 1")
-    assert not unavailable(raised.value).unknown
+    assert unavailable(raised.value).unknown is unknown
+    assert isinstance(raised.value, NoAnswer) is unknown
 
 
 def test_the_store_answers_unavailable_within_its_deadlines_when_the_path_hangs(
