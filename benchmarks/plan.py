@@ -103,6 +103,18 @@ def build_cases(customers: list[Customer], work_dir: Path) -> dict[str, list[Cas
                     is_batch=True,
                 )
             )
+        # The same largest batch, answered as columns (each segment's actions once).
+        cases["ours"].append(
+            Case(
+                f"ours /segment/batch {form.upper()} {size:,} as columns",
+                "ours",
+                "/segment/batch?layout=columns",
+                content_type,
+                bodies_file,
+                rows=size,
+                is_batch=True,
+            )
+        )
     return cases
 
 
@@ -128,10 +140,15 @@ def check_answer(case: Case, status: int, body: bytes) -> str | None:
         "mlflow": "predictions",
     }.get(case.server)
     if case.is_batch:
-        results = document.get("results", []) if isinstance(document, dict) else []
-        failed = sum(1 for result in results if "error" in result)
-        if len(results) != case.rows or failed:
-            return f"{len(results)} results ({failed} errors) for {case.rows} customers"
+        document = document if isinstance(document, dict) else {}
+        if "columns" in document:
+            scored, failed = len(document["columns"]["segment_id"]), len(document["errors"])
+        else:
+            results = document.get("results", [])
+            failed = sum(1 for result in results if "error" in result)
+            scored = len(results) - failed
+        if scored != case.rows or failed:
+            return f"{scored} customers scored ({failed} errors) of {case.rows}"
     elif expected and not (isinstance(document, dict) and expected in document):
         return f"the answer has no {expected!r}: {body[:200]!r}"
     elif case.recorded and document.get("recorded") is not True:

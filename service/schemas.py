@@ -195,6 +195,40 @@ class BatchResponse(BaseModel):
     results: list[BatchItemResult]
 
 
+class SegmentActions(BaseModel):
+    segment_name: str
+    recommended_actions: RecommendedActions
+
+
+class BatchColumns(BaseModel):
+    """One list per field, one entry per scored customer, in input order."""
+
+    index: list[int]
+    customer_key: list[str | None]
+    segment_id: list[str]
+    confidence: list[float]
+    distances: dict[str, list[float]] = Field(description="One list per segment.")
+    runner_up_segment_id: list[str]
+    atypical: list[bool]
+    atypical_reasons: list[list[str]]
+    recorded: list[bool | None] | None = Field(
+        default=None, description="Present when some customer has a key; null where none."
+    )
+    recording_unknown: list[bool | None] | None = None
+
+
+class ColumnarBatchResponse(BaseModel):
+    """``POST /segment/batch?layout=columns``: the row answer's values as columns."""
+
+    model_version: str
+    counts: dict[str, int] = Field(description="Scored customers per segment.")
+    n_errors: int
+    size: int = Field(description="Items in the request, scored or not.")
+    segments: dict[str, SegmentActions]
+    columns: BatchColumns
+    errors: list[BatchItemResult] = Field(description="The items that were not scored.")
+
+
 class FeatureSummary(BaseModel):
     mean: float
     p25: float

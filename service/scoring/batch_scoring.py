@@ -8,9 +8,9 @@ the one that made the stored assignment).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -19,6 +19,7 @@ from segmentation.scoring import FloatArray
 from service.customer_records import RECORDED, CustomerRecords, to_keep
 from service.errors import CustomerNotFound, InvalidInput, StoreUnavailableError, detail
 from service.models.active_model import ActiveModel
+from service.scoring.columnar_answer import columnar_response, mark_not_recorded
 from service.scoring.customer_input import CustomerBatch
 from service.scoring.drift_window import DriftWindow
 
@@ -42,6 +43,10 @@ def reject_invalid_items(batch: CustomerBatch) -> None:
     )
 
 
+Layout = Literal["rows", "columns"]
+"""How a batch's answer is laid out: one object per customer, or one list per field."""
+
+
 @dataclass(frozen=True)
 class BatchAnswer:
     """A scored batch's response, and its body when a renderer was given."""
@@ -61,8 +66,11 @@ def score_batch(
     *,
     window: DriftWindow | None = None,
     render: Callable[[dict[str, Any]], bytes] | None = None,
+    layout: Layout = "rows",
 ) -> BatchAnswer:
-    """The batch response: counts per segment and one result per input item, in order.
+    """The batch response: counts per segment and one result per input item, in order
+    (``rows``), or the same values as one list per field (``columns``, see
+    :mod:`service.scoring.columnar_answer`).
 
     Keyed customers' assignments are written while the answer is built and rendered, as if
     the write will succeed: the rare failed write costs a second rendering instead of every
@@ -88,19 +96,40 @@ def score_batch(
     block = to_keep(model, scored, features, keys, source="batch", rows=to_write)
     recording = records.in_background(records.record, block) if block is not None else None
     try:
-        assignments = model.assignments_from(scored, keys, indices=positions)
-        for row in keyed:
-            assignments[row]["recorded"] = True
-        response = _response(model, batch, assignments, errors)
+        if layout == "columns":
+            at = np.asarray(positions, dtype=np.intp)
+            order = np.argsort(at, kind="stable")
+            response = columnar_response(
+                model, batch.size, scored, keys, order, at, errors, batch.references
+            )
+        else:
+            assignments = model.assignments_from(scored, keys, indices=positions)
+            for row in keyed:
+                assignments[row]["recorded"] = True
+            response = _response(model, batch, assignments, errors)
         body = render(response) if render else None
     finally:
         # Even when building the answer fails, the write is not left running unseen.
         recorded = recording.result() if recording else RECORDED
     if recorded is not RECORDED:
-        for row in to_write:
-            assignments[row].update(recorded)
+        if layout == "columns":
+            where = np.empty_like(order)
+            where[order] = np.arange(len(order))
+            mark_not_recorded(response, to_write, where, recorded)
+        else:
+            for row in to_write:
+                assignments[row].update(recorded)
         body = render(response) if render else None
     return BatchAnswer(response, body, features, segment_ids)
+
+
+def atypical_reasons(response: dict[str, Any]) -> Iterator[str]:
+    """Every atypical reason of a batch response's scored customers, in either layout."""
+    if "columns" in response:
+        return (reason for reasons in response["columns"]["atypical_reasons"] for reason in reasons)
+    return (
+        reason for result in response["results"] for reason in result.get("atypical_reasons", ())
+    )
 
 
 def _response(

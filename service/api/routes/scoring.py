@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Query, Request
@@ -28,8 +28,20 @@ from service.api.routes.openapi import errors, json_body
 from service.customer_records import CustomerRecords
 from service.errors import InvalidInput, UnsupportedMediaType, detail
 from service.models.active_model import ActiveModel
-from service.schemas import BatchRequest, BatchResponse, CustomerFeatures, SegmentAssignment
-from service.scoring.batch_scoring import BatchAnswer, reject_invalid_items, score_batch
+from service.schemas import (
+    BatchRequest,
+    BatchResponse,
+    ColumnarBatchResponse,
+    CustomerFeatures,
+    SegmentAssignment,
+)
+from service.scoring.batch_scoring import (
+    BatchAnswer,
+    Layout,
+    atypical_reasons,
+    reject_invalid_items,
+    score_batch,
+)
 from service.scoring.customer_input import CustomerBatch, parse_csv_batch, parse_json_batch
 from service.scoring.drift_window import DriftWindow
 from service.scoring.single_scoring import score_one
@@ -60,7 +72,7 @@ async def score_customer(request: Request) -> Response:
 
 @router.post(
     "/segment/batch",
-    response_model=BatchResponse,
+    response_model=BatchResponse | ColumnarBatchResponse,
     responses=errors(400, 413, 415, 422, 503),
     openapi_extra=json_body(BatchRequest, csv=True),
 )
@@ -74,12 +86,22 @@ async def score_customers(
     strict: Annotated[
         bool, Query(description="Reject the whole batch if any item is invalid.")
     ] = False,
+    layout: Annotated[
+        Layout,
+        Query(
+            description="`rows` (one result per item, in input order) or `columns` (one "
+            "list per field, each segment's name and actions once under `segments`, items "
+            "not scored under `errors`)."
+        ),
+    ] = "rows",
 ) -> Response:
     """Assign many customers (JSON or CSV) to segments; results in input order."""
     batch = await _read_batch(request, settings.max_batch_size)
     if strict:
         reject_invalid_items(batch)
-    answer = await run_in_threadpool(_score_and_render, serving.model, batch, records, window)
+    answer = await run_in_threadpool(
+        _score_and_render, serving.model, batch, records, window, layout
+    )
     assert answer.body is not None
     # After the answer has gone: the shadow never holds an answer back.
     later = (
@@ -91,15 +113,21 @@ async def score_customers(
 
 
 def _score_and_render(
-    model: ActiveModel, batch: CustomerBatch, records: CustomerRecords, window: DriftWindow
+    model: ActiveModel,
+    batch: CustomerBatch,
+    records: CustomerRecords,
+    window: DriftWindow,
+    layout: Layout,
 ) -> BatchAnswer:
-    answer = score_batch(model, batch, records, window=window, render=orjson.dumps)
-    response = answer.response
-    metrics.record_segment_counts(response["counts"])
-    metrics.record_atypical(
-        reason for result in response["results"] for reason in result.get("atypical_reasons", ())
-    )
+    answer = score_batch(model, batch, records, window=window, render=_render, layout=layout)
+    metrics.record_segment_counts(answer.response["counts"])
+    metrics.record_atypical(atypical_reasons(answer.response))
     return answer
+
+
+def _render(response: dict[str, Any]) -> bytes:
+    # Columns hold the scorer's arrays as they are: orjson writes them without a list.
+    return orjson.dumps(response, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
 _JSON_TYPES = frozenset({"", "application/json"})
