@@ -32,6 +32,7 @@ from service.errors import BatchTooLarge, InvalidInput, MalformedBody, detail, f
 from service.schemas import CustomerFeatures, CustomerReference
 from service.scoring.batch_screening import (
     Screened,
+    decode_plain_batch,
     is_plain_number_text,
     screen_cells,
     screen_items,
@@ -107,6 +108,14 @@ character of the key if each were a brace, a bracket or a quote."""
 
 def parse_json_batch(body: bytes, *, max_size: int) -> CustomerBatch:
     """``{"customers": [...]}``; each item is validated on its own."""
+    plain = decode_plain_batch(body)
+    if plain is not None:  # the common case: every item a plainly valid customer
+        size = len(plain.keys)
+        _check_size(size, max_size)
+        _refuse_duplicate_keys(body, plain.names)
+        return CustomerBatch(
+            size=size, features=plain.features, keys=plain.keys, positions=list(range(size))
+        )
     _refuse_a_flood_of_values(body, max_size)
     try:
         document = orjson.loads(body)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from typing import Any
+from unittest.mock import patch
 
 import numpy as np
 from hypothesis import given, settings
@@ -12,8 +14,15 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from segmentation.features import FEATURES
+from service.errors import BatchTooLarge, InvalidInput, MalformedBody
 from service.schemas import CustomerFeatures
-from service.scoring.customer_input import _csv_items, parse_csv_batch, validate_items
+from service.scoring import customer_input
+from service.scoring.customer_input import (
+    _csv_items,
+    parse_csv_batch,
+    parse_json_batch,
+    validate_items,
+)
 
 edge_numbers = st.one_of(
     st.integers(-5, 12_000),
@@ -160,3 +169,70 @@ def test_screened_csv_equals_row_by_row_validation(rows: list[list[str]]) -> Non
         assert result.features[row].tolist() == values
         assert result.keys[row] == key
     assert set(result.errors) | set(result.positions) == set(range(size))
+
+
+@st.composite
+def plain_items(draw: st.DrawFn) -> Any:
+    """Mostly customers the typed JSON path decodes, now and then one it must pass on."""
+    if draw(st.integers(0, 80)) == 0:
+        return draw(items())
+    credit = st.one_of(st.integers(1, 200_000), st.floats(0.01, 200_000))
+    count = st.one_of(st.integers(0, 10), st.integers(0, 10).map(float))
+    item: dict[str, Any] = {
+        feature: draw(edge_numbers if draw(st.integers(0, 200)) == 0 else plain)
+        for feature, plain in zip(FEATURES, [credit, *[count] * 4], strict=True)
+    }
+    if draw(st.booleans()):
+        item["customer_key"] = draw(
+            keys if draw(st.integers(0, 40)) == 0 else st.text("abc 1", min_size=1, max_size=8)
+        )
+    return item
+
+
+def parsed_or_refused(body: bytes) -> Any:
+    """What parsing a JSON batch gives: its fields, or the error's type and message."""
+    try:
+        batch = parse_json_batch(body, max_size=50)
+    except (InvalidInput, MalformedBody, BatchTooLarge) as error:
+        return type(error).__name__, str(error)
+    return (
+        batch.size,
+        batch.features.tolist(),
+        batch.keys,
+        batch.positions,
+        batch.errors,
+        batch.references,
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(batch=st.lists(plain_items(), max_size=60), repeat=st.integers(0, 6))
+def test_the_typed_json_path_gives_what_item_by_item_parsing_gives(
+    batch: list[Any], repeat: int
+) -> None:
+    body = json.dumps({"customers": batch}).encode()
+    if repeat == 0 and batch and isinstance(batch[0], dict) and batch[0]:
+        name = next(iter(batch[0]))  # the same field twice in one object
+        body = body.replace(b"[{", b'[{"%s": 1, ' % name.encode("unicode_escape"), 1)
+    fast = parsed_or_refused(body)
+    with patch.object(customer_input, "decode_plain_batch", lambda body: None):
+        slow = parsed_or_refused(body)
+    assert fast == slow
+
+
+def test_keys_with_control_or_invisible_characters_are_refused_in_batches() -> None:
+    """Screening lets through only what the schema accepts: a C1 control, a bidirectional
+    override or a zero-width space in a key fails that item, in JSON as in CSV."""
+    hostile = ["x\x85y", "a\u202eb", "zero\u200bwidth", "a\u2028b"]
+    plain = dict(zip(FEATURES, [1000, 2, 1, 1, 0], strict=True))
+    items = [{**plain, "customer_key": key} for key in hostile] + [plain]
+    batch = parse_json_batch(json.dumps({"customers": items}).encode(), max_size=10)
+    assert batch.positions == [len(hostile)]
+    assert sorted(batch.errors) == list(range(len(hostile)))
+    text = io.StringIO(newline="")
+    writer = csv.writer(text)
+    writer.writerow(["customer_key", *FEATURES])
+    writer.writerows([[key, *plain.values()] for key in [*hostile, "ok"]])
+    from_csv = parse_csv_batch(text.getvalue().encode(), max_size=10)
+    assert from_csv.positions == [len(hostile)]
+    assert from_csv.keys == ["ok"]
