@@ -93,7 +93,7 @@ class _PlainCustomer(msgspec.Struct, forbid_unknown_fields=True):
 
 
 if _PlainCustomer.__struct_fields__ != (*FEATURES, CUSTOMER_KEY):
-    raise ImportError("_PlainCustomer's fields must be the features, then the customer key")
+    raise TypeError("_PlainCustomer's fields must be the features, then the customer key")
 
 
 class _PlainBatch(msgspec.Struct, forbid_unknown_fields=True):
