@@ -55,22 +55,16 @@ class ComparedVersion:
     def load(
         cls, models_dir: Path, version: str, *, signing_keys: tuple[str, ...] = ()
     ) -> ComparedVersion:
-        """Verify ``version`` (hashes, and the signature when keys are given), then load it
-        and check that its pipeline has the segments its manifest describes.
+        """Verify ``version`` (hashes, and the signature when keys are given), then build its
+        scorer from the manifest and read its training customers.
 
         Raises
         ------
         ArtifactError
-            The version is missing or does not verify.
+            The version is missing, does not verify, or its manifest cannot score.
         """
         verified = verify_version(models_dir, version, signing_keys=signing_keys)
         manifest = verified.manifest
-        labels = sorted(segment.label for segment in manifest.segments)
-        if manifest.k < 2 or labels != list(range(manifest.k)):
-            raise ArtifactError(
-                "manifest_invalid",
-                f"{version}'s manifest describes k={manifest.k} segments with labels {labels}",
-            )
         try:
             scorer = SegmentScorer.for_version(manifest)
         except ValueError as error:

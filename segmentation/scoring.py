@@ -185,9 +185,13 @@ class SegmentScorer:
         Raises
         ------
         ValueError
-            The manifest's numbers do not make a scorer (a feature or a segment missing).
+            The manifest's numbers do not make a scorer (segments not labelled 0 to k - 1,
+            a feature or a segment missing).
         """
         segments = manifest.segments_by_label()
+        labels = [segment.label for segment in segments]
+        if manifest.k < 2 or labels != list(range(manifest.k)):
+            raise ValueError(f"it describes k={manifest.k} segments with labels {labels}")
         try:
             return cls(
                 mean=[manifest.scaler.mean[feature] for feature in FEATURES],

@@ -54,12 +54,6 @@ def _check_compatibility(manifest: Manifest) -> None:
             f"the model was trained on features {list(manifest.features)}, "
             f"the service expects {list(FEATURES)}",
         )
-    labels = sorted(segment.label for segment in manifest.segments)
-    if manifest.k < 2 or labels != list(range(manifest.k)):
-        raise ArtifactError(
-            "manifest_invalid",
-            f"the manifest describes k={manifest.k} segments with labels {labels}",
-        )
 
 
 def self_test(model: ActiveModel, snapshot: TrainingSnapshot, *, rows: int) -> None:

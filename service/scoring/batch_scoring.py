@@ -97,11 +97,7 @@ def score_batch(
     recording = records.in_background(records.record, block) if block is not None else None
     try:
         if layout == "columns":
-            at = np.asarray(positions, dtype=np.intp)
-            order = np.argsort(at, kind="stable")
-            response = columnar_response(
-                model, batch.size, scored, keys, order, at, errors, batch.references
-            )
+            response = columnar_response(model, batch, scored, keys, positions, errors)
         else:
             assignments = model.assignments_from(scored, keys, indices=positions)
             for row in keyed:
@@ -113,9 +109,7 @@ def score_batch(
         recorded = recording.result() if recording else RECORDED
     if recorded is not RECORDED:
         if layout == "columns":
-            where = np.empty_like(order)
-            where[order] = np.arange(len(order))
-            mark_not_recorded(response, to_write, where, recorded)
+            mark_not_recorded(response, [positions[row] for row in to_write], recorded)
         else:
             for row in to_write:
                 assignments[row].update(recorded)

@@ -13,26 +13,25 @@ from collections import Counter
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
 from segmentation.scoring import ScoredBatch
 from service.models.active_model import ActiveModel, rounded
+from service.scoring.customer_input import CustomerBatch
 
 
 def columnar_response(
     model: ActiveModel,
-    size: int,
+    batch: CustomerBatch,
     scored: ScoredBatch,
     keys: list[str | None],
-    order: npt.NDArray[np.intp],
-    positions: npt.NDArray[np.intp],
+    positions: list[int],
     errors: dict[int, dict[str, Any]],
-    references: dict[int, str],
 ) -> dict[str, Any]:
-    """The answer for ``size`` items: scored rows ``order`` (input order), errors by index.
-
-    ``positions`` are the scored rows' input indices; ``keys`` their customer keys.
+    """The answer to ``batch``: its scored rows (input indices ``positions``, customer keys
+    ``keys``) in input order, and the items in ``errors``.
     """
+    at = np.asarray(positions, dtype=np.intp)
+    order = np.argsort(at, kind="stable")
     ids = model.segment_ids
     labels = scored.labels[order]
     segment_ids = [ids[label] for label in labels.tolist()]
@@ -41,7 +40,7 @@ def columnar_response(
     by_segment = np.ascontiguousarray(rounded(scored.distances[order]).T)
     ordered_keys = [keys[row] for row in order.tolist()]
     columns: dict[str, Any] = {
-        "index": positions[order],
+        "index": at[order],
         "customer_key": ordered_keys,
         "segment_id": segment_ids,
         "confidence": rounded(scored.confidence[order]),
@@ -61,7 +60,7 @@ def columnar_response(
         "model_version": model.version,
         "counts": counts,
         "n_errors": len(errors),
-        "size": size,
+        "size": batch.size,
         "segments": {
             card.segment_id: {
                 "segment_name": card.name,
@@ -71,19 +70,21 @@ def columnar_response(
         },
         "columns": columns,
         "errors": [
-            {"index": index, "customer_key": references.get(index), "error": error}
+            {"index": index, "customer_key": batch.references.get(index), "error": error}
             for index, error in sorted(errors.items())
         ],
     }
 
 
 def mark_not_recorded(
-    response: dict[str, Any], rows: list[int], where: npt.NDArray[np.intp], fields: dict[str, bool]
+    response: dict[str, Any], indices: list[int], fields: dict[str, bool]
 ) -> None:
-    """Say of scored ``rows`` (at ``where[row]`` in the columns) what ``fields`` say (see
+    """Say of the scored items at input ``indices`` what ``fields`` say (see
     :data:`service.customer_records.RECORDED`)."""
     columns = response["columns"]
+    # The index column is sorted and unique: each item's place in every column.
+    places = np.searchsorted(columns["index"], indices).tolist()
     for field, value in fields.items():
         column = columns.setdefault(field, [None] * len(columns["segment_id"]))
-        for row in rows:
-            column[where[row]] = value
+        for place in places:
+            column[place] = value

@@ -152,10 +152,10 @@ def _refuse_a_flood_of_values(body: bytes, max_size: int) -> None:
     """
     values = body.count(b"{") + body.count(b"[") + body.count(b'"') // 2
     if values > _VALUES_PER_CUSTOMER * (max_size + 1):
-        raise BatchTooLarge(
+        raise _too_large(
             f"the batch holds {values:,} objects, arrays and strings: more than "
             f"{max_size} customers (MAX_BATCH_SIZE) can",
-            details=[detail("customers", "max_length", f"at most {max_size} customers")],
+            max_size,
         )
 
 
@@ -179,10 +179,7 @@ def parse_csv_batch(body: bytes, *, max_size: int) -> CustomerBatch:
     filled = (row for row in rows if "".join(row).strip())  # blank rows are skipped
     records = list(itertools.islice(filled, max_size))
     if next(filled, None) is not None:
-        raise BatchTooLarge(
-            f"the batch has more than {max_size} customers (MAX_BATCH_SIZE)",
-            details=[detail("customers", "max_length", f"at most {max_size} customers")],
-        )
+        raise _too_large(f"the batch has more than {max_size} customers (MAX_BATCH_SIZE)", max_size)
     screened = _screen_csv(columns, records)
     items, ragged = _csv_items(columns, records, screened.leftovers)
     return validate_items(items, known_errors=ragged, screened=screened)
@@ -190,10 +187,15 @@ def parse_csv_batch(body: bytes, *, max_size: int) -> CustomerBatch:
 
 def _check_size(size: int, max_size: int) -> None:
     if size > max_size:
-        raise BatchTooLarge(
-            f"the batch has {size} customers; the limit is {max_size} (MAX_BATCH_SIZE)",
-            details=[detail("customers", "max_length", f"at most {max_size} customers")],
+        raise _too_large(
+            f"the batch has {size} customers; the limit is {max_size} (MAX_BATCH_SIZE)", max_size
         )
+
+
+def _too_large(message: str, max_size: int) -> BatchTooLarge:
+    return BatchTooLarge(
+        message, details=[detail("customers", "max_length", f"at most {max_size} customers")]
+    )
 
 
 def _check_csv_columns(columns: list[str]) -> None:

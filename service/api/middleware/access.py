@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.api.middleware.asgi import (
     OPEN_PATHS,
+    client_address,
     header,
     route_path,
     scope_state,
@@ -92,7 +93,7 @@ class ApiKeyAccess:
         if not given:
             await send_error(send, 401, "unauthorized", "this endpoint needs an X-API-Key header")
             return
-        address = _address(scope)
+        address = client_address(scope)
         wait = self._failures.wait(address)
         if wait > 0:
             await too_many(send, wait, f"more than {FAILED_KEYS_PER_MINUTE} wrong keys a minute")
@@ -125,11 +126,6 @@ class ApiKeyAccess:
     def _admin_client(self, given: bytes) -> str | None:
         assert self._admin is not None
         return ADMIN_CLIENT if hmac.compare_digest(_digest(given), self._admin) else None
-
-
-def _address(scope: Scope) -> str:
-    client = scope.get("client")
-    return str(client[0]) if client else "unknown"
 
 
 def warn_if_open(settings: Settings) -> None:

@@ -40,6 +40,12 @@ OPEN_PATHS = frozenset({"/health", "/ready", "/metrics"})
 """Probes and scraping: open to all, whatever the keys, and never rate-limited."""
 
 
+def client_address(scope: Scope) -> str:
+    """The address the request came from (``unknown`` when the server did not say)."""
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
+
+
 def header(scope: Scope, name: bytes) -> bytes | None:
     """The first value of a request header (``name`` in lower case), or None."""
     for key, value in scope["headers"]:

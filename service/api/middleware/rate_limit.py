@@ -18,7 +18,13 @@ from collections.abc import Callable
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from service.api.middleware.asgi import OPEN_PATHS, route_path, scope_state, send_error
+from service.api.middleware.asgi import (
+    OPEN_PATHS,
+    client_address,
+    route_path,
+    scope_state,
+    send_error,
+)
 
 DEFAULT_MAX_CLIENTS = 10_000
 
@@ -110,5 +116,4 @@ def _client_of(scope: Scope) -> str:
     name = scope_state(scope).get("client_name")
     if name is not None:
         return f"client:{name}"
-    address = scope.get("client")
-    return f"address:{address[0]}" if address else "address:unknown"
+    return f"address:{client_address(scope)}"
