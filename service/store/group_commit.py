@@ -3,11 +3,17 @@
 Each live ``POST /segment`` with a customer key must be in the store before its answer
 leaves (``"recorded": true`` is a promise). One transaction and one commit per request made
 every such request wait for all the commits before it, one after another, so adding
-connections added no throughput. Here one writer thread per process takes whatever has
-queued while the previous commit was under way and commits it together: under load a
-commit carries many answers, and an idle service still commits each answer at once (no
-timer, so no added latency). Every waiting request is released when its group's commit has
-landed, or with the error that kept it out.
+connections added no throughput. Here a writer thread takes whatever has queued while
+the previous commit was under way and commits it together: under load a commit carries
+many answers, and an idle service still commits each answer at once (no timer, so no added
+latency). Every waiting request is released when its group's commit has landed, or with
+the error that kept it out.
+
+On PostgreSQL two writer threads, each with its own connection, take turns at the queue:
+while one group waits for its commit to reach the disk, the next is already being sent, so
+a worker is no longer idle between commits. Concurrent groups are safe there for the same
+reasons as two worker processes are (see the store's write rule in customer_store). SQLite
+lets one writer in at a time, so a second thread would only wait for the first.
 """
 
 from __future__ import annotations
@@ -32,6 +38,8 @@ and it would hold its rows' locks longer)."""
 WAIT_SECONDS = 1.0
 """How long a live answer waits for its commit, when the store is slow, before it goes
 out saying so (a commit takes a few milliseconds even under load)."""
+POSTGRESQL_WRITERS = 2
+"""Writer threads (and connections) per process on PostgreSQL: a third measured no better."""
 
 Outcome = StoreUnavailable | None
 """What a waiting request learns: None once its rows have committed, else why they did not
@@ -53,8 +61,18 @@ class _Waiting:
 _STOP = object()
 
 
+class _Writer:
+    """A writer thread's connection, and since when its current commit has run."""
+
+    __slots__ = ("busy_since", "connection")
+
+    def __init__(self, connection: GroupWriter) -> None:
+        self.connection = connection
+        self.busy_since: float | None = None
+
+
 class GroupCommit:
-    """One writer thread that commits the blocks of concurrent requests together.
+    """Writer threads that commit the blocks of concurrent requests together.
 
     A request waits at most ``wait_seconds`` for its commit. When the store is that late,
     a block the writer has not sent yet is withdrawn (it will never be written: the answer
@@ -71,7 +89,10 @@ class GroupCommit:
     max_group_rows
         Rows in one commit at most.
     on_commit
-        Called on the writer thread with the number of blocks each successful commit kept.
+        Called on a writer thread with the number of blocks each successful commit kept.
+    writers
+        Writer threads, each with its own connection; by default two on PostgreSQL and one
+        on SQLite.
     """
 
     def __init__(
@@ -81,17 +102,25 @@ class GroupCommit:
         wait_seconds: float = WAIT_SECONDS,
         max_group_rows: int = MAX_GROUP_ROWS,
         on_commit: Callable[[int], None] = lambda blocks: None,
+        writers: int | None = None,
     ) -> None:
-        self._writer = GroupWriter(store)
+        if writers is None:
+            writers = POSTGRESQL_WRITERS if store.dialect == "postgresql" else 1
         self._wait_seconds = wait_seconds
         self._max_group_rows = max_group_rows
         self._on_commit = on_commit
         self._queue: queue.SimpleQueue[_Waiting | object] = queue.SimpleQueue()
         self._states = threading.Lock()  # a block is either sent or withdrawn, never both
-        self._busy_since: float | None = None
         self._closed = False
-        self._thread = threading.Thread(target=self._run, name="store-group-commit", daemon=True)
-        self._thread.start()
+        self._writers = [_Writer(GroupWriter(store)) for _ in range(writers)]
+        self._threads = [
+            threading.Thread(
+                target=self._run, args=(writer,), name=f"store-group-commit-{number}", daemon=True
+            )
+            for number, writer in enumerate(self._writers)
+        ]
+        for thread in self._threads:
+            thread.start()
 
     async def write(self, block: Assignments) -> Outcome:
         """Have ``block`` committed with the next group; None once it is, else why not.
@@ -114,8 +143,12 @@ class GroupCommit:
             deadline.cancel()
 
     def _stalled_for(self) -> float:
-        since = self._busy_since
-        return 0.0 if since is None else time.monotonic() - since
+        """How long every writer has been inside a commit (0 when one of them is free)."""
+        now = time.monotonic()
+        return min(
+            0.0 if since is None else now - since
+            for since in (writer.busy_since for writer in self._writers)
+        )
 
     def _expire(self, item: _Waiting) -> None:
         """Settle a request whose commit is late: withdrawn if still queued, else unknown."""
@@ -134,25 +167,28 @@ class GroupCommit:
             )
 
     def close(self) -> None:
-        """Commit what is queued, then stop the writer thread (blocks until it has)."""
+        """Commit what is queued, then stop the writer threads (blocks until they have)."""
         if not self._closed:
             self._closed = True
-            self._queue.put(_STOP)
-            self._thread.join()
-            self._writer.close()
+            for _ in self._threads:
+                self._queue.put(_STOP)  # after every queued block: each thread takes one
+            for thread in self._threads:
+                thread.join()
+            for writer in self._writers:
+                writer.connection.close()
 
-    def _run(self) -> None:
+    def _run(self, writer: _Writer) -> None:
         while True:
             first = self._queue.get()
             if first is _STOP:
                 return
             assert isinstance(first, _Waiting)
             group, stopping = self._gather(first)
-            self._busy_since = time.monotonic()
+            writer.busy_since = time.monotonic()
             try:
-                self._commit(group)
+                self._commit(writer.connection, group)
             finally:
-                self._busy_since = None
+                writer.busy_since = None
             if stopping:
                 return
 
@@ -179,28 +215,30 @@ class GroupCommit:
                 item.state = _SENT
         return wanted
 
-    def _commit(self, group: list[_Waiting]) -> None:
+    def _commit(self, writer: GroupWriter, group: list[_Waiting]) -> None:
         try:
-            self._writer.connect()
+            writer.connect()
         except Exception as error:  # nothing was sent; the writer thread must live on
             if not isinstance(error, StoreUnavailable):
                 logger.exception("preparing to record %d live answers failed", len(group))
                 error = StoreUnavailable(f"{type(error).__name__}: {error}")
+            self._suspect_connections()
             _settle(group, [error] * len(group))
             return
         group = self._claim(group)
         if not group:
             return
         try:
-            self._writer.write([item.block for item in group])
+            writer.write([item.block for item in group])
             outcomes: Sequence[Outcome] = [None] * len(group)
             self._on_commit(len(group))
         except StoreUnavailable as error:
             # Refused rows fail their own request only: the others are written one by one.
             # An unreachable store would fail them all again, and slowly: not retried.
             if error.refused and len(group) > 1:
-                outcomes = [self._alone(item.block) for item in group]
+                outcomes = [self._alone(writer, item.block) for item in group]
             else:
+                self._suspect_connections()
                 outcomes = [error] * len(group)
         except Exception as error:  # no request may wait forever on a writer that died
             logger.exception("recording %d live answers failed unexpectedly", len(group))
@@ -209,9 +247,15 @@ class GroupCommit:
             )
         _settle(group, outcomes)
 
-    def _alone(self, block: Assignments) -> Outcome:
+    def _suspect_connections(self) -> None:
+        """After a failure to reach the store, every writer checks its connection before
+        its next group (a group lost with its connection cannot be safely retried)."""
+        for writer in self._writers:
+            writer.connection.suspect()
+
+    def _alone(self, writer: GroupWriter, block: Assignments) -> Outcome:
         try:
-            self._writer.write([block])
+            writer.write([block])
         except StoreUnavailable as error:
             return error
         self._on_commit(1)

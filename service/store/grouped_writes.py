@@ -12,6 +12,7 @@ call: on PostgreSQL a single statement (one round trip, atomic on its own), on S
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -110,6 +111,11 @@ class GroupWriter:
             # Each group is one statement: its own transaction, committed by the server.
             connection.driver_connection.autocommit = True  # type: ignore[union-attr]
         return connection
+
+    def suspect(self) -> None:
+        """Check the connection before the next group: another writer has just found the
+        store unreachable, and the server may have dropped this connection too."""
+        self._last_used = -math.inf
 
     def close(self) -> None:
         """Drop the connection (it is never handed back to the pool: its settings differ)."""

@@ -27,6 +27,7 @@ from service.store.assignments import Assignments
 from service.store.customer_store import CustomerStore
 from service.store.errors import StoreUnavailable
 from service.store.group_commit import GroupCommit, Outcome
+from service.store.grouped_writes import GroupWriter
 from tests.service.conftest import serve, settings_for
 from tests.service.processes import service_process, wait_for_log
 from tests.service.store.conftest import set_connections
@@ -301,7 +302,8 @@ async def test_blocks_queued_behind_a_commit_share_the_next_one_and_a_refusal_fa
     store.migrate()
     refuse_latest_rows_for(store, POISON)
     commits: list[int] = []
-    writer = GroupCommit(store, wait_seconds=30, on_commit=commits.append)
+    # One writer thread: a second would take some of the queued blocks for a group of its own.
+    writer = GroupCommit(store, wait_seconds=30, on_commit=commits.append, writers=1)
     try:
         together = await queued_behind_a_held_lock(
             writer, database_url, [f"a{n}" for n in range(16)]
@@ -377,29 +379,58 @@ async def test_a_connection_dropped_while_idle_is_replaced_before_the_next_group
     store.dispose()
 
 
+def test_a_writer_told_of_an_outage_checks_its_connection_before_the_next_group(
+    postgres_url: str,
+) -> None:
+    store = CustomerStore(postgres_url)
+    store.migrate()
+    unaware, told = GroupWriter(store), GroupWriter(store)
+    try:
+        for writer in (unaware, told):
+            writer.write([block("before", 1)])
+        set_connections(postgres_url, allowed=False)  # drops every open connection
+        set_connections(postgres_url, allowed=True)
+        told.suspect()
+        told.write([block("after", 2)])
+        # Used a moment ago and not told, the other sends its group on a dead connection.
+        with pytest.raises(StoreUnavailable):
+            unaware.write([block("lost", 3)])
+    finally:
+        unaware.close()
+        told.close()
+    with store.engine.connect() as connection:
+        keys = connection.execute(text("SELECT customer_key FROM assignment_history")).scalars()
+        assert sorted(keys) == ["after", "before", "before"]
+    store.dispose()
+
+
+@pytest.mark.parametrize("writers", [1, 2])
 async def test_a_late_commit_withdraws_what_was_not_sent_and_says_what_was_is_unknown(
-    database_url: str,
+    database_url: str, writers: int
 ) -> None:
     store = CustomerStore(database_url)
     store.migrate()
-    writer = GroupCommit(store, wait_seconds=1.0)
+    writer = GroupCommit(store, wait_seconds=1.0, writers=writers)
+    sent_keys = [f"sent-{n}" for n in range(writers)]
     try:
         with writes_held(database_url):
-            sent = queued_now(writer, block("sent", 0))
-            await asyncio.sleep(0.3)  # the writer has taken it and waits on the lock
+            sent = []
+            for n, key in enumerate(sent_keys):
+                sent.append(queued_now(writer, block(key, n)))
+                await asyncio.sleep(0.3)  # a writer has taken it and waits on the lock
             queued = [queued_now(writer, block(f"queued-{n}", n)) for n in range(3)]
-            outcomes = await asyncio.gather(sent, *queued)
-            # The writer is still stuck: a new block is not even queued.
+            outcomes = await asyncio.gather(*sent, *queued)
+            # Every writer is still stuck: a new block is not even queued.
             refused = await writer.write(block("refused", 9))
     finally:
-        writer.close()  # lets the stuck group finish
-    late, *withdrawn = outcomes
-    assert isinstance(late, StoreUnavailable) and late.unknown
+        writer.close()  # lets the stuck groups finish
+    late, withdrawn = outcomes[:writers], outcomes[writers:]
+    assert all(isinstance(o, StoreUnavailable) and o.unknown for o in late)
     assert all(isinstance(o, StoreUnavailable) and not o.unknown for o in withdrawn)
     assert isinstance(refused, StoreUnavailable) and not refused.unknown
     assert "has not finished a commit" in str(refused)
     with store.engine.connect() as connection:
         keys = connection.execute(text("SELECT customer_key FROM assignment_history")).scalars()
-        # The group that was sent landed once the lock went; nothing reported unsent did.
-        assert sorted(keys) == ["sent"]
+        # The groups that were sent landed once the lock went; nothing reported unsent did.
+        assert sorted(keys) == sent_keys
     store.dispose()
