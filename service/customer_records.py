@@ -245,6 +245,23 @@ class CustomerRecords:
             raise StoreUnavailableError(f"the customer store is unavailable: {error}") from None
         return [_member(row) for row in rows], next_cursor
 
+    def others_assigned_by(
+        self, model_version: str, segment_id: str
+    ) -> tuple[list[str], list[str], npt.NDArray[np.float64]]:
+        """Keys, segments and features of the customers ``model_version`` last put in
+        another segment than ``segment_id``.
+
+        Raises
+        ------
+        StoreUnavailableError
+            The store could not be asked.
+        """
+        try:
+            return self.store.others_assigned_by(model_version, segment_id)
+        except StoreUnavailable as error:
+            self._failed("reading the customers of other segments", error)
+            raise StoreUnavailableError(f"the customer store is unavailable: {error}") from None
+
     def customer(
         self, model: ActiveModel, snapshot: TrainingSnapshot, customer_key: str
     ) -> dict[str, Any]:

@@ -202,3 +202,42 @@ MODEL_VERSIONS: dict[str, Any] = {
         }
     ],
 }
+
+MOVE_REQUEST: dict[str, Any] = {
+    "customer_key": "38414",
+    "target_segment": "digital-affluent",
+    "fixed": ["total_visits_bank"],
+}
+MOVES: dict[str, Any] = {
+    "customer_key": "38414",
+    "model_version": "20261123T184512Z-d20d9222",
+    "segment_id": "support-seeking",
+    "segment_name": "Support-seeking customers",
+    "confidence": 0.427937,
+    "fixed": ["total_visits_bank"],
+    "moves": [
+        {
+            "target_segment": "digital-affluent",
+            "target_segment_name": "Digital affluent customers",
+            "reachable": True,
+            "reason": None,
+            "values": {
+                "avg_credit_limit": 85349.0,
+                "total_credit_cards": 4,
+                "total_visits_bank": 0,
+                "total_visits_online": 12,
+                "total_calls_made": 8,
+            },
+            "changes": {
+                "avg_credit_limit": 35349.0,
+                "total_credit_cards": 1,
+                "total_visits_online": 2,
+                "total_calls_made": -1,
+            },
+            "effort": 1.297657,
+            "segment_id": "digital-affluent",
+            "confidence": 1e-06,
+            "recommended_actions": ACTIONS,
+        }
+    ],
+}

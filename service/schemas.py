@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -17,7 +18,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from segmentation.artifact import VERSION_NAME_MAX_LENGTH
-from segmentation.features import CUSTOMER_KEY_MAX_LENGTH, CUSTOMER_KEY_PATTERN
+from segmentation.features import CUSTOMER_KEY_MAX_LENGTH, CUSTOMER_KEY_PATTERN, FEATURES
 from service import schema_examples as examples
 
 MAX_CREDIT_LIMIT = 10_000_000.0
@@ -80,6 +81,9 @@ CardCount = Annotated[int, Field(strict=True, ge=0, le=MAX_CARDS), BeforeValidat
 VisitCount = Annotated[int, Field(strict=True, ge=0, le=MAX_VISITS), BeforeValidator(_whole_number)]
 
 
+CreditLimit = Annotated[float, Field(strict=True, gt=0, le=MAX_CREDIT_LIMIT, allow_inf_nan=False)]
+
+
 class CustomerFeatures(BaseModel):
     """One customer's behaviour over the last year, as the bank records it."""
 
@@ -90,12 +94,8 @@ class CustomerFeatures(BaseModel):
     customer_key: CustomerKey | None = Field(
         default=None, description="The bank's customer key, when the customer is known."
     )
-    avg_credit_limit: float = Field(
-        strict=True,
-        gt=0,
-        le=MAX_CREDIT_LIMIT,
-        allow_inf_nan=False,
-        description="Average credit limit across the customer's cards.",
+    avg_credit_limit: CreditLimit = Field(
+        description="Average credit limit across the customer's cards."
     )
     total_credit_cards: CardCount = Field(description="Number of credit cards held.")
     total_visits_bank: VisitCount = Field(description="Branch visits per year.")
@@ -143,6 +143,105 @@ class SegmentAssignment(BaseModel):
         description="Present (true) with `recorded: false` when the store stopped answering "
         "after the row was sent: it may yet be kept. Sending the call again is safe.",
     )
+
+
+def _known_features(names: list[str]) -> list[str]:
+    unknown = [name for name in names if name not in FEATURES]
+    if unknown:
+        raise PydanticCustomError(
+            "unknown_feature",
+            "{unknown} is not a feature; the features are {features}",
+            {"unknown": ", ".join(unknown), "features": ", ".join(FEATURES)},
+        )
+    return list(dict.fromkeys(names))
+
+
+class MoveRequest(BaseModel):
+    """A customer (five features, or a known customer's key alone) and, optionally, the
+    segment to reach and the features that cannot change."""
+
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, json_schema_extra={"examples": [examples.MOVE_REQUEST]}
+    )
+
+    customer_key: CustomerKey | None = Field(
+        default=None,
+        description="The bank's customer key; alone, the stored customer is used.",
+    )
+    avg_credit_limit: CreditLimit | None = None
+    total_credit_cards: CardCount | None = None
+    total_visits_bank: VisitCount | None = None
+    total_visits_online: VisitCount | None = None
+    total_calls_made: VisitCount | None = None
+    target_segment: str | None = Field(
+        default=None,
+        max_length=64,
+        description="The segment to reach; without it, every other segment.",
+    )
+    fixed: Annotated[list[str], AfterValidator(_known_features)] = Field(
+        default_factory=list,
+        max_length=len(FEATURES),
+        description="Features that cannot change (the credit limit changes only through "
+        "the bank's own offer).",
+    )
+
+
+class Move(BaseModel):
+    """The smallest change that puts the customer in ``target_segment``, or why none can."""
+
+    target_segment: str
+    target_segment_name: str
+    reachable: bool
+    reason: str | None = Field(default=None, description="Why not, when unreachable.")
+    values: dict[str, float] | None = Field(
+        default=None, description="The changed customer, in the bank's units."
+    )
+    changes: dict[str, float] | None = Field(
+        default=None, description="The change of each feature that changes."
+    )
+    effort: float | None = Field(
+        default=None, description="The length of the change, in standard deviations."
+    )
+    segment_id: str | None = Field(
+        default=None, description="The segment the changed customer gets (the target)."
+    )
+    confidence: float | None = Field(
+        default=None,
+        description="The changed customer's confidence: low, as the smallest "
+        "change stops just inside the segment.",
+    )
+    recommended_actions: RecommendedActions | None = None
+
+
+class CustomerMoves(BaseModel):
+    """Where the customer is, and the smallest change to each segment asked for."""
+
+    model_config = _examples(examples.MOVES)
+
+    customer_key: str | None
+    model_version: str
+    segment_id: str
+    segment_name: str
+    confidence: float
+    fixed: list[str]
+    moves: list[Move]
+
+
+class Prospect(BaseModel):
+    """A known customer of another segment, and the smallest change that would bring them in."""
+
+    customer_key: str
+    segment_id: str = Field(description="The customer's segment now.")
+    effort: float
+    values: dict[str, float]
+    changes: dict[str, float]
+
+
+class SegmentProspects(BaseModel):
+    segment_id: str
+    model_version: str
+    prospects: list[Prospect] = Field(description="Least effort first.")
+    next_cursor: str | None
 
 
 class ErrorDetail(BaseModel):

@@ -25,6 +25,7 @@ from service.api.routes import (
     health,
     metrics,
     model,
+    moves,
     scoring,
     segments,
 )
@@ -113,6 +114,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_middleware(app, settings)
     guarded = (
         scoring.router,
+        moves.router,
         segments.router,
         customers.router,
         model.router,

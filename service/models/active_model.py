@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from segmentation.manifest import Manifest, Segment
+from segmentation.moves import SegmentMoves
 from segmentation.scoring import FloatArray, IntArray, ScoredBatch, SegmentScorer
 from service.errors import SegmentNotFound
 
@@ -59,13 +60,19 @@ class ActiveModel:
         ]
         self.segment_ids = [card.segment_id for card in self.cards]
         self._cards_by_id = {card.segment_id: card for card in self.cards}
+        self._labels_by_id = {card.segment_id: label for label, card in enumerate(self.cards)}
         self.scorer = SegmentScorer.for_version(manifest)
+        self.moves = SegmentMoves(self.scorer)
         self.catalog = [_catalog_entry(segment, version) for segment in manifest.segments]
         self._catalog_by_id = {entry["segment_id"]: entry for entry in self.catalog}
 
     def card(self, segment_id: str) -> SegmentCard | None:
         """The segment's card, or None for an id this model does not have."""
         return self._cards_by_id.get(segment_id)
+
+    def label_of(self, segment_id: str) -> int | None:
+        """The segment's K-means label, or None for an id this model does not have."""
+        return self._labels_by_id.get(segment_id)
 
     def segment(self, segment_id: str) -> dict[str, Any]:
         """One segment of the catalog."""
@@ -100,9 +107,9 @@ class ActiveModel:
             "segment_id": card.segment_id,
             "segment_name": card.name,
             "recommended_actions": card.recommended_actions,
-            "confidence": _rounded_value(row.confidence),
+            "confidence": rounded_value(row.confidence),
             "distances": {
-                segment_id: _rounded_value(distance)
+                segment_id: rounded_value(distance)
                 for segment_id, distance in zip(ids, row.distances, strict=True)
             },
             "runner_up_segment_id": ids[row.runner_up_label],
@@ -191,7 +198,7 @@ def rounded(values: FloatArray) -> FloatArray:
 _SCALE = 10.0**_DIGITS
 
 
-def _rounded_value(value: float) -> float:
+def rounded_value(value: float) -> float:
     """One score rounded as :func:`rounded` rounds (numpy scales, rounds half to even,
     and scales back; Python's ``round`` to an integer rounds half to even too)."""
     return round(value * _SCALE) / _SCALE

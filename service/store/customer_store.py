@@ -305,6 +305,27 @@ class CustomerStore:
         features = np.array([row[1:] for row in rows], dtype=np.float64)
         return keys, features.reshape(len(rows), len(FEATURES))
 
+    def others_assigned_by(
+        self, model_version: str, segment_id: str
+    ) -> tuple[list[str], list[str], npt.NDArray[np.float64]]:
+        """Every customer whose latest assignment ``model_version`` made to a segment other
+        than ``segment_id``: their keys (in key order), segments and features."""
+        table = latest_assignments
+        columns = [table.c.customer_key, table.c.segment_id, *(table.c[f] for f in FEATURES)]
+        query = (
+            select(*columns)
+            .where(table.c.model_version == model_version, table.c.segment_id != segment_id)
+            .order_by(table.c.customer_key)
+        )
+        with self._connection(write=False) as connection:
+            rows = connection.execute(query).all()
+        features = np.array([row[2:] for row in rows], dtype=np.float64)
+        return (
+            [str(row[0]) for row in rows],
+            [str(row[1]) for row in rows],
+            features.reshape(len(rows), len(FEATURES)),
+        )
+
     def live_counts(self, model_version: str) -> dict[str, int]:
         """Customers whose latest assignment ``model_version`` made, by segment id."""
         table = latest_assignments

@@ -8,15 +8,31 @@ from fastapi import APIRouter, Header, Path, Query
 from fastapi.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from segmentation.features import FEATURES
 from service.api.deps import RecordsDep, ServingDep
 from service.api.responses import JSONBytesResponse
 from service.api.routes.openapi import errors
-from service.schemas import Segment, SegmentCatalog, SegmentMember, SegmentMembers
+from service.schemas import (
+    Segment,
+    SegmentCatalog,
+    SegmentMember,
+    SegmentMembers,
+    SegmentProspects,
+)
+from service.scoring.moves import MAX_PROSPECTS_PAGE, prospect_columns, segment_prospects
 from service.spreadsheet_csv import to_csv
 
 router = APIRouter(prefix="/segments", tags=["segments"])
 
 MEMBER_COLUMNS = tuple(SegmentMember.model_fields)
+PROSPECT_COLUMNS = (
+    "customer_key",
+    "segment_id",
+    "effort",
+    *FEATURES,
+    *(f"{feature}_change" for feature in FEATURES),
+)
+"""A prospect as a CSV row: the changed customer's values, then the change of each."""
 
 SegmentId = Annotated[
     str, Path(description="The segment's stable slug.", examples=["support-seeking"])
@@ -67,7 +83,66 @@ async def read_segment_members(
     members, next_cursor = await run_in_threadpool(
         records.members, segment_id, model_version=model.version, limit=limit, cursor=cursor
     )
-    if format == "csv" or (format is None and "text/csv" in (accept or "")):
-        headers = {"Next-Cursor": next_cursor} if next_cursor else {}
-        return Response(to_csv(members, MEMBER_COLUMNS), media_type="text/csv", headers=headers)
+    if _wants_csv(format, accept):
+        return _csv_page(to_csv(members, MEMBER_COLUMNS), next_cursor)
     return JSONBytesResponse({"customers": members, "next_cursor": next_cursor})
+
+
+@router.get(
+    "/{segment_id}/prospects",
+    response_model=SegmentProspects,
+    responses={
+        **errors(404, 422, 503),
+        200: {"content": {"text/csv": {"schema": {"type": "string"}}}},
+    },
+)
+async def read_segment_prospects(
+    segment_id: SegmentId,
+    serving: ServingDep,
+    records: RecordsDep,
+    limit: Annotated[
+        int, Query(ge=1, le=MAX_PROSPECTS_PAGE, description="Customers per page.")
+    ] = 100,
+    max_effort: Annotated[
+        float | None,
+        Query(ge=0, allow_inf_nan=False, description="Only changes of at most this effort."),
+    ] = None,
+    cursor: Annotated[
+        str | None, Query(max_length=512, description="next_cursor of the previous page.")
+    ] = None,
+    format: Annotated[Literal["json", "csv"] | None, Query(description="json or csv.")] = None,
+    accept: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> Response:
+    """For a campaign: the known customers of other segments nearest to entering this one
+    (from the store's latest assignments by the active model), least effort first, each
+    with the smallest change that would bring them in; a page at a time."""
+    model = serving.model
+    prospects, next_cursor = await run_in_threadpool(
+        segment_prospects,
+        model,
+        records,
+        segment_id,
+        limit=limit,
+        max_effort=max_effort,
+        cursor=cursor,
+    )
+    if _wants_csv(format, accept):
+        rows = [prospect_columns(prospect) for prospect in prospects]
+        return _csv_page(to_csv(rows, PROSPECT_COLUMNS), next_cursor)
+    return JSONBytesResponse(
+        {
+            "segment_id": segment_id,
+            "model_version": model.version,
+            "prospects": prospects,
+            "next_cursor": next_cursor,
+        }
+    )
+
+
+def _wants_csv(format: str | None, accept: str | None) -> bool:
+    return format == "csv" or (format is None and "text/csv" in (accept or ""))
+
+
+def _csv_page(body: str, next_cursor: str | None) -> Response:
+    headers = {"Next-Cursor": next_cursor} if next_cursor else {}
+    return Response(body, media_type="text/csv", headers=headers)

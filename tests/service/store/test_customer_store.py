@@ -254,6 +254,23 @@ def test_sizes_and_members_count_only_what_one_version_said(database_url: str) -
     store.dispose()
 
 
+def test_others_of_a_segment_are_every_customer_one_version_put_elsewhere(
+    database_url: str,
+) -> None:
+    store = CustomerStore(database_url)
+    store.record(block(["b", "a", "c"], ["support-seeking", "digital-affluent", "branch-loyal"]))
+    store.record(block(["d"], "support-seeking", version="v0"))  # another version's
+    moved = block(["e"], "support-seeking")
+    moved.features[0] = [50000.0, 3.0, 0.0, 10.0, 9.0]
+    store.record(moved)
+    keys, segments, features = store.others_assigned_by("v1", "branch-loyal")
+    assert keys == ["a", "b", "e"]
+    assert segments == ["digital-affluent", "support-seeking", "support-seeking"]
+    assert features.tolist()[2] == [50000.0, 3.0, 0.0, 10.0, 9.0]
+    assert store.others_assigned_by("v9", "branch-loyal")[2].shape == (0, 5)
+    store.dispose()
+
+
 def test_keys_assigned_by_a_version_come_in_pages_of_segment_then_key(database_url: str) -> None:
     store = CustomerStore(database_url)
     segments = ["support-seeking" if i % 2 else "branch-loyal" for i in range(25)]
