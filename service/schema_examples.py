@@ -217,8 +217,8 @@ MOVES: dict[str, Any] = {
     "fixed": ["total_visits_bank"],
     "moves": [
         {
-            "target_segment": "digital-affluent",
-            "target_segment_name": "Digital affluent customers",
+            "segment_id": "digital-affluent",
+            "segment_name": "Affluent digital customers",
             "reachable": True,
             "reason": None,
             "values": {
@@ -235,7 +235,6 @@ MOVES: dict[str, Any] = {
                 "total_calls_made": -1,
             },
             "effort": 1.297657,
-            "segment_id": "digital-affluent",
             "confidence": 1e-06,
             "recommended_actions": ACTIONS,
         }

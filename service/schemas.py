@@ -187,10 +187,10 @@ class MoveRequest(BaseModel):
 
 
 class Move(BaseModel):
-    """The smallest change that puts the customer in ``target_segment``, or why none can."""
+    """The smallest change that puts the customer in segment ``segment_id``, or why none can."""
 
-    target_segment: str
-    target_segment_name: str
+    segment_id: str = Field(description="The segment this move reaches (or cannot reach).")
+    segment_name: str
     reachable: bool
     reason: str | None = Field(default=None, description="Why not, when unreachable.")
     values: dict[str, float] | None = Field(
@@ -202,13 +202,10 @@ class Move(BaseModel):
     effort: float | None = Field(
         default=None, description="The length of the change, in standard deviations."
     )
-    segment_id: str | None = Field(
-        default=None, description="The segment the changed customer gets (the target)."
-    )
     confidence: float | None = Field(
         default=None,
-        description="The changed customer's confidence: low, as the smallest "
-        "change stops just inside the segment.",
+        description="The changed customer's confidence in the segment: low, as the smallest "
+        "change stops just inside it.",
     )
     recommended_actions: RecommendedActions | None = None
 
@@ -224,7 +221,7 @@ class CustomerMoves(BaseModel):
     segment_name: str
     confidence: float
     fixed: list[str]
-    moves: list[Move]
+    moves: list[Move] = Field(description="The cheapest first; unreachable segments last.")
 
 
 class Prospect(BaseModel):

@@ -52,6 +52,7 @@ def customer_moves(
         for target in targets
         if target != now.label or request.target_segment is not None
     ]
+    moves.sort(key=_cheapest_first)
     return {
         "customer_key": request.customer_key,
         "model_version": model.version,
@@ -169,7 +170,7 @@ def _customer_values(
 
 
 _NO_MOVE: dict[str, None] = dict.fromkeys(
-    ("values", "changes", "effort", "segment_id", "confidence", "recommended_actions")
+    ("values", "changes", "effort", "confidence", "recommended_actions")
 )
 
 
@@ -178,8 +179,8 @@ def _move_answer(
 ) -> dict[str, Any]:
     card = model.cards[move.target]
     answer: dict[str, Any] = {
-        "target_segment": card.segment_id,
-        "target_segment_name": card.name,
+        "segment_id": card.segment_id,
+        "segment_name": card.name,
         "reachable": isinstance(move, Move),
     }
     if isinstance(move, Unreachable):
@@ -188,10 +189,13 @@ def _move_answer(
         **answer,
         "reason": None,
         **_change(np.asarray(values), move),
-        "segment_id": card.segment_id,
         "confidence": rounded_value(move.confidence),
         "recommended_actions": card.recommended_actions,
     }
+
+
+def _cheapest_first(move: dict[str, Any]) -> tuple[bool, float]:
+    return (not move["reachable"], move["effort"] if move["reachable"] else math.inf)
 
 
 def _change(customer: np.ndarray[Any, Any], move: Move) -> dict[str, Any]:

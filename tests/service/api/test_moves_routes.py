@@ -54,7 +54,7 @@ async def check_moves(
                 assert type(values[name]) is int
         scored = await client.post("/segment", json=values)
         assert scored.status_code == 200
-        assert scored.json()["segment_id"] == move["target_segment"] == move["segment_id"]
+        assert scored.json()["segment_id"] == move["segment_id"]
         checked += 1
     return checked
 
@@ -70,9 +70,11 @@ async def test_every_known_customer_by_key_moves_into_every_other_segment(
         answer = (await client.post("/segment/moves", json={"customer_key": key})).json()
         assert answer["customer_key"] == key
         assert answer["segment_id"] == row["segment_id"]
-        assert [move["target_segment"] for move in answer["moves"]] == [
+        assert {move["segment_id"] for move in answer["moves"]} == {
             segment for segment in SEGMENTS if segment != row["segment_id"]
-        ]
+        }
+        efforts = [move["effort"] for move in answer["moves"]]
+        assert efforts == sorted(efforts)  # the cheapest first
         customer = {name: row[name] for name in FEATURES}
         checked += await check_moves(client, customer, answer, [], training_ranges)
     assert checked == 2 * len(known) > 1_300
@@ -106,9 +108,11 @@ async def test_new_customers_with_fixed_features_move_where_the_answer_says(
         answer = response.json()
         assert answer["fixed"] == fixed and answer["customer_key"] is None
         if target is not None:
-            assert [move["target_segment"] for move in answer["moves"]] == [target]
+            assert [move["segment_id"] for move in answer["moves"]] == [target]
+        reachable = [move["reachable"] for move in answer["moves"]]
+        assert reachable == sorted(reachable, reverse=True)  # unreachable segments last
         checked += await check_moves(client, customer, answer, fixed, training_ranges)
-        unreachable += sum(not move["reachable"] for move in answer["moves"])
+        unreachable += reachable.count(False)
     assert checked > 400 and unreachable > 0
 
 
