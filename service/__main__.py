@@ -12,7 +12,7 @@ from types import FrameType
 
 import uvicorn
 
-from service.config import get_settings
+from service.config import settings_for_command
 from service.logging_setup import uvicorn_log_config
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -28,7 +28,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = parser.parse_args(argv)
     if arguments.log_level:
         os.environ["LOG_LEVEL"] = arguments.log_level  # the workers read it too
-    log_level = get_settings().log_level.lower()  # also fails fast on bad settings
+    log_level = settings_for_command().log_level.lower()  # fails fast on bad settings
     metrics_dir = _share_metrics_between_workers(arguments.workers)
     state_dir = _share_state_between_workers()
     signal.signal(signal.SIGTERM, _stopped_by_sigterm)

@@ -2,17 +2,31 @@
 
 from __future__ import annotations
 
+import sys
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from segmentation.drift import MIN_CUSTOMERS
 
 DEFAULT_DATABASE_URL = "sqlite:///data/segmentation.db"
 
+
+SUPPORTED_DATABASES = "sqlite:///PATH or postgresql://USER:PASSWORD@HOST:PORT/DATABASE"
+SUPPORTED_DRIVERS = frozenset(
+    {"sqlite", "sqlite+pysqlite", "postgresql", "postgres", "postgresql+psycopg"}
+)
+"""The store runs on SQLite and on PostgreSQL through psycopg 3."""
+
+SECRET_SETTINGS = frozenset(
+    {"api_keys", "admin_api_key", "model_signing_key", "model_signing_previous_keys"}
+)
+"""Settings whose values are never echoed in an error."""
 
 RESERVED_CLIENT_NAME = "admin"
 """What requests made with ADMIN_API_KEY are recorded as: no client key may take it."""
@@ -93,27 +107,36 @@ class Settings(BaseSettings):
             client, separator, key = item.partition(":")
             if not separator or not client.strip() or not key.strip():
                 raise ValueError(
-                    "API_KEYS must be comma-separated client:key pairs, "
+                    "should be comma-separated client:key pairs, "
                     f"got an entry without a client or a key ({client.strip() or '?'}:...)"
                 )
             if client.strip() in pairs:
-                raise ValueError(f"API_KEYS names client {client.strip()!r} twice")
+                raise ValueError(f"names client {client.strip()!r} twice")
             if client.strip() == RESERVED_CLIENT_NAME:
                 raise ValueError(
-                    f"API_KEYS may not name a client {RESERVED_CLIENT_NAME!r}: the name is the "
-                    "admin key's (ADMIN_API_KEY), in the history and in rate limits"
+                    f"may not name a client {RESERVED_CLIENT_NAME!r}: the name is the admin "
+                    "key's (ADMIN_API_KEY), in the history and in rate limits"
                 )
             pairs[client.strip()] = key.strip()
         return pairs
+
+    @field_validator("database_url")
+    @classmethod
+    def _supported_database(cls, value: str) -> str:
+        try:
+            driver = make_url(value).drivername
+        except ArgumentError:
+            raise ValueError(f"is not a database URL: use {SUPPORTED_DATABASES}") from None
+        if driver not in SUPPORTED_DRIVERS:
+            raise ValueError(f"{driver!r} databases are not supported: use {SUPPORTED_DATABASES}")
+        return value
 
     @field_validator("log_level")
     @classmethod
     def _known_log_level(cls, value: str) -> str:
         level = value.strip().upper()
         if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
-            raise ValueError(
-                f"LOG_LEVEL={value!r} should be DEBUG, INFO, WARNING, ERROR or CRITICAL"
-            )
+            raise ValueError("should be DEBUG, INFO, WARNING, ERROR or CRITICAL")
         return level
 
     @field_validator("model_signing_previous_keys", mode="before")
@@ -135,3 +158,25 @@ class Settings(BaseSettings):
 @lru_cache
 def get_settings() -> Settings:
     return Settings()
+
+
+def settings_problems(error: ValidationError) -> list[str]:
+    """One line per invalid setting: the variable, its value (unless secret) and the rule."""
+    lines = []
+    for problem in error.errors(include_url=False):
+        name = str(problem["loc"][0]) if problem["loc"] else "settings"
+        rule = problem["msg"].removeprefix("Value error, ")
+        shown = "" if name in SECRET_SETTINGS else f"={problem.get('input')!r}"
+        lines.append(f"{name.upper()}{shown}: {rule}")
+    return lines
+
+
+def settings_for_command() -> Settings:
+    """The settings, for a command: invalid ones end it with one line each on stderr and
+    exit status 2 (a traceback tells an operator nothing they can act on)."""
+    try:
+        return get_settings()
+    except ValidationError as error:
+        for line in settings_problems(error):
+            sys.stderr.write(f"error: {line}\n")
+        raise SystemExit(2) from None

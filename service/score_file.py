@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from segmentation.artifact import ArtifactError
-from service.config import get_settings
+from service.config import settings_for_command
 from service.customer_records import CustomerRecords
 from service.errors import ServiceError
 from service.models.model_loading import load_model
@@ -49,7 +49,7 @@ def chunks(batch: CustomerBatch, size: int) -> list[CustomerBatch]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    settings = get_settings()
+    settings = settings_for_command()
     parser = argparse.ArgumentParser(prog="python -m service.score_file", description=__doc__)
     parser.add_argument("--data", type=Path, required=True, help="CSV of customers")
     parser.add_argument("--models-dir", type=Path, default=settings.models_dir)

@@ -11,7 +11,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from service.config import get_settings
+from service.config import settings_for_command
 from service.store.customer_store import CustomerStore
 from service.store.errors import StoreUnavailable
 
@@ -20,7 +20,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m service.store", description=__doc__)
     parser.add_argument("--database-url", default=None, help="default: DATABASE_URL")
     arguments = parser.parse_args(argv)
-    url = arguments.database_url or get_settings().database_url
+    url = arguments.database_url or settings_for_command().database_url
     store = CustomerStore(url)
     try:
         store.migrate()
