@@ -140,7 +140,7 @@ def _response(
     for index, error in errors.items():
         results[index] = {
             "index": index,
-            "customer_key": batch.references.get(index),
+            "customer_key": batch.key_of_error(index),
             "error": error,
         }
     return {

@@ -70,7 +70,7 @@ def columnar_response(
         },
         "columns": columns,
         "errors": [
-            {"index": index, "customer_key": batch.references.get(index), "error": error}
+            {"index": index, "customer_key": batch.key_of_error(index), "error": error}
             for index, error in sorted(errors.items())
         ],
     }

@@ -21,14 +21,23 @@ import orjson
 from pydantic import ValidationError
 
 from segmentation.features import (
+    BANK_COLUMN_NAMES,
     CUSTOMER_KEY,
     CUSTOMER_KEY_MAX_LENGTH,
     FEATURES,
     ROW_NUMBER,
     canonical_column_name,
+    could_be_customer_key,
 )
 from segmentation.scoring import FloatArray
-from service.errors import BatchTooLarge, InvalidInput, MalformedBody, detail, field_list
+from service.errors import (
+    BatchTooLarge,
+    InvalidInput,
+    MalformedBody,
+    UnsupportedMediaType,
+    detail,
+    field_list,
+)
 from service.schemas import CustomerFeatures, CustomerReference
 from service.scoring.batch_screening import (
     Screened,
@@ -56,6 +65,12 @@ class CustomerBatch:
     errors: dict[int, dict[str, Any]] = field(default_factory=dict)
     references: dict[int, str] = field(default_factory=dict)
     """Items that give only a customer key: existing customers, to be found in the store."""
+    invalid_keys: dict[int, str] = field(default_factory=dict)
+    """The customer keys of invalid items that gave one, for their errors to name."""
+
+    def key_of_error(self, index: int) -> str | None:
+        """The customer key an item that was not scored gave, if any."""
+        return self.references.get(index) or self.invalid_keys.get(index)
 
 
 def validation_details(error: ValidationError) -> list[dict[str, Any]]:
@@ -71,7 +86,7 @@ def parse_customer(body: bytes) -> CustomerFeatures:
     try:
         customer = CustomerFeatures.model_validate_json(body)
     except ValidationError as error:
-        raise _invalid_body(error, "the customer is invalid") from None
+        raise _invalid_customer(error, body) from None
     _refuse_duplicate_keys(body, len(customer.model_fields_set))
     return customer
 
@@ -83,6 +98,50 @@ def _refuse_duplicate_keys(body: bytes, names_kept: int) -> None:
         raise MalformedBody(
             str(error), details=[detail(error.name, "duplicate_key", str(error))]
         ) from None
+
+
+_API_NAME_OF = {
+    name: api_name
+    for name, api_name in BANK_COLUMN_NAMES.items()
+    if api_name != name and api_name in {CUSTOMER_KEY, *FEATURES}
+}
+"""The bank's export column names that stand for a field of the API, and that field."""
+
+
+def _invalid_customer(error: ValidationError, body: bytes) -> InvalidInput | MalformedBody:
+    """The error for an invalid customer, with the two common mistakes said plainly: the
+    bank's export column names instead of the API's, and a known customer's key alone."""
+    problems = error.errors(include_url=False, include_input=False)
+    given = {str(item["loc"][0]) for item in problems if item["type"] == "extra_forbidden"}
+    export_names = sorted(given & _API_NAME_OF.keys())
+    if export_names:
+        mapping = ", ".join(f"{name} -> {_API_NAME_OF[name]}" for name in export_names)
+        return InvalidInput(
+            f"the body uses the bank's export column names; send the API's: {mapping}",
+            details=[
+                detail(name, "export_column_name", f"send {_API_NAME_OF[name]} instead")
+                for name in export_names
+            ],
+        )
+    missing = {str(item["loc"][0]) for item in problems if item["type"] == "missing"}
+    if missing == set(FEATURES) and len(problems) == len(FEATURES) and _names_a_key(body):
+        details = validation_details(error)
+        return InvalidInput(
+            "a customer_key alone is not scored here: look a known customer up with "
+            "GET /customers/{customer_key}, score the stored customer with POST "
+            '/segment/batch ({"customers": [{"customer_key": ...}]}), or send all five '
+            f"features: {field_list(details)}",
+            details=details,
+        )
+    return _invalid_body(error, "the customer is invalid")
+
+
+def _names_a_key(body: bytes) -> bool:
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return False
+    return isinstance(document, dict) and CUSTOMER_KEY in document
 
 
 def _invalid_body(error: ValidationError, message: str) -> InvalidInput | MalformedBody:
@@ -160,12 +219,17 @@ def _refuse_a_flood_of_values(body: bytes, max_size: int) -> None:
 
 
 def parse_csv_batch(body: bytes, *, max_size: int) -> CustomerBatch:
-    """A CSV with the bank's (or snake_case) column names, one customer per row."""
+    """A CSV with the bank's (or snake_case) column names, one customer per row, its cells
+    separated by commas (or by semicolons or tabs, as spreadsheets in some locales write
+    them, when the header holds no comma)."""
+    if body.startswith(_WORKBOOK_SIGNATURES):
+        message = "this is a spreadsheet workbook, not CSV: save it as CSV (UTF-8) and send that"
+        raise UnsupportedMediaType(message, details=[detail(None, "media_type", message)])
     try:
         text = body.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         raise MalformedBody(f"the CSV is not UTF-8 text: {error}") from None
-    rows = csv.reader(io.StringIO(text, newline=""))
+    rows = csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(text))
     header = next(rows, None)
     if not header:
         raise InvalidInput(
@@ -181,8 +245,24 @@ def parse_csv_batch(body: bytes, *, max_size: int) -> CustomerBatch:
     if next(filled, None) is not None:
         raise _too_large(f"the batch has more than {max_size} customers (MAX_BATCH_SIZE)", max_size)
     screened = _screen_csv(columns, records)
-    items, ragged = _csv_items(columns, records, screened.leftovers)
-    return validate_items(items, known_errors=ragged, screened=screened)
+    items, ragged, ragged_keys = _csv_items(columns, records, screened.leftovers)
+    # A row with a key and empty features is missing them (not a look-up, as in JSON).
+    return validate_items(
+        items, known_errors=ragged, known_keys=ragged_keys, screened=screened, by_key=False
+    )
+
+
+_WORKBOOK_SIGNATURES = (b"PK\x03\x04", b"\xd0\xcf\x11\xe0")
+"""How .xlsx (a ZIP archive) and .xls (an OLE compound file) begin."""
+
+
+def _delimiter(text: str) -> str:
+    """The header's separator: a comma, else a semicolon, else a tab."""
+    header = text[: text.find("\n")] if "\n" in text else text
+    for candidate in (",", ";", "\t"):
+        if candidate in header:
+            return candidate
+    return ","
 
 
 def _check_size(size: int, max_size: int) -> None:
@@ -242,39 +322,39 @@ def _screen_csv(columns: list[str], records: list[list[str]]) -> Screened:
 
 def _csv_items(
     columns: list[str], records: list[list[str]], rows: Iterable[int]
-) -> tuple[list[dict[str, Any] | None], dict[int, dict[str, Any]]]:
+) -> tuple[list[dict[str, Any] | None], dict[int, dict[str, Any]], dict[int, str]]:
     """These rows as items named by the header (None for the others); a row with cells past
-    the header is an error.
+    the header is an error (returned with the key it gave, if any).
 
-    A short row keeps its missing cells empty, so that its error names the missing fields.
+    An empty cell, or one a short row lacks, is left out of the item, so that its error
+    says the field is missing.
     """
     kept = [(position, name) for position, name in enumerate(columns) if name != ROW_NUMBER]
     items: list[dict[str, Any] | None] = [None] * len(records)
     ragged: dict[int, dict[str, Any]] = {}
+    ragged_keys: dict[int, str] = {}
     for index in rows:
         record = records[index]
+        item: dict[str, Any] = {}
+        for position, name in kept:
+            cell = record[position].strip() if position < len(record) else ""
+            if cell:
+                item[name] = cell if name == CUSTOMER_KEY else _csv_number(cell)
         if len(record) > len(columns):
             message = f"row {index} has {len(record)} cells; the header names {len(columns)}"
             ragged[index] = InvalidInput(
                 message, details=[detail(None, "too_many_cells", message)]
             ).as_body()["error"]
+            key = _key_given(item)
+            if key is not None:
+                ragged_keys[index] = key
             continue
-        item: dict[str, Any] = {}
-        for position, name in kept:
-            cell = record[position].strip() if position < len(record) else ""
-            if name == CUSTOMER_KEY:
-                if cell:
-                    item[name] = cell
-            else:
-                item[name] = _csv_number(cell)
         items[index] = item
-    return items, ragged
+    return items, ragged, ragged_keys
 
 
 def _csv_number(cell: str) -> Any:
     """A CSV cell as a number when it is one; otherwise as found, for the error to quote."""
-    if not cell:
-        return None
     if not is_plain_number_text(cell):
         return cell
     try:
@@ -292,31 +372,39 @@ def validate_items(
     items: Sequence[Any],
     *,
     known_errors: dict[int, dict[str, Any]] | None = None,
+    known_keys: dict[int, str] | None = None,
     screened: Screened | None = None,
+    by_key: bool = True,
 ) -> CustomerBatch:
     """Validate every item; valid ones become features, invalid ones an error by index.
 
     Screening vouches for the plainly valid items at once; the rest are validated one by
     one (which also gives each invalid item its precise error). ``known_errors`` are items
-    already found invalid while reading them; ``screened`` is a screening already done
-    (a CSV's, column by column), in which case only its leftovers need to be items.
+    already found invalid while reading them (``known_keys`` their customer keys);
+    ``screened`` is a screening already done (a CSV's, column by column), in which case only
+    its leftovers need to be items. With ``by_key``, an item that is a customer key alone
+    is an existing customer (a reference to the store).
     """
     screened = screened or screen_items(items)
     valid: list[CustomerFeatures] = []
     positions: list[int] = []
     errors: dict[int, dict[str, Any]] = dict(known_errors or {})
     references: dict[int, str] = {}
+    invalid_keys = dict(known_keys or {})
     for index in screened.leftovers:
         if index in errors:
             continue
         item = items[index]
         try:
-            if isinstance(item, dict) and item.keys() == {CUSTOMER_KEY}:
+            if by_key and isinstance(item, dict) and item.keys() == {CUSTOMER_KEY}:
                 references[index] = CustomerReference.model_validate(item).customer_key
                 continue
             valid.append(CustomerFeatures.model_validate(item))
         except ValidationError as error:
             errors[index] = _invalid_body(error, f"customer {index} is invalid").as_body()["error"]
+            key = _key_given(item)
+            if key is not None:
+                invalid_keys[index] = key
             continue
         positions.append(index)
     features, keys = screened.features, screened.keys
@@ -335,4 +423,14 @@ def validate_items(
         positions=positions,
         errors=errors,
         references=references,
+        invalid_keys=invalid_keys,
     )
+
+
+def _key_given(item: Any) -> str | None:
+    """The customer key an invalid item gave, when it is one a request may send."""
+    value = item.get(CUSTOMER_KEY) if isinstance(item, dict) else None
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return None
+    key = str(value).strip()
+    return key if could_be_customer_key(key) else None

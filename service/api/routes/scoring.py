@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from collections.abc import Callable
+from functools import partial
+from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from starlette.background import BackgroundTask
 from starlette.datastructures import UploadFile
@@ -42,6 +44,7 @@ from service.scoring.batch_scoring import (
     reject_invalid_items,
     score_batch,
 )
+from service.scoring.csv_answer import results_as_csv
 from service.scoring.customer_input import CustomerBatch, parse_csv_batch, parse_json_batch
 from service.scoring.drift_window import DriftWindow
 from service.scoring.single_scoring import score_one
@@ -73,7 +76,10 @@ async def score_customer(request: Request) -> Response:
 @router.post(
     "/segment/batch",
     response_model=BatchResponse | ColumnarBatchResponse,
-    responses=errors(400, 413, 415, 422, 503),
+    responses={
+        **errors(400, 413, 415, 422, 503),
+        200: {"content": {"text/csv": {"schema": {"type": "string"}}}},
+    },
     openapi_extra=json_body(BatchRequest, csv=True),
 )
 async def score_customers(
@@ -94,13 +100,27 @@ async def score_customers(
             "not scored under `errors`)."
         ),
     ] = "rows",
+    format: Annotated[
+        Literal["json", "csv"] | None,
+        Query(
+            description="The answer's format; without it, CSV when `Accept` asks for "
+            "`text/csv`. A CSV answer has one row per item, in input order."
+        ),
+    ] = None,
+    accept: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Response:
     """Assign many customers (JSON or CSV) to segments; results in input order."""
+    as_csv = format == "csv" or (format is None and "text/csv" in (accept or ""))
+    if as_csv and layout == "columns":
+        message = "layout=columns is for JSON answers: a CSV answer has one row per customer"
+        raise InvalidInput(message, details=[detail("layout", "csv_rows_only", message)])
     batch = await _read_batch(request, settings.max_batch_size)
     if strict:
         reject_invalid_items(batch)
+    model = serving.model
+    render = partial(_render_csv, model.segment_ids) if as_csv else _render_json
     answer = await run_in_threadpool(
-        _score_and_render, serving.model, batch, records, window, layout
+        _score_and_render, model, batch, records, window, layout, render
     )
     assert answer.body is not None
     # After the answer has gone: the shadow never holds an answer back.
@@ -109,7 +129,8 @@ async def score_customers(
         if shadow.version is not None and answer.segment_ids and answer.features is not None
         else None
     )
-    return Response(answer.body, media_type="application/json", background=later)
+    media_type = "text/csv" if as_csv else "application/json"
+    return Response(answer.body, media_type=media_type, background=later)
 
 
 def _score_and_render(
@@ -118,16 +139,21 @@ def _score_and_render(
     records: CustomerRecords,
     window: DriftWindow,
     layout: Layout,
+    render: Callable[[dict[str, Any]], bytes],
 ) -> BatchAnswer:
-    answer = score_batch(model, batch, records, window=window, render=_render, layout=layout)
+    answer = score_batch(model, batch, records, window=window, render=render, layout=layout)
     metrics.record_segment_counts(answer.response["counts"])
     metrics.record_atypical(atypical_reasons(answer.response))
     return answer
 
 
-def _render(response: dict[str, Any]) -> bytes:
+def _render_json(response: dict[str, Any]) -> bytes:
     # Columns hold the scorer's arrays as they are: orjson writes them without a list.
     return orjson.dumps(response, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+def _render_csv(segment_ids: list[str], response: dict[str, Any]) -> bytes:
+    return results_as_csv(response, segment_ids).encode()
 
 
 _JSON_TYPES = frozenset({"", "application/json"})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from pathlib import Path
 from typing import Any
 
@@ -287,3 +289,118 @@ async def test_score_customer_rejects_non_finite_literal_as_422(
 async def test_unknown_route_is_404_and_wrong_method_405(client: httpx.AsyncClient) -> None:
     assert_error(await client.get("/nowhere"), 404)
     assert_error(await client.get("/segment"), 405)
+
+
+async def test_the_banks_export_names_get_one_error_naming_the_mapping(
+    client: httpx.AsyncClient,
+) -> None:
+    body = {
+        "Customer Key": "87073",
+        "Avg_Credit_Limit": 100000,
+        "Total_Credit_Cards": 2,
+        "Total_visits_bank": 1,
+        "Total_visits_online": 1,
+        "Total_calls_made": 0,
+    }
+    response = await client.post("/segment", json=body)
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert "Avg_Credit_Limit -> avg_credit_limit" in error["message"]
+    assert "Customer Key -> customer_key" in error["message"]
+    assert {(item["field"], item["rule"]) for item in error["details"]} == {
+        (name, "export_column_name") for name in body
+    }
+
+
+async def test_a_key_alone_is_pointed_to_the_customer_look_up(client: httpx.AsyncClient) -> None:
+    alone = await client.post("/segment", json={"customer_key": "87073"})
+    assert alone.status_code == 422
+    assert "GET /customers/{customer_key}" in alone.json()["error"]["message"]
+    assert {item["field"] for item in alone.json()["error"]["details"]} == set(FEATURES)
+    empty = await client.post("/segment", json={})
+    assert empty.status_code == 422
+    assert "GET /customers" not in empty.json()["error"]["message"]
+
+
+BANK_HEADER = (
+    "Customer Key,Avg_Credit_Limit,Total_Credit_Cards,Total_visits_bank,"
+    "Total_visits_online,Total_calls_made"
+)
+
+
+async def test_invalid_rows_keep_their_key_and_empty_cells_are_missing(
+    client: httpx.AsyncClient,
+) -> None:
+    body = f"{BANK_HEADER}\nk1,,2,1,1,0\nk2,1000,x,1,1,0\n,1000,2,1,1,0,9\nk4,1000,2,1,1,0,9\n"
+    csv_answer = await client.post(
+        "/segment/batch", content=body, headers={"Content-Type": "text/csv"}
+    )
+    results = csv_answer.json()["results"]
+    assert [result["customer_key"] for result in results] == ["k1", "k2", None, "k4"]
+    assert results[0]["error"]["details"] == [
+        {"field": "avg_credit_limit", "rule": "missing", "message": "Field required"}
+    ]
+    assert results[1]["error"]["details"][0]["field"] == "total_credit_cards"
+    assert all(result["error"]["details"][0]["rule"] == "too_many_cells" for result in results[2:])
+    json_answer = await client.post(
+        "/segment/batch",
+        json={"customers": [{"customer_key": 7, "avg_credit_limit": -1}, {"customer_key": ""}]},
+    )
+    assert [r["customer_key"] for r in json_answer.json()["results"]] == ["7", None]
+
+
+@pytest.mark.parametrize("separator", [";", "\t"])
+async def test_semicolon_and_tab_separated_files_are_read_like_commas(
+    client: httpx.AsyncClient, separator: str
+) -> None:
+    rows = f"{BANK_HEADER}\n87073,100000,2,1,1,0\n38414,50000,3,0,10,9\n"
+    comma = await client.post("/segment/batch", content=rows, headers={"Content-Type": "text/csv"})
+    other = await client.post(
+        "/segment/batch",
+        content=rows.replace(",", separator),
+        headers={"Content-Type": "text/csv"},
+    )
+    assert other.status_code == 200 and other.json()["n_errors"] == 0
+    assert other.json()["results"] == comma.json()["results"]
+
+
+async def test_a_workbook_is_refused_with_send_csv(client: httpx.AsyncClient) -> None:
+    workbook = b"PK\x03\x04" + bytes(200)  # how every .xlsx (a ZIP archive) begins
+    response = await client.post(
+        "/segment/batch", files={"file": ("customers.xlsx", workbook, "application/octet-stream")}
+    )
+    assert response.status_code == 415
+    assert "save it as CSV" in response.json()["error"]["message"]
+
+
+async def test_a_batch_answer_comes_as_csv_when_asked(client: httpx.AsyncClient) -> None:
+    customers = {
+        "customers": [
+            {"customer_key": "=cmd", "avg_credit_limit": 100000, "total_credit_cards": 2,
+             "total_visits_bank": 1, "total_visits_online": 1, "total_calls_made": 0},
+            {"customer_key": "bad", "avg_credit_limit": 0},
+        ]
+    }  # fmt: skip
+    as_json = (await client.post("/segment/batch", json=customers)).json()["results"]
+    for request in (
+        {"headers": {"Accept": "text/csv"}},
+        {"params": {"format": "csv"}},
+    ):
+        response = await client.post("/segment/batch", json=customers, **request)  # type: ignore[arg-type]
+        assert response.headers["content-type"].startswith("text/csv")
+        rows = list(csv.DictReader(io.StringIO(response.text)))
+        assert [row["index"] for row in rows] == ["0", "1"]
+        scored, refused = rows
+        assert scored["customer_key"] == "'=cmd"  # spreadsheet-safe
+        assert scored["segment_id"] == as_json[0]["segment_id"]
+        assert float(scored["confidence"]) == as_json[0]["confidence"]
+        for segment_id, distance in as_json[0]["distances"].items():
+            assert float(scored[f"distance_{segment_id}"]) == distance
+        assert scored["recorded"] == "true" and scored["error"] == ""
+        assert refused["customer_key"] == "bad" and refused["segment_id"] == ""
+        assert "avg_credit_limit" in refused["error"]
+    both = await client.post(
+        "/segment/batch", json=customers, params={"format": "csv", "layout": "columns"}
+    )
+    assert both.status_code == 422
+    assert both.json()["error"]["details"][0]["field"] == "layout"

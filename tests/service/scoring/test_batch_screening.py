@@ -147,7 +147,7 @@ def csv_reference(body: bytes) -> tuple[dict[int, tuple[list[float], str | None]
     reader = csv.reader(io.StringIO(body.decode("utf-8-sig"), newline=""))
     columns = next(reader)
     records = [row for row in reader if any(cell.strip() for cell in row)]
-    items, _ = _csv_items(columns, records, range(len(records)))
+    items, _, _ = _csv_items(columns, records, range(len(records)))
     expected = {index: ref for index, item in enumerate(items) if (ref := reference(item))}
     return expected, len(records)
 
