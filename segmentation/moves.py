@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import bisect
 import math
+import threading
+from collections import OrderedDict
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
@@ -46,6 +48,11 @@ MAX_CANDIDATES = 250_000
 """Combinations of counts tried for one customer at most. Beyond it (a model trained on very
 wide ranges), the counts are searched in the largest window around the customer's values
 that fits, and the answer is the smallest change within that window."""
+
+
+REMEMBERED_MOVES = 50_000
+"""Prospect searches remembered per model at most (a few hundred bytes each), least
+recently used forgotten first."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,33 +107,36 @@ class SegmentMoves:
         # Whole values a changed feature may take: the training range, clipped at zero.
         self._lowest = np.maximum(np.ceil(scorer.feature_min), 0.0)
         self._highest = np.floor(scorer.feature_max)
+        self._remembered: OrderedDict[tuple[int, bytes], Move | Unreachable] = OrderedDict()
+        self._remembered_lock = threading.Lock()  # request threads share the model
 
     def smallest_move(
-        self, values: Sequence[float], target: int, fixed: Collection[int] = ()
+        self, values: Sequence[float] | FloatArray, target: int, fixed: Collection[int] = ()
     ) -> Move | Unreachable:
         """The change of least effort that puts the customer ``values`` (five values in the
         bank's units, in ``FEATURES`` order) in segment ``target``, keeping the features at
         positions ``fixed`` as they are. A customer already there needs no change."""
         customer = np.asarray(values, dtype=np.float64)
-        counts = self._count_candidates(customer, frozenset(fixed))
-        limits, feasible = self._credit_limits(customer, counts, target, CREDIT_LIMIT in fixed)
-        candidates = np.column_stack([limits[feasible], counts[feasible]])
-        lands, confidence = self._landing(candidates, target)
-        # A whole limit next to the cell's border may fall on the wrong side of it once
-        # rounded: those are tried again one unit further in.
-        retried = self._one_step_further(customer, candidates[~lands], CREDIT_LIMIT in fixed)
-        if len(retried):
-            retried_lands, retried_confidence = self._landing(retried, target)
-            candidates = np.concatenate([candidates, retried])
-            lands = np.concatenate([lands, retried_lands])
-            confidence = np.concatenate([confidence, retried_confidence])
-        if not lands.any():
-            return Unreachable(target, self._why_unreachable(fixed))
-        efforts = np.sqrt((((candidates - customer) / self._scale) ** 2).sum(axis=1))
-        efforts[~lands] = np.inf
+        now = self.scorer.score_row(customer.tolist())
+        if now.label == target:
+            return Move(target, tuple(customer.tolist()), 0.0, now.confidence)
+        counts, radius = self._count_candidates(customer, frozenset(fixed))
+        candidates = self._candidates(customer, counts, target, CREDIT_LIMIT in fixed)
+        if len(candidates):
+            scored = self.scorer.score(candidates)
+            lands = scored.labels == target
+        if not len(candidates) or not lands.any():
+            return Unreachable(target, self._why_unreachable(fixed, radius))
+        landing = np.flatnonzero(lands)
+        steps = (candidates[landing] - customer) / self._scale
+        efforts = np.sqrt(np.einsum("ij,ij->i", steps, steps))
         best = int(np.argmin(efforts))  # the first of equals, in the candidates' order
+        row = landing[best]
         return Move(
-            target, tuple(candidates[best].tolist()), float(efforts[best]), float(confidence[best])
+            target,
+            tuple(candidates[row].tolist()),
+            float(efforts[best]),
+            float(scored.confidence[row]),
         )
 
     def effort_lower_bounds(self, features: FloatArray, target: int) -> FloatArray:
@@ -155,7 +165,8 @@ class SegmentMoves:
         ``max_effort``, and after ``after`` (the effort and key of a previous page's last).
 
         Customers are tried in the order of their lower bounds, and the search stops once
-        the next bound exceeds the last effort kept: most customers are never searched.
+        the next bound exceeds the last effort kept: most customers are never searched, and
+        those searched are remembered for the next page.
         """
         bounds = self.effort_lower_bounds(features, target)
         kept: list[tuple[float, str, Move]] = []  # the best so far, by (effort, key)
@@ -163,7 +174,7 @@ class SegmentMoves:
             bound = float(bounds[index])
             if bound > max_effort or (len(kept) == limit and bound > kept[-1][0]):
                 break
-            move = self.smallest_move(features[index], target)
+            move = self._remembered_move(features[index], target)
             if not isinstance(move, Move) or move.effort > max_effort:
                 continue
             position = (move.effort, keys[index])
@@ -174,88 +185,135 @@ class SegmentMoves:
                 del kept[limit:]
         return [(key, move) for _, key, move in kept]
 
-    def _count_candidates(self, customer: FloatArray, fixed: frozenset[int]) -> FloatArray:
-        """Every combination of the four counts to try: for each count, the customer's own
-        value and (unless fixed) every whole value of the training range."""
+    def _remembered_move(self, customer: FloatArray, target: int) -> Move | Unreachable:
+        """:meth:`smallest_move` with nothing fixed, remembered: the pages of a prospects
+        listing search the same customers again (every one ranked before the cursor)."""
+        key = (target, customer.tobytes())
+        with self._remembered_lock:
+            found = self._remembered.get(key)
+            if found is not None:
+                self._remembered.move_to_end(key)
+                return found
+        move = self.smallest_move(customer, target)
+        with self._remembered_lock:
+            self._remembered[key] = move
+            if len(self._remembered) > REMEMBERED_MOVES:
+                self._remembered.popitem(last=False)
+        return move
+
+    def _count_candidates(
+        self, customer: FloatArray, fixed: frozenset[int]
+    ) -> tuple[FloatArray, float]:
+        """Every combination of the four counts to try, and the radius (in standardised
+        units) around the customer within which they were taken (infinite: all of them).
+
+        For each count: the customer's own value and (unless fixed) every whole value of the
+        training range, or, when that makes more than ``max_candidates`` combinations, of
+        the largest window around the customer that fits.
+        """
+        counts = range(1, len(FEATURES))
+        free = [feature for feature in counts if feature not in fixed]
+        radius = math.inf
+        if self._window_size(customer, free, radius) > self._max_candidates:
+            radius = self._widest_radius(customer, free)
         axes = []
-        for feature in range(1, len(FEATURES)):
+        for feature in counts:
             own = float(customer[feature])
             if feature in fixed:
                 axes.append(np.array([own]))
-            else:
-                whole = np.arange(self._lowest[feature], self._highest[feature] + 1.0)
-                axes.append(np.union1d(whole, [own]))
-        axes = self._within_budget(axes, customer)
+                continue
+            low, high = self._window(customer, feature, radius)
+            axes.append(np.union1d(np.arange(low, high + 1.0), [own]))
         grids = np.meshgrid(*axes, indexing="ij")
-        return np.column_stack([grid.ravel() for grid in grids])
+        return np.column_stack([grid.ravel() for grid in grids]), radius
 
-    def _within_budget(self, axes: list[FloatArray], customer: FloatArray) -> list[FloatArray]:
-        """``axes``, or the largest window of them around the customer that fits."""
-        if math.prod(len(axis) for axis in axes) <= self._max_candidates:
-            return axes
-        radius = max(len(axis) for axis in axes)
-        while radius > 0:
-            windowed = [
-                axis[np.abs(axis - customer[feature]) <= radius]
-                for feature, axis in enumerate(axes, start=1)
-            ]
-            if math.prod(len(axis) for axis in windowed) <= self._max_candidates:
-                return windowed
-            radius -= 1
-        return [np.array([customer[feature]]) for feature in range(1, len(FEATURES))]
+    def _window(self, customer: FloatArray, feature: int, radius: float) -> tuple[float, float]:
+        """The whole values of ``feature`` in the training range within ``radius``
+        (standardised) of the customer's: lowest and highest (empty when lowest > highest)."""
+        low, high = float(self._lowest[feature]), float(self._highest[feature])
+        if math.isinf(radius):
+            return low, high
+        reach = radius * float(self._scale[feature])
+        own = float(customer[feature])
+        return max(low, math.ceil(own - reach)), min(high, math.floor(own + reach))
 
-    def _credit_limits(
+    def _window_size(self, customer: FloatArray, free: list[int], radius: float) -> float:
+        size = 1.0
+        for feature in free:
+            low, high = self._window(customer, feature, radius)
+            size *= max(high - low + 1.0, 0.0) + 1.0  # and the customer's own value
+        return size
+
+    def _widest_radius(self, customer: FloatArray, free: list[int]) -> float:
+        """The largest radius whose window holds at most ``max_candidates`` combinations."""
+        fits, too_wide = 0.0, 1.0
+        while self._window_size(customer, free, too_wide) <= self._max_candidates:
+            fits, too_wide = too_wide, too_wide * 2.0
+        for _ in range(40):
+            middle = (fits + too_wide) / 2.0
+            if self._window_size(customer, free, middle) <= self._max_candidates:
+                fits = middle
+            else:
+                too_wide = middle
+        return fits
+
+    def _candidates(
         self, customer: FloatArray, counts: FloatArray, target: int, limit_fixed: bool
-    ) -> tuple[FloatArray, npt.NDArray[np.bool_]]:
-        """For each combination of counts, the credit limit nearest the customer's that puts
-        the combination in ``target``'s cell, and whether there is one."""
+    ) -> FloatArray:
+        """The customers to score: each combination of counts with the credit limits that
+        could be the nearest to the customer's in ``target``'s cell.
+
+        Along the credit limit a combination's part of the cell is an open interval (the
+        cell cut along that axis). The nearest limit in it is the customer's own when it
+        lies inside, else the first whole value past the end on the customer's side. Bounds
+        are computed in floating point and ties go to the lower label, so the whole values
+        on either side are tried too (the border itself, one further in; or, for the
+        customer's own limit, the whole values next to it), within the training range,
+        and the scorer decides. Combinations whose interval is clearly empty are left out.
+        """
+        own = float(customer[CREDIT_LIMIT])
+        if limit_fixed:
+            return np.column_stack([np.full(len(counts), own), counts])
         normals, offsets = self._planes[target]
         z_counts = (counts - self._mean[1:]) / self._scale[1:]
         # Each plane: a * z0 < room, with z0 the standardised credit limit.
         a = 2.0 * normals[:, CREDIT_LIMIT]
-        room = offsets - 2.0 * z_counts @ normals[:, 1:].T  # (candidates, planes)
+        room = offsets - 2.0 * z_counts @ normals[:, 1:].T  # (combinations, planes)
         with np.errstate(divide="ignore", invalid="ignore"):
             bound = room / a
         below = np.where(a > 0, bound, np.inf).min(axis=1, initial=np.inf)
         above = np.where(a < 0, bound, -np.inf).max(axis=1, initial=-np.inf)
-        parallel_ok = np.all(np.where(a == 0, room > 0, True), axis=1)
         mean, scale = self._mean[CREDIT_LIMIT], self._scale[CREDIT_LIMIT]
-        low, high = mean + scale * above, mean + scale * below  # open interval, bank units
-        own = float(customer[CREDIT_LIMIT])
-        keeps_own = (low < own) & (own < high)
-        if limit_fixed:
-            return np.full(len(counts), own), parallel_ok & keeps_own
-        lowest_whole = np.maximum(np.floor(low) + 1.0, self._lowest[CREDIT_LIMIT])
-        highest_whole = np.minimum(np.ceil(high) - 1.0, self._highest[CREDIT_LIMIT])
-        nearest_whole = np.clip(own, lowest_whole, highest_whole)
-        limits = np.where(keeps_own, own, nearest_whole)
-        feasible = parallel_ok & (keeps_own | (lowest_whole <= highest_whole))
-        return limits, feasible
-
-    def _landing(
-        self, candidates: FloatArray, target: int
-    ) -> tuple[npt.NDArray[np.bool_], FloatArray]:
-        """Whether the scorer puts each candidate in ``target``, and with what confidence."""
-        if not len(candidates):
-            return np.zeros(0, dtype=bool), np.zeros(0)
-        scored = self.scorer.score(candidates)
-        return scored.labels == target, scored.confidence
-
-    @staticmethod
-    def _one_step_further(
-        customer: FloatArray, candidates: FloatArray, limit_fixed: bool
-    ) -> FloatArray:
-        """``candidates`` whose credit limit was changed, changed by one more unit."""
-        if limit_fixed:
-            return candidates[:0]
-        step = np.sign(candidates[:, CREDIT_LIMIT] - customer[CREDIT_LIMIT])
-        further: FloatArray = candidates[step != 0].copy()
-        further[:, CREDIT_LIMIT] += step[step != 0]
-        return further
+        low, high = mean + scale * above, mean + scale * below  # bank units
+        lowest, highest = self._lowest[CREDIT_LIMIT], self._highest[CREDIT_LIMIT]
+        margin = 2.0  # whole units: more than any rounding of the bounds
+        parallel_ok = np.all(np.where(a == 0, room > -1e-9, True), axis=1)
+        near = (
+            parallel_ok
+            & (low < high + margin)
+            & (low < max(highest, own) + margin)
+            & (high > min(lowest, own) - margin)
+        )
+        counts, low, high = counts[near], low[near], high[near]
+        inside, up = (low < own) & (own < high), own <= low
+        whole = own == math.floor(own)
+        next_down = own - 1.0 if whole else math.floor(own)
+        next_up = own + 1.0 if whole else math.ceil(own)
+        with np.errstate(invalid="ignore"):
+            first_in = np.where(up, np.floor(low) + 1.0, np.ceil(high) - 1.0)
+            border = np.where(up, np.floor(low), np.ceil(high))
+            further = np.where(up, np.floor(low) + 2.0, np.ceil(high) - 2.0)
+        limits = [
+            np.where(inside, own, np.clip(first_in, lowest, highest)),
+            np.clip(np.where(inside, next_down, border), lowest, highest),
+            np.clip(np.where(inside, next_up, further), lowest, highest),
+        ]
+        return np.concatenate([np.column_stack([limit, counts]) for limit in limits])
 
     @staticmethod
-    def _why_unreachable(fixed: Collection[int]) -> str:
+    def _why_unreachable(fixed: Collection[int], radius: float) -> str:
+        near = "" if math.isinf(radius) else f" within {radius:.2f} of the customer's"
         if not fixed:
-            return "no whole-number values within the training range reach it"
+            return f"no whole-number values{near} within the training range reach it"
         held = ", ".join(FEATURE_LABELS[FEATURES[feature]] for feature in sorted(fixed))
-        return f"it cannot be reached while these stay as they are: {held}"
+        return f"it cannot be reached{near} while these stay as they are: {held}"

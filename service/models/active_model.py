@@ -18,7 +18,8 @@ from segmentation.moves import SegmentMoves
 from segmentation.scoring import FloatArray, IntArray, ScoredBatch, SegmentScorer
 from service.errors import SegmentNotFound
 
-_DIGITS = 6
+ROUNDED_DIGITS = 6
+"""Decimal digits of the scores, confidences and efforts that answers give."""
 
 
 @dataclass(frozen=True)
@@ -192,10 +193,10 @@ class ActiveModel:
 
 def rounded(values: FloatArray) -> FloatArray:
     """Scores as answers give them (and the store keeps them)."""
-    return values.round(_DIGITS)  # the method: np.round adds a Python-level dispatch
+    return values.round(ROUNDED_DIGITS)  # the method: np.round adds a Python-level dispatch
 
 
-_SCALE = 10.0**_DIGITS
+_SCALE = 10.0**ROUNDED_DIGITS
 
 
 def rounded_value(value: float) -> float:

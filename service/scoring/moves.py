@@ -19,9 +19,11 @@ from segmentation.features import COUNT_FEATURES, FEATURES, could_be_customer_ke
 from segmentation.moves import Move, Unreachable
 from service.customer_records import CustomerRecords
 from service.errors import InvalidInput, detail
-from service.models.active_model import ActiveModel, rounded_value
+from service.models.active_model import ROUNDED_DIGITS, ActiveModel, rounded_value
 from service.models.snapshot import TrainingSnapshot
 from service.schemas import MoveRequest
+
+_HALF_ROUNDING = 0.5 * 10.0**-ROUNDED_DIGITS
 
 MAX_PROSPECTS_PAGE = 1_000
 """Prospects in one page at most: each may cost a search of a few milliseconds."""
@@ -95,9 +97,13 @@ def segment_prospects(
         features,
         target,
         limit=limit + 1,
-        max_effort=math.inf if max_effort is None else max_effort,
+        # Compared as answered (rounded): a prospect answered with the effort asked for
+        # is kept, whichever way its rounding went.
+        max_effort=math.inf if max_effort is None else max_effort + _HALF_ROUNDING,
         after=after,
     )
+    if max_effort is not None:
+        found = [(key, move) for key, move in found if rounded_value(move.effort) <= max_effort]
     segment_of = dict(zip(keys, segment_ids, strict=True))
     rows_of = {key: row for row, key in enumerate(keys)}
     page = [
@@ -205,7 +211,7 @@ def _change(customer: np.ndarray[Any, Any], move: Move) -> dict[str, Any]:
         name: _bank_units(name, value) for name, value in zip(FEATURES, move.values, strict=True)
     }
     changes = {
-        name: _bank_units(name, new - old)
+        name: _bank_units(name, rounded_value(new - old))
         for name, old, new in zip(FEATURES, customer.tolist(), move.values, strict=True)
         if new != old
     }

@@ -166,8 +166,10 @@ def exhaustive_least_effort(
 def test_no_whole_number_change_of_smaller_effort_reaches_the_target(seed: int) -> None:
     moves = small_model(seed)
     rng = np.random.default_rng(100 + seed)
-    for _ in range(4):
-        customer = np.array([rng.integers(1, 31), *rng.integers(0, 5, 4)], dtype=float)
+    for _ in range(6):
+        # Inside and outside the training ranges; credit limits whole or not.
+        limit = rng.integers(1, 36) + (rng.random() if rng.random() < 0.5 else 0.0)
+        customer = np.array([limit, *rng.integers(0, 7, 4)], dtype=float)
         fixed = {int(feature) for feature in np.flatnonzero(rng.random(5) < 0.25)}
         for target in range(moves.scorer.n_segments):
             least = exhaustive_least_effort(moves, customer, target, fixed)
@@ -225,3 +227,77 @@ def test_prospects_are_the_first_of_a_full_ranking_and_pages_continue_it(
         assert [key for key, _ in capped] == [
             key for effort, key, _ in expected if effort <= expected[30][0]
         ]
+
+
+def two_segments(feature_max: float = 20.0) -> SegmentMoves:
+    """Two centres ten apart along the credit limit, in units where the border between
+    them is the whole number 5 (a tie there goes to the lower label, segment 0)."""
+    return SegmentMoves(
+        SegmentScorer(
+            mean=[0.0] * 5,
+            scale=[1.0] * 5,
+            centroids=[[0.0] * 5, [10.0, 0.0, 0.0, 0.0, 0.0]],
+            feature_min=[0.0] * 5,
+            feature_max=[feature_max, 4, 4, 4, 4],
+            distance_thresholds=[3.0, 3.0],
+        )
+    )
+
+
+@pytest.mark.parametrize(
+    ("limit", "target", "reached", "effort"),
+    [
+        (7.0, 0, 5.0, 2.0),  # the border itself: the tie goes to segment 0
+        (5.0, 1, 6.0, 1.0),  # on the border (in segment 0): one whole unit across
+        (5.5, 0, 5.0, 0.5),
+        (4.5, 1, 6.0, 1.5),
+    ],
+)
+def test_borders_and_ties_are_decided_as_the_scorer_decides(
+    limit: float, target: int, reached: float, effort: float
+) -> None:
+    moves = two_segments()
+    customer = np.array([limit, 0.0, 0.0, 0.0, 0.0])
+    move = moves.smallest_move(customer, target, fixed={1, 2, 3, 4})
+    assert isinstance(move, Move)
+    assert move.values == (reached, 0.0, 0.0, 0.0, 0.0) and move.effort == effort
+
+
+def test_a_move_never_leaves_the_training_range_to_cross_a_border() -> None:
+    moves = two_segments(feature_max=5.0)  # the border is the highest limit seen: a tie
+    move = moves.smallest_move(np.array([2.0, 0, 0, 0, 0]), 1, fixed={1, 2, 3, 4})
+    assert isinstance(move, Unreachable)
+
+
+def test_a_model_with_very_wide_count_ranges_is_searched_near_the_customer(
+    bank_model: SegmentMoves,
+) -> None:
+    scorer = bank_model.scorer
+    wide = SegmentMoves(
+        SegmentScorer(
+            mean=scorer.mean,
+            scale=scorer.scale,
+            centroids=scorer.centroids,
+            feature_min=scorer.feature_min,
+            feature_max=[*scorer.feature_max[:3], 1e11, scorer.feature_max[4]],
+            distance_thresholds=scorer.distance_thresholds,
+        ),
+        max_candidates=2_000,
+    )
+    narrow = SegmentMoves(scorer, max_candidates=2_000)
+    full = SegmentMoves(scorer)
+    for customer in random_customers(bank_model, 40, seed=5):
+        for target in range(scorer.n_segments):
+            windowed, exact = (
+                narrow.smallest_move(customer, target),
+                full.smallest_move(customer, target),
+            )
+            assert isinstance(exact, Move)
+            if isinstance(windowed, Move):
+                check_move(narrow, customer, windowed, set())
+                assert windowed.effort >= exact.effort
+            if exact.effort < 0.5:  # well within the window: the same answer
+                assert windowed == exact
+            huge = wide.smallest_move(customer, target)
+            if isinstance(huge, Move):
+                check_move(wide, customer, huge, set())
