@@ -26,12 +26,14 @@ ASSIGNMENT: dict[str, Any] = {
     "customer_key": "38414",
     "segment_id": "support-seeking",
     "segment_name": "Support-seeking customers",
+    "segment_description": "Low credit limits and few cards; they call the bank often.",
     "recommended_actions": ACTIONS,
     "confidence": 0.512,
     "distances": {"branch-loyal": 2.874, "support-seeking": 1.402, "digital-affluent": 4.551},
     "runner_up_segment_id": "branch-loyal",
     "atypical": False,
     "atypical_reasons": [],
+    "atypical_explanations": [],
     "model_version": "20261123T184512Z-d20d9222",
 }
 PROFILE: dict[str, dict[str, float]] = {
@@ -100,6 +102,7 @@ CUSTOMER_RECORD: dict[str, Any] = {
     "customer_key": "38414",
     "segment_id": "support-seeking",
     "segment_name": "Support-seeking customers",
+    "segment_description": "Low credit limits and few cards; they call the bank often.",
     "recommended_actions": ACTIONS,
     "confidence": 0.512,
     "atypical": False,

@@ -124,6 +124,7 @@ class SegmentAssignment(BaseModel):
     customer_key: str | None
     segment_id: str = Field(description="Stable slug of the segment.")
     segment_name: str
+    segment_description: str = Field(description="The segment in one line, to read out.")
     recommended_actions: RecommendedActions
     confidence: float = Field(
         ge=0, le=1, description="1 - nearest distance / runner-up distance: 0 is a coin toss."
@@ -134,6 +135,9 @@ class SegmentAssignment(BaseModel):
     runner_up_segment_id: str
     atypical: bool = Field(description="Outside what the model saw in training.")
     atypical_reasons: list[str]
+    atypical_explanations: list[str] = Field(
+        description="Each atypical reason as a sentence, with the customer's numbers."
+    )
     model_version: str
     recorded: bool | None = Field(
         default=None, description="Whether the customer store recorded the answer."
@@ -293,6 +297,7 @@ class BatchResponse(BaseModel):
 
 class SegmentActions(BaseModel):
     segment_name: str
+    segment_description: str
     recommended_actions: RecommendedActions
 
 
@@ -307,6 +312,7 @@ class BatchColumns(BaseModel):
     runner_up_segment_id: list[str]
     atypical: list[bool]
     atypical_reasons: list[list[str]]
+    atypical_explanations: list[list[str]]
     recorded: list[bool | None] | None = Field(
         default=None, description="Present when some customer has a key; null where none."
     )

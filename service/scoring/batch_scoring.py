@@ -97,9 +97,9 @@ def score_batch(
     recording = records.in_background(records.record, block) if block is not None else None
     try:
         if layout == "columns":
-            response = columnar_response(model, batch, scored, keys, positions, errors)
+            response = columnar_response(model, batch, scored, features, keys, positions, errors)
         else:
-            assignments = model.assignments_from(scored, keys, indices=positions)
+            assignments = model.assignments_from(scored, features, keys, indices=positions)
             for row in keyed:
                 assignments[row]["recorded"] = True
             response = _response(model, batch, assignments, errors)

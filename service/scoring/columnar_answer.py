@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from segmentation.scoring import ScoredBatch
+from segmentation.scoring import FloatArray, ScoredBatch
 from service.models.active_model import ActiveModel, rounded
 from service.scoring.customer_input import CustomerBatch
 
@@ -23,12 +23,13 @@ def columnar_response(
     model: ActiveModel,
     batch: CustomerBatch,
     scored: ScoredBatch,
+    features: FloatArray,
     keys: list[str | None],
     positions: list[int],
     errors: dict[int, dict[str, Any]],
 ) -> dict[str, Any]:
-    """The answer to ``batch``: its scored rows (input indices ``positions``, customer keys
-    ``keys``) in input order, and the items in ``errors``.
+    """The answer to ``batch``: its scored rows (the scores of ``features``, input indices
+    ``positions``, customer keys ``keys``) in input order, and the items in ``errors``.
     """
     at = np.asarray(positions, dtype=np.intp)
     order = np.argsort(at, kind="stable")
@@ -38,7 +39,12 @@ def columnar_response(
     atypical = scored.atypical[order]
     # One contiguous row per segment: orjson writes only contiguous arrays.
     by_segment = np.ascontiguousarray(rounded(scored.distances[order]).T)
-    ordered_keys = [keys[row] for row in order.tolist()]
+    rows = order.tolist()
+    ordered_keys = [keys[row] for row in rows]
+    reasons = [
+        scored.atypical_reasons(row) if flag else []
+        for row, flag in zip(rows, atypical.tolist(), strict=True)
+    ]
     columns: dict[str, Any] = {
         "index": at[order],
         "customer_key": ordered_keys,
@@ -47,10 +53,8 @@ def columnar_response(
         "distances": dict(zip(ids, by_segment, strict=True)),
         "runner_up_segment_id": [ids[label] for label in scored.runner_up_labels[order].tolist()],
         "atypical": atypical,
-        "atypical_reasons": [
-            scored.atypical_reasons(row) if flag else []
-            for row, flag in zip(order.tolist(), atypical.tolist(), strict=True)
-        ],
+        "atypical_reasons": reasons,
+        "atypical_explanations": model.explanations_of(scored, features, reasons, rows),
     }
     if any(key is not None for key in ordered_keys):
         columns["recorded"] = [True if key is not None else None for key in ordered_keys]
@@ -64,6 +68,7 @@ def columnar_response(
         "segments": {
             card.segment_id: {
                 "segment_name": card.name,
+                "segment_description": card.description,
                 "recommended_actions": card.recommended_actions,
             }
             for card in model.cards

@@ -14,7 +14,7 @@ from service.store.errors import StoreUnavailable
 from tests.service.api.test_scoring_routes import as_customers, assert_error, customer
 from tests.service.conftest import serve, settings_for
 
-PER_SEGMENT = ("segment_name", "recommended_actions")
+PER_SEGMENT = ("segment_name", "segment_description", "recommended_actions")
 ONLY_WHEN_KEYED = ("recorded", "recording_unknown")
 """Row answers leave these out where there is no key; columns hold null there."""
 

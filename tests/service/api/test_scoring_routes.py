@@ -13,6 +13,7 @@ import pytest
 
 from segmentation.features import FEATURES
 from tests.service.conftest import serve, settings_for
+from training.job import TrainingResult
 
 BANK_COLUMNS = (
     "Customer Key,Avg_Credit_Limit,Total_Credit_Cards,Total_visits_bank,"
@@ -404,3 +405,33 @@ async def test_a_batch_answer_comes_as_csv_when_asked(client: httpx.AsyncClient)
     )
     assert both.status_code == 422
     assert both.json()["error"]["details"][0]["field"] == "layout"
+
+
+async def test_answers_say_the_segment_and_each_atypical_reason_in_words(
+    client: httpx.AsyncClient, trained: TrainingResult
+) -> None:
+    customer = {
+        "avg_credit_limit": 250000,
+        "total_credit_cards": 2,
+        "total_visits_bank": 1,
+        "total_visits_online": 1,
+        "total_calls_made": 0,
+    }
+    single = (await client.post("/segment", json=customer)).json()
+    described = {s.segment_id: s.description for s in trained.manifest.segments}
+    assert single["segment_description"] == described[single["segment_id"]]
+    assert single["atypical_reasons"][0] == "avg_credit_limit_above_training_range"
+    assert single["atypical_explanations"][0] == (
+        "average credit limit above anything seen in training: 250,000 > 200,000"
+    )
+    assert len(single["atypical_explanations"]) == len(single["atypical_reasons"])
+    batch = (await client.post("/segment/batch", json={"customers": [customer]})).json()
+    assert batch["results"][0]["atypical_explanations"] == single["atypical_explanations"]
+    columns = (
+        await client.post(
+            "/segment/batch", params={"layout": "columns"}, json={"customers": [customer]}
+        )
+    ).json()
+    assert columns["columns"]["atypical_explanations"] == [single["atypical_explanations"]]
+    segment = columns["segments"][single["segment_id"]]
+    assert segment["segment_description"] == single["segment_description"]
