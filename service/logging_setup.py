@@ -120,6 +120,10 @@ FLUSH_INTERVAL_SECONDS = 0.2
 """How late a log line may reach standard error at most."""
 
 
+QUIET_LOGGERS = ("alembic.runtime.plugins",)
+"""Libraries' start-up chatter (Alembic announces each of its plugins): warnings only."""
+
+
 def configure_logging(level: str) -> None:
     """Send every log record to standard error as JSON, at ``level`` and above.
 
@@ -140,6 +144,8 @@ def configure_logging(level: str) -> None:
     handler.setFormatter(JsonFormatter())
     root.addHandler(handler)
     root.setLevel(level.upper())
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(max(root.level, logging.WARNING))
 
 
 def flush_logs() -> None:
@@ -166,5 +172,7 @@ def uvicorn_log_config(level: str) -> dict[str, Any]:
             "uvicorn": {"handlers": [], "propagate": True},
             "uvicorn.error": {"handlers": [], "propagate": True},
             "uvicorn.access": {"handlers": [], "propagate": False},
+            # Set before uvicorn imports the app, whose imports are what chatter.
+            **{name: {"level": "WARNING"} for name in QUIET_LOGGERS},
         },
     }

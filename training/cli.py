@@ -124,8 +124,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         ) as error:
             return _fail(str(error))
     if not arguments.quiet:
-        Console().print(summary_table(result))
+        summary = Console()
+        if not summary.is_terminal:  # a log or a pipe: no screen to fit, nothing to cut
+            summary = Console(width=PLAIN_WIDTH)
+        summary.print(summary_table(result))
     return 0
+
+
+PLAIN_WIDTH = 200
+"""Characters per line of the summary when it is not shown on a terminal."""
 
 
 def _fail(message: str) -> int:

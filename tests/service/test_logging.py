@@ -21,6 +21,7 @@ from service.logging_setup import (
 from service.request_context import CLIENT_NAME, REQUEST_ID
 from tests.service.conftest import serve, settings_for
 from tests.service.helpers import CRM_KEY, KEYS
+from tests.service.processes import service_process, wait_for_log
 
 
 def record(message: str, *, logger: str = "service.test", **extra: object) -> logging.LogRecord:
@@ -119,3 +120,11 @@ def test_a_record_other_than_an_access_line_is_written_at_once_after_those_befor
         assert messages == ["POST /segment 200", "Application shutdown complete."]
     finally:
         handler.close()
+
+
+def test_a_start_logs_no_library_chatter(models_dir: Path, tmp_path: Path) -> None:
+    with service_process(models_dir, tmp_path, workers=1) as (process, _, log):
+        wait_for_log(process, log, "Application startup complete.", 1)
+    text = log.read_text()
+    assert "Running upgrade" in text  # Alembic's own news is kept
+    assert "setup plugin" not in text

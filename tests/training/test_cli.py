@@ -256,3 +256,13 @@ def test_cli_publishes_a_retrain_as_a_candidate_unless_told_to_promote(
     assert main([*quick, "--seed", "2", "--promote"]) == 0
     assert (models_dir / "latest").read_text().strip() != first
     assert "active: `latest` names it" in capsys.readouterr().out
+
+
+def test_the_summary_is_whole_outside_a_terminal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("COLUMNS", raising=False)
+    assert main(["--models-dir", str(tmp_path / "models"), "--bootstrap", "2", "--k-max", "3"]) == 0
+    out, _ = capsys.readouterr()
+    assert "…" not in out
+    assert "high total_visits_online" in out
