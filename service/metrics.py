@@ -22,6 +22,7 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    disable_created_metrics,
     generate_latest,
     multiprocess,
 )
@@ -57,6 +58,10 @@ RELOAD_OUTCOMES = ("success", "refused", "not_found", "error")
 LATENCY_BUCKETS = (
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0
 )  # fmt: skip
+
+# A `_created` series beside every counter and histogram doubles what is scraped and stored
+# for a timestamp that dashboards do not use (and OpenMetrics does not require).
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 if not MULTIPROCESS:
@@ -95,6 +100,14 @@ ACTIVE_MODEL = Gauge(
     "1 for the model version this process serves (0 for versions it served before).",
     ["version"],
     multiprocess_mode="liveall",
+    registry=REGISTRY,
+)
+MODEL_INFO = Gauge(
+    "segmentation_model_info",
+    "1 for the model version served (the platforms' info convention); during a switch, "
+    "briefly both versions.",
+    ["version"],
+    multiprocess_mode="livemax",
     registry=REGISTRY,
 )
 MODEL_RELOADS = Counter(
@@ -208,13 +221,14 @@ def record_atypical(reasons: Iterable[str]) -> None:
 
 def set_active_version(version: str, previous: str | None) -> None:
     """Make ``version`` the one version this process reports as served."""
-    if previous is not None and previous != version:
-        ACTIVE_MODEL.labels(previous).set(0)
-    if not MULTIPROCESS:
-        # One series, however many versions this process has served. (Shared files keep
-        # every series; there the previous version's is set to 0 above.)
-        ACTIVE_MODEL.clear()
-    ACTIVE_MODEL.labels(version).set(1)
+    for gauge in (ACTIVE_MODEL, MODEL_INFO):
+        if previous is not None and previous != version:
+            gauge.labels(previous).set(0)
+        if not MULTIPROCESS:
+            # One series, however many versions this process has served. (Shared files
+            # keep every series; there the previous version's is set to 0 above.)
+            gauge.clear()
+        gauge.labels(version).set(1)
 
 
 def record_reload(trigger: str, outcome: str) -> None:

@@ -128,3 +128,35 @@ def test_a_start_logs_no_library_chatter(models_dir: Path, tmp_path: Path) -> No
     text = log.read_text()
     assert "Running upgrade" in text  # Alembic's own news is kept
     assert "setup plugin" not in text
+
+
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+PARENT_ID = "00f067aa0ba902b7"
+
+
+@pytest.mark.parametrize(
+    ("traceparent", "logged"),
+    [
+        (f"00-{TRACE_ID}-{PARENT_ID}-01", (TRACE_ID, PARENT_ID)),
+        (f"01-{TRACE_ID}-{PARENT_ID}-00-what-a-later-version-adds", (TRACE_ID, PARENT_ID)),
+        (f"00-{TRACE_ID}-{PARENT_ID}-01-extra", None),  # version 00 has four fields
+        (f"ff-{TRACE_ID}-{PARENT_ID}-01", None),
+        (f"00-{'0' * 32}-{PARENT_ID}-01", None),
+        (f"00-{TRACE_ID.upper()}-{PARENT_ID}-01", None),
+        ("garbage", None),
+    ],
+)
+async def test_a_w3c_traceparent_is_written_into_the_access_line(
+    models_dir: Path, capsys: pytest.CaptureFixture[str], traceparent: str, logged: object
+) -> None:
+    async with serve(settings_for(models_dir)) as client:
+        response = await client.get(
+            "/segments", headers={"traceparent": traceparent, "X-Request-ID": "traced"}
+        )
+    assert response.status_code == 200
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line]
+    (access,) = [line for line in lines if line.get("request_id") == "traced"]
+    if logged is None:
+        assert "trace_id" not in access
+    else:
+        assert (access["trace_id"], access["parent_id"]) == logged

@@ -88,20 +88,19 @@ class RequestMetrics:
         self._timer(method, route).observe(seconds)
         if access_logger.isEnabledFor(logging.INFO):
             state = scope_state(scope)
+            fields = {
+                "method": method,
+                "route": route,
+                "status": status,
+                "duration_ms": round(seconds * 1000, 3),
+                "request_id": state.get("request_id"),
+                "client": state.get("client_name"),
+            }
+            trace = state.get("trace")
+            if trace is not None:  # the caller's W3C trace, to find this line from it
+                fields["trace_id"], fields["parent_id"] = trace
             access_logger.info(
-                "%s %s %d %.1fms",
-                method,
-                route,
-                status,
-                seconds * 1000,
-                extra={
-                    "method": method,
-                    "route": route,
-                    "status": status,
-                    "duration_ms": round(seconds * 1000, 3),
-                    "request_id": state.get("request_id"),
-                    "client": state.get("client_name"),
-                },
+                "%s %s %d %.1fms", method, route, status, seconds * 1000, extra=fields
             )
 
     def _counter(self, method: str, route: str, status: str) -> Counter:

@@ -1,5 +1,10 @@
 """``RATE_LIMIT_PER_MINUTE`` per client: GCRA (a token bucket kept as one timestamp).
 
+Every limited response says where the client stands, in the fields of the IETF httpapi
+draft: ``RateLimit-Policy: "per-client";q=<per minute>;w=60`` and
+``RateLimit: "per-client";r=<requests left now>;t=<seconds until the bucket is full>``;
+a 429 adds ``Retry-After``.
+
 Each client has a bucket of ``per_minute`` requests that refills continuously at
 ``per_minute`` a minute: a quiet client may send a whole minute's worth at once, a busy
 one is held to the rate. A bucket is one float; a client is its name from ``API_KEYS``
@@ -16,7 +21,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.api.middleware.asgi import (
     OPEN_PATHS,
@@ -27,6 +32,8 @@ from service.api.middleware.asgi import (
 )
 
 DEFAULT_MAX_CLIENTS = 10_000
+POLICY = "per-client"
+"""The policy's name in the RateLimit and RateLimit-Policy fields (IETF httpapi draft)."""
 
 
 class RequestBudget:
@@ -70,6 +77,14 @@ class RequestBudget:
             table.popitem(last=False)
         return 0.0
 
+    def standing(self, client: str) -> tuple[int, int]:
+        """How many requests ``client`` could send at once now, and the whole seconds until
+        its bucket is full again."""
+        now = self._clock()
+        ahead = max(self._next_free.get(client, now) - now, 0.0)
+        remaining = math.floor((self._tolerance - ahead) / self._interval) + 1
+        return max(min(remaining, self.per_minute), 0), math.ceil(ahead)
+
     def __len__(self) -> int:
         return len(self._next_free)
 
@@ -86,6 +101,7 @@ class RateLimit:
     ) -> None:
         self.app = app
         self.budget = RequestBudget(per_minute, max_clients=max_clients)
+        self._policy = (b"ratelimit-policy", f'"{POLICY}";q={per_minute};w=60'.encode())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or route_path(scope) in OPEN_PATHS:
@@ -95,20 +111,30 @@ class RateLimit:
         wait = self.budget.admit(client)
         if wait > 0:
             limit = f"more than {self.budget.per_minute} requests a minute (RATE_LIMIT_PER_MINUTE)"
-            await too_many(send, wait, limit)
+            await too_many(send, wait, limit, policy=self._policy)
             return
-        await self.app(scope, receive, send)
+        remaining, reset = self.budget.standing(client)
+        standing = (b"ratelimit", f'"{POLICY}";r={remaining};t={reset}'.encode())
+
+        async def send_with_standing(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), self._policy, standing]
+            await send(message)
+
+        await self.app(scope, receive, send_with_standing)
 
 
-async def too_many(send: Send, wait: float, limit: str) -> None:
-    """Answer 429 (``rate_limited``) saying which ``limit`` was passed, with ``Retry-After``."""
+async def too_many(
+    send: Send, wait: float, limit: str, *, policy: tuple[bytes, bytes] | None = None
+) -> None:
+    """Answer 429 (``rate_limited``) saying which ``limit`` was passed, with ``Retry-After``
+    (and, for the request budget's ``policy``, the draft RateLimit fields)."""
     retry_after = max(1, math.ceil(wait))
+    headers = [(b"retry-after", str(retry_after).encode())]
+    if policy is not None:
+        headers += [policy, (b"ratelimit", f'"{POLICY}";r=0;t={retry_after}'.encode())]
     await send_error(
-        send,
-        429,
-        "rate_limited",
-        f"{limit}; retry in {retry_after} s",
-        headers=[(b"retry-after", str(retry_after).encode())],
+        send, 429, "rate_limited", f"{limit}; retry in {retry_after} s", headers=headers
     )
 
 

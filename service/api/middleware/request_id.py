@@ -11,6 +11,11 @@ from service.api.middleware.asgi import header, scope_state
 from service.request_context import REQUEST_ID
 
 REQUEST_ID_HEADER = b"x-request-id"
+TRACEPARENT_HEADER = b"traceparent"
+
+# W3C Trace Context: version-traceid-parentid-flags, lower-case hex; a later version may
+# append fields, version ff is invalid, and all-zero ids are invalid.
+_TRACEPARENT = re.compile(rb"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}(-.*)?")
 
 # A client's id is kept only if it is short and printable: it goes into every log line.
 _SANE_ID = re.compile(rb"[\x21-\x7e]{1,128}")
@@ -51,7 +56,11 @@ class RequestId:
             request_id = given.decode("ascii")
         else:
             request_id = new_request_id()
-        scope_state(scope)["request_id"] = request_id
+        state = scope_state(scope)
+        state["request_id"] = request_id
+        traceparent = header(scope, TRACEPARENT_HEADER)
+        if traceparent is not None:
+            state["trace"] = parse_traceparent(traceparent)
         echoed = (REQUEST_ID_HEADER, request_id.encode("ascii"))
 
         async def send_with_id(message: Message) -> None:
@@ -64,3 +73,20 @@ class RequestId:
             await self.app(scope, receive, send_with_id)
         finally:
             REQUEST_ID.reset(token)
+
+
+def parse_traceparent(value: bytes) -> tuple[str, str] | None:
+    """The trace id and parent id of a W3C ``traceparent`` header, or None when it is not
+    one (a tracer that sent a broken header must not break the request)."""
+    found = _TRACEPARENT.fullmatch(value.strip())
+    if found is None:
+        return None
+    version, trace_id, parent_id, more = found.groups()
+    if (
+        version == b"ff"
+        or (version == b"00" and more)
+        or not int(trace_id, 16)
+        or not int(parent_id, 16)
+    ):
+        return None
+    return trace_id.decode(), parent_id.decode()

@@ -120,6 +120,19 @@ async def test_active_model_gauge_names_the_served_version(client: httpx.AsyncCl
         if name == "segmentation_active_model" and sample == 1.0
     ]
     assert active == [frozenset({("version", version)})]
+    info = {
+        labels: sample
+        for (name, labels), sample in samples(text).items()
+        if name == "segmentation_model_info"
+    }
+    assert info == {frozenset({("version", version)}): 1.0}
+
+
+async def test_no_created_series_are_exposed(client: httpx.AsyncClient) -> None:
+    await client.get("/segments")
+    text = (await client.get("/metrics")).text
+    assert "segmentation_http_requests_total" in text
+    assert "_created" not in text
 
 
 def counter(name: str, **labels: str) -> float:
@@ -184,6 +197,12 @@ def test_several_workers_share_their_metrics_through_files(tmp_path: Path) -> No
         if name == "segmentation_active_model" and sample == 1.0
     ]
     assert len(gauges) == 2 and {gauge["version"] for gauge in gauges} == {"v1"}
+    info = {
+        labels: sample
+        for (name, labels), sample in samples(text).items()
+        if name == "segmentation_model_info"
+    }
+    assert info == {frozenset({("version", "v1")}): 1.0}  # one series for all the workers
 
 
 async def test_scoring_routes_count_assignments_and_atypical_reasons(

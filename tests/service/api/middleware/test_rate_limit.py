@@ -49,6 +49,17 @@ def test_budget_refused_requests_do_not_cost_anything() -> None:
     assert budget.admit("crm") == 0.0
 
 
+def test_budget_standing_counts_what_is_left_and_when_it_is_full() -> None:
+    clock = FakeClock()
+    budget = RequestBudget(6, clock=clock)
+    assert budget.standing("crm") == (6, 0)
+    for _ in range(4):
+        budget.admit("crm")
+    assert budget.standing("crm") == (2, 40)
+    clock.now += 15.0  # one and a half requests' worth back
+    assert budget.standing("crm") == (3, 25)
+
+
 def test_budget_keeps_clients_apart() -> None:
     budget = RequestBudget(2, clock=FakeClock())
     assert budget.admit("crm") == budget.admit("crm") == 0.0
@@ -69,13 +80,25 @@ async def test_client_over_its_limit_gets_429_and_another_client_does_not(
     settings = settings_for(models_dir, rate_limit_per_minute=3, **KEYS)
     async with serve(settings) as client:
         crm = {"X-API-Key": CRM_KEY}
+        standings = []
         for _ in range(3):
-            assert (await client.get("/segments", headers=crm)).status_code == 200
+            answered = await client.get("/segments", headers=crm)
+            assert answered.status_code == 200
+            assert answered.headers["ratelimit-policy"] == '"per-client";q=3;w=60'
+            standings.append(answered.headers["ratelimit"])
+        # Requests left now, and the seconds until the bucket is full again (20 s each).
+        assert standings == [
+            '"per-client";r=2;t=20',
+            '"per-client";r=1;t=40',
+            '"per-client";r=0;t=60',
+        ]
         limited = await client.get("/segments", headers=crm)
         error = assert_error(limited, 429, "rate_limited")
         assert "3 requests a minute" in error["message"]
         retry_after = limited.headers["retry-after"]
         assert retry_after.isdigit() and 1 <= int(retry_after) <= 20
+        assert limited.headers["ratelimit"] == f'"per-client";r=0;t={retry_after}'
+        assert limited.headers["ratelimit-policy"] == '"per-client";q=3;w=60'
         assert "x-request-id" in limited.headers
         # Another client still has its whole budget; probes are never limited.
         other = await client.get("/segments", headers={"X-API-Key": WEB_KEY})
