@@ -15,6 +15,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 
+from service.api.docs import install_docs
 from service.api.error_handlers import install_error_handlers
 from service.api.middleware import install_middleware
 from service.api.middleware.access import warn_if_open
@@ -107,7 +108,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # The service reports through Prometheus and JSON logs and sets up no OpenTelemetry;
         # left on, FastAPI would still ask OpenTelemetry for its providers on every request.
         telemetry={"tracing": False, "metrics": False, "logs": False},
+        docs_url=None,  # served from the package by install_docs, not from a CDN
+        redoc_url=None,
     )
+    install_docs(app)
     app.state.settings = settings
     install_error_handlers(app)
     app.add_middleware(LivePath)  # added first: inside every layer of install_middleware

@@ -19,6 +19,7 @@ from service.api.middleware.asgi import (
     OPEN_PATHS,
     client_address,
     header,
+    is_documentation,
     route_path,
     scope_state,
     send_error,
@@ -37,7 +38,8 @@ FAILED_KEYS_PER_MINUTE = 10
 """Wrong keys an address may send a minute (in a burst, then at that rate) before every
 key it sends is refused with 429 unread: guessing keys stays slow."""
 
-API_KEY_HEADER = b"x-api-key"
+API_KEY_HEADER_NAME = "X-API-Key"
+API_KEY_HEADER = API_KEY_HEADER_NAME.lower().encode()
 
 
 def _digest(key: str | bytes) -> bytes:
@@ -51,8 +53,9 @@ def is_admin_path(path: str) -> bool:
 class ApiKeyAccess:
     """Check ``X-API-Key``: 401 when missing, 403 when wrong, with the error shape.
 
-    With client keys, every path except OPEN_PATHS needs one of them (``/docs`` and
-    ``/openapi.json`` included). ``/admin/*`` always needs exactly the admin key: a
+    With client keys, every path except OPEN_PATHS and the documentation (``/docs``, its
+    assets, ``/openapi.json``: see ``api.docs``) needs one of them. ``/admin/*`` always
+    needs exactly the admin key: a
     client key gets 403, and with no admin key configured every admin call gets 403.
     Without client keys the rest of the API is open. The client's name goes into
     ``scope["state"]["client_name"]`` and the ``CLIENT_NAME`` context variable.
@@ -77,7 +80,7 @@ class ApiKeyAccess:
             await self.app(scope, receive, send)
             return
         path = route_path(scope)
-        if path in OPEN_PATHS:
+        if path in OPEN_PATHS or is_documentation(path):
             await self.app(scope, receive, send)
             return
         admin = is_admin_path(path)

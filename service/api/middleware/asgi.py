@@ -39,6 +39,15 @@ async def send_error(
 OPEN_PATHS = frozenset({"/health", "/ready", "/metrics"})
 """Probes and scraping: open to all, whatever the keys, and never rate-limited."""
 
+DOCS_PATH = "/docs"
+ASSETS_PATH = "/docs/assets"
+OPENAPI_PATH = "/openapi.json"
+
+
+def is_documentation(path: str) -> bool:
+    """Whether ``path`` is the API's documentation, which needs no key (see api.docs)."""
+    return path in (DOCS_PATH, OPENAPI_PATH) or path.startswith(ASSETS_PATH + "/")
+
 
 def client_address(scope: Scope) -> str:
     """The address the request came from (``unknown`` when the server did not say)."""

@@ -29,8 +29,7 @@ PROTECTED = [
     ("GET", "/model"),
     ("GET", "/customers/12345"),
     ("POST", "/segment"),
-    ("GET", "/docs"),
-    ("GET", "/openapi.json"),
+    ("GET", "/docs/assets"),  # only the files under it are open, not the prefix itself
 ]
 
 
