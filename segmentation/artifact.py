@@ -34,7 +34,9 @@ SIGNATURE_ALGORITHM = "hmac-sha256"
 VERSION_NAME_MAX_LENGTH = 128
 """Characters in a version name at most: what the admin API accepts and the store keeps."""
 # fullmatch, not `$`, which would let a trailing newline through.
-_VERSION_NAME = re.compile(rf"[A-Za-z0-9][A-Za-z0-9._-]{{0,{VERSION_NAME_MAX_LENGTH - 1}}}")
+VERSION_NAME_PATTERN = rf"^[A-Za-z0-9][A-Za-z0-9._-]{{0,{VERSION_NAME_MAX_LENGTH - 1}}}$"
+"""What a version name may be, as a JSON Schema pattern too (``$`` ends the text there)."""
+_VERSION_NAME = re.compile(VERSION_NAME_PATTERN[1:-1])
 
 
 class ArtifactError(Exception):

@@ -19,13 +19,26 @@ COUNT_FEATURES: frozenset[str] = frozenset(FEATURES[1:])
 CUSTOMER_KEY = "customer_key"
 CUSTOMER_KEY_MAX_LENGTH = 64
 """Characters in a customer key at most: what requests may send and the store keeps."""
-CUSTOMER_KEY_PATTERN = (
-    r"^[^\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f"
-    r"\ufeff\ufff9-\ufffb]+$"
+_NOT_IN_KEYS = (
+    r"\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f"
+    r"\ufeff\ufff9-\ufffb"
 )
+CUSTOMER_KEY_PATTERN = rf"^[^{_NOT_IN_KEYS}]+$"
 """A customer key has no control characters (which a log line or a terminal would obey), no
 invisible formatting (bidirectional overrides, zero-width characters, which make a key
 display as another) and no line or paragraph separators; letters of any script are fine."""
+
+
+_BLANK = r"\t\n\v\f\r\x1c-\x1f \x85\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+"""What Python's ``str.strip`` takes away: the blanks around a key that requests may send."""
+_NOT_SENT = _NOT_IN_KEYS + r"\ud800-\udfff"  # lone surrogates: no UTF-8 text holds them
+SENT_CUSTOMER_KEY_PATTERN = (
+    rf"^[{_BLANK}]*[^{_NOT_SENT}{_BLANK}]"
+    rf"(?:[^{_NOT_SENT}]{{0,{CUSTOMER_KEY_MAX_LENGTH - 2}}}[^{_NOT_SENT}{_BLANK}])?"
+    rf"[{_BLANK}]*$"
+)
+"""A key as a request may send it, for the API document (JSON Schema): the rule above once
+surrounding blanks are stripped. Documentation only: the service checks the rule itself."""
 
 
 def could_be_customer_key(text: str) -> bool:

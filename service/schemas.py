@@ -14,11 +14,18 @@ from pydantic import (
     Field,
     StringConstraints,
     WithJsonSchema,
+    model_validator,
 )
+from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import PydanticCustomError
 
-from segmentation.artifact import VERSION_NAME_MAX_LENGTH
-from segmentation.features import CUSTOMER_KEY_MAX_LENGTH, CUSTOMER_KEY_PATTERN, FEATURES
+from segmentation.artifact import VERSION_NAME_MAX_LENGTH, VERSION_NAME_PATTERN
+from segmentation.features import (
+    CUSTOMER_KEY_MAX_LENGTH,
+    CUSTOMER_KEY_PATTERN,
+    FEATURES,
+    SENT_CUSTOMER_KEY_PATTERN,
+)
 from service import schema_examples as examples
 
 MAX_CREDIT_LIMIT = 10_000_000.0
@@ -30,11 +37,21 @@ def _examples(*examples: dict[str, Any]) -> ConfigDict:
     return ConfigDict(json_schema_extra={"examples": list(examples)})
 
 
+KEY_INTEGER_RANGE = (-(2**63), 2**63 - 1)
+"""Integer customer keys the API takes (64-bit, as JSON tools and databases hold them)."""
+
+
 def _key_as_text(value: object) -> object:
     """A customer key may come as a string or an integer; it is always answered as text."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # 1e3 is an integer to JSON Schema
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise PydanticCustomError(
             "customer_key_type", "customer_key must be a string or an integer"
+        )
+    if isinstance(value, int) and not KEY_INTEGER_RANGE[0] <= value <= KEY_INTEGER_RANGE[1]:
+        raise PydanticCustomError(
+            "customer_key_range", "an integer customer_key must fit in 64 bits (signed)"
         )
     return str(value).strip()
 
@@ -61,13 +78,12 @@ CustomerKey = Annotated[
     WithJsonSchema(
         {
             "anyOf": [
+                {"type": "string", "pattern": SENT_CUSTOMER_KEY_PATTERN},
                 {
-                    "type": "string",
-                    "minLength": 1,
-                    "maxLength": 64,
-                    "pattern": r"^\s*[^\x00-\x1f\x7f\s][^\x00-\x1f\x7f]*$",
+                    "type": "integer",
+                    "minimum": KEY_INTEGER_RANGE[0],
+                    "maximum": KEY_INTEGER_RANGE[1],
                 },
-                {"type": "integer", "minimum": -(2**63), "maximum": 2**63 - 1},
             ],
             "description": "A string or an integer; answered as a string.",
         }
@@ -80,6 +96,14 @@ CustomerKey = Annotated[
 CardCount = Annotated[int, Field(strict=True, ge=0, le=MAX_CARDS), BeforeValidator(_whole_number)]
 VisitCount = Annotated[int, Field(strict=True, ge=0, le=MAX_VISITS), BeforeValidator(_whole_number)]
 
+
+VersionName = Annotated[
+    str,
+    StringConstraints(
+        min_length=1, max_length=VERSION_NAME_MAX_LENGTH, pattern=VERSION_NAME_PATTERN
+    ),
+]
+"""A version's folder name: letters, digits, '.', '_' and '-', starting with a letter or digit."""
 
 CreditLimit = Annotated[float, Field(strict=True, gt=0, le=MAX_CREDIT_LIMIT, allow_inf_nan=False)]
 
@@ -149,14 +173,17 @@ class SegmentAssignment(BaseModel):
     )
 
 
-def _known_features(names: list[str]) -> list[str]:
-    unknown = [name for name in names if name not in FEATURES]
-    if unknown:
-        raise PydanticCustomError(
-            "unknown_feature",
-            "{unknown} is not a feature; the features are {features}",
-            {"unknown": ", ".join(unknown), "features": ", ".join(FEATURES)},
-        )
+FeatureName = Literal[
+    "avg_credit_limit",
+    "total_credit_cards",
+    "total_visits_bank",
+    "total_visits_online",
+    "total_calls_made",
+]
+assert FeatureName.__args__ == FEATURES  # type: ignore[attr-defined]
+
+
+def _once_each(names: list[str]) -> list[str]:
     return list(dict.fromkeys(names))
 
 
@@ -165,29 +192,50 @@ class MoveRequest(BaseModel):
     segment to reach and the features that cannot change."""
 
     model_config = ConfigDict(
-        extra="forbid", frozen=True, json_schema_extra={"examples": [examples.MOVE_REQUEST]}
+        extra="forbid",
+        frozen=True,
+        json_schema_extra={
+            "examples": [examples.MOVE_REQUEST],
+            # All five features, or none and a key: what the document can say of it.
+            "dependentRequired": {
+                name: [other for other in FEATURES if other != name] for name in FEATURES
+            },
+            "anyOf": [{"required": ["customer_key"]}, {"required": list(FEATURES)}],
+        },
     )
 
     customer_key: CustomerKey | None = Field(
         default=None,
         description="The bank's customer key; alone, the stored customer is used.",
     )
-    avg_credit_limit: CreditLimit | None = None
-    total_credit_cards: CardCount | None = None
-    total_visits_bank: VisitCount | None = None
-    total_visits_online: VisitCount | None = None
-    total_calls_made: VisitCount | None = None
+    # Left out when the key stands for the customer; never null.
+    avg_credit_limit: CreditLimit | SkipJsonSchema[None] = None
+    total_credit_cards: CardCount | SkipJsonSchema[None] = None
+    total_visits_bank: VisitCount | SkipJsonSchema[None] = None
+    total_visits_online: VisitCount | SkipJsonSchema[None] = None
+    total_calls_made: VisitCount | SkipJsonSchema[None] = None
     target_segment: str | None = Field(
         default=None,
         max_length=64,
         description="The segment to reach; without it, every other segment.",
     )
-    fixed: Annotated[list[str], AfterValidator(_known_features)] = Field(
+    fixed: Annotated[list[FeatureName], AfterValidator(_once_each)] = Field(
         default_factory=list,
         max_length=len(FEATURES),
         description="Features that cannot change (the credit limit changes only through "
         "the bank's own offer).",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_null_features(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for name in FEATURES:
+                if name in data and data[name] is None:
+                    raise PydanticCustomError(
+                        "null_feature", "{name} may be left out, not null", {"name": name}
+                    )
+        return data
 
 
 class Move(BaseModel):
@@ -268,11 +316,14 @@ class ErrorResponse(BaseModel):
 class BatchRequest(BaseModel):
     """Many customers at once; each is validated and scored on its own."""
 
-    customers: list[dict[str, Any]] = Field(
-        description="Items shaped like the single-customer request."
+    customers: list[Any] = Field(
+        description="Items shaped like the single-customer request (or a known customer's "
+        "customer_key alone); an item that is not one gets an error of its own."
     )
 
-    model_config = ConfigDict(json_schema_extra={"examples": [examples.BATCH_REQUEST]})
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [examples.BATCH_REQUEST]}
+    )
 
 
 class BatchItemResult(BaseModel):
@@ -481,11 +532,8 @@ class ReloadRequest(BaseModel):
         extra="forbid", json_schema_extra={"examples": [examples.RELOAD_REQUEST]}
     )
 
-    version: str | None = Field(
-        default=None,
-        min_length=1,
-        max_length=VERSION_NAME_MAX_LENGTH,
-        description="A version name under MODELS_DIR.",
+    version: VersionName | None = Field(
+        default=None, description="A version name under MODELS_DIR."
     )
 
 
@@ -507,10 +555,14 @@ class LifecycleRequest(BaseModel):
         extra="forbid", json_schema_extra={"examples": [examples.PROMOTE_REQUEST]}
     )
 
-    version: str = Field(
-        min_length=1, max_length=VERSION_NAME_MAX_LENGTH, description="A version under MODELS_DIR."
+    version: VersionName = Field(description="A version under MODELS_DIR.")
+    reason: str = Field(
+        min_length=1,
+        max_length=REASON_MAX_LENGTH,
+        # Something besides blanks (Python's: separators such as U+001F count as blank).
+        pattern=r"[^\s\x1c-\x1f\x85]",
+        description="Why: it goes on record, so it may not be blank.",
     )
-    reason: str = Field(min_length=1, max_length=REASON_MAX_LENGTH)
 
 
 class RejectResult(BaseModel):
@@ -616,9 +668,7 @@ class DriftReport(BaseModel):
 class ShadowRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    version: str = Field(
-        min_length=1, max_length=VERSION_NAME_MAX_LENGTH, description="A version under MODELS_DIR."
-    )
+    version: VersionName = Field(description="A version under MODELS_DIR.")
 
 
 class ShadowReport(BaseModel):

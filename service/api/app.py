@@ -12,13 +12,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.concurrency import run_in_threadpool
 
 from service.api.docs import install_docs
 from service.api.error_handlers import install_error_handlers
 from service.api.middleware import install_middleware
 from service.api.middleware.access import warn_if_open
+from service.api.query_parameters import refuse_unknown_query_parameters
 from service.api.routes import (
     admin,
     customers,
@@ -110,6 +111,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         telemetry={"tracing": False, "metrics": False, "logs": False},
         docs_url=None,  # served from the package by install_docs, not from a CDN
         redoc_url=None,
+        dependencies=[Depends(refuse_unknown_query_parameters)],
     )
     install_docs(app)
     app.state.settings = settings

@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
+from starlette.routing import compile_path
 
 from service import errors
 from service.api.responses import JSONBytesResponse
@@ -67,11 +68,26 @@ async def _http_error(request: Request, error: Exception) -> Response:
     message = error.detail if isinstance(error.detail, str) else code.replace("_", " ")
     if error.status_code == 404:
         message = f"no route {request.url.path}"
-    elif error.status_code == 405:
-        message = f"method {request.method} is not allowed on {request.url.path}"
+    headers = error.headers
+    if error.status_code == 405:
+        allowed = _methods_allowed(request)
+        message = (
+            f"method {request.method} is not allowed on {request.url.path}; "
+            f"allowed: {', '.join(allowed)}"
+        )
+        headers = {**(headers or {}), "Allow": ", ".join(allowed)}
     return JSONBytesResponse(
-        error_body(code, message), status_code=error.status_code, headers=error.headers
+        error_body(code, message), status_code=error.status_code, headers=headers
     )
+
+
+def _methods_allowed(request: Request) -> list[str]:
+    """Every method the API document gives this path. (Each method of a path is a route of
+    its own, and the router's 405 names only the first route's methods.)"""
+    for template, operations in request.app.openapi().get("paths", {}).items():
+        if compile_path(template)[0].fullmatch(request.url.path):
+            return sorted(method.upper() for method in operations)
+    return []
 
 
 async def _request_validation_error(request: Request, error: Exception) -> Response:

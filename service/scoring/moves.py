@@ -18,7 +18,7 @@ import orjson
 from segmentation.features import COUNT_FEATURES, FEATURES, could_be_customer_key
 from segmentation.moves import Move, Unreachable
 from service.customer_records import CustomerRecords
-from service.errors import InvalidInput, detail
+from service.errors import InvalidInput, SegmentNotFound, detail
 from service.models.active_model import ROUNDED_DIGITS, ActiveModel, rounded_value
 from service.models.snapshot import TrainingSnapshot
 from service.schemas import MoveRequest
@@ -38,8 +38,9 @@ def customer_moves(
     Raises
     ------
     InvalidInput
-        Some features but not all were sent, neither features nor a key, or the target is
-        not a segment of the model.
+        Some features but not all were sent, or neither features nor a key.
+    SegmentNotFound
+        The target is not a segment of the model.
     CustomerNotFound, StoreUnavailableError
         A key sent alone that neither the store nor the training snapshot knows, or that
         could not be looked up.
@@ -155,7 +156,7 @@ def _targets(model: ActiveModel, target_segment: str | None) -> list[int]:
             f"target_segment={target_segment!r} is not a segment of model {model.version}; "
             f"known: {', '.join(model.segment_ids)}"
         )
-        raise InvalidInput(message, details=[detail("target_segment", "segment", message)])
+        raise SegmentNotFound(message, details=[detail("target_segment", "segment", message)])
     return [label]
 
 

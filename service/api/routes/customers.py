@@ -8,6 +8,7 @@ from fastapi import APIRouter, Path
 from fastapi.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from segmentation.features import SENT_CUSTOMER_KEY_PATTERN
 from service.api.deps import RecordsDep, ServingDep
 from service.api.responses import JSONBytesResponse
 from service.api.routes.openapi import errors
@@ -15,7 +16,15 @@ from service.schemas import CustomerRecord
 
 router = APIRouter(prefix="/customers", tags=["customers"])
 
-CustomerKey = Annotated[str, Path(description="The bank's customer key.", examples=["38414"])]
+CustomerKey = Annotated[
+    str,
+    # Documented, not checked here: the look-up says what is wrong with a key (422).
+    Path(
+        description="The bank's customer key.",
+        examples=["38414"],
+        json_schema_extra={"pattern": SENT_CUSTOMER_KEY_PATTERN},
+    ),
+]
 
 
 @router.get("/{customer_key}", response_model=CustomerRecord, responses=errors(404, 422, 503))

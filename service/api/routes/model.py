@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path, Query
 from fastapi.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from segmentation.artifact import VERSION_NAME_MAX_LENGTH
+from segmentation.artifact import VERSION_NAME_MAX_LENGTH, VERSION_NAME_PATTERN
 from segmentation.comparison import Thresholds
 from service.api.deps import HolderDep, RecordsDep, ServingDep, SettingsDep, ShadowDep
 from service.api.responses import JSONBytesResponse
@@ -17,7 +17,7 @@ from service.models.lifecycle import comparison, list_versions
 from service.schemas import ComparisonReport, ModelSummary, ModelVersions
 
 _DEFAULTS = Thresholds()
-VersionName = Annotated[str, Path(max_length=VERSION_NAME_MAX_LENGTH)]
+VersionName = Annotated[str, Path(max_length=VERSION_NAME_MAX_LENGTH, pattern=VERSION_NAME_PATTERN)]
 
 router = APIRouter(tags=["model"])
 
@@ -49,7 +49,11 @@ async def compare_versions(
     settings: SettingsDep,
     against: Annotated[
         str | None,
-        Query(max_length=VERSION_NAME_MAX_LENGTH, description="Default: the active version."),
+        Query(
+            max_length=VERSION_NAME_MAX_LENGTH,
+            pattern=VERSION_NAME_PATTERN,
+            description="Default: the active version.",
+        ),
     ] = None,
     max_moved_share: Annotated[float, Query(ge=0, le=1)] = _DEFAULTS.max_moved_share,
     min_adjusted_rand_index: Annotated[

@@ -25,9 +25,10 @@ def json_body(model: type[BaseModel], *, csv: bool = False) -> dict[str, Any]:
         content["multipart/form-data"] = {
             "schema": {
                 "type": "object",
-                "properties": {"file": {"type": "string", "format": "binary"}},
+                "properties": {"file": {"type": "string", "contentMediaType": "text/csv"}},
                 "required": ["file"],
-            }
+            },
+            "encoding": {"file": {"contentType": "text/csv"}},
         }
     return {"requestBody": {"required": True, "content": content}}
 
@@ -35,3 +36,7 @@ def json_body(model: type[BaseModel], *, csv: bool = False) -> dict[str, Any]:
 def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """Declare that these statuses answer with the error shape."""
     return {status: {"model": ErrorResponse} for status in statuses}
+
+
+CURSOR_PATTERN = r"^[A-Za-z0-9_-]+$"
+"""Page cursors are opaque base64url text (no padding) that this service hands out."""

@@ -11,7 +11,7 @@ from starlette.responses import Response
 from segmentation.features import FEATURES
 from service.api.deps import RecordsDep, ServingDep
 from service.api.responses import JSONBytesResponse
-from service.api.routes.openapi import errors
+from service.api.routes.openapi import CURSOR_PATTERN, errors
 from service.schemas import (
     Segment,
     SegmentCatalog,
@@ -71,7 +71,10 @@ async def read_segment_members(
     records: RecordsDep,
     limit: Annotated[int, Query(ge=1, le=10_000, description="Customers per page.")] = 1000,
     cursor: Annotated[
-        str | None, Query(max_length=512, description="next_cursor of the previous page.")
+        str | None,
+        Query(
+            max_length=512, pattern=CURSOR_PATTERN, description="next_cursor of the previous page."
+        ),
     ] = None,
     format: Annotated[Literal["json", "csv"] | None, Query(description="json or csv.")] = None,
     accept: Annotated[str | None, Header(include_in_schema=False)] = None,
@@ -108,7 +111,10 @@ async def read_segment_prospects(
         Query(ge=0, allow_inf_nan=False, description="Only changes of at most this effort."),
     ] = None,
     cursor: Annotated[
-        str | None, Query(max_length=512, description="next_cursor of the previous page.")
+        str | None,
+        Query(
+            max_length=512, pattern=CURSOR_PATTERN, description="next_cursor of the previous page."
+        ),
     ] = None,
     format: Annotated[Literal["json", "csv"] | None, Query(description="json or csv.")] = None,
     accept: Annotated[str | None, Header(include_in_schema=False)] = None,

@@ -139,8 +139,8 @@ async def test_a_customer_already_in_the_target_needs_no_change(client: httpx.As
     [
         ({"avg_credit_limit": 5000, "total_credit_cards": 2}, 422, "total_calls_made", "missing"),
         ({}, 422, "avg_credit_limit", "missing"),
-        ({"customer_key": "38414", "target_segment": "gold"}, 422, "target_segment", "segment"),
-        ({"customer_key": "38414", "fixed": ["income"]}, 422, "body.fixed", "unknown_feature"),
+        ({"customer_key": "38414", "target_segment": "gold"}, 404, "target_segment", "segment"),
+        ({"customer_key": "38414", "fixed": ["income"]}, 422, "body.fixed.0", "literal_error"),
         ({"customer_key": "38414", "fixed": "avg_credit_limit"}, 422, "body.fixed", "list_type"),
         ({"customer_key": "no-such-customer"}, 404, None, None),
         ({"customer_key": "38414", "colour": "red"}, 422, "body.colour", "extra_forbidden"),

@@ -141,8 +141,8 @@ async def test_members_are_paged_once_each_as_json_and_csv(
         unknown = await client.get("/segments/nobody/customers")
         assert unknown.status_code == 404
         bad_cursor = await client.get("/segments/branch-loyal/customers?cursor=***")
-        assert bad_cursor.status_code == 422
-        assert bad_cursor.json()["error"]["details"][0]["field"] == "cursor"
+        assert bad_cursor.status_code == 422  # not even base64url: the document says so
+        assert bad_cursor.json()["error"]["details"][0]["field"] == "query.cursor"
 
 
 async def test_batch_items_with_only_a_key_are_answered_from_the_store(
