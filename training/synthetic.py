@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
 import math
 import operator
-from collections.abc import Mapping
+import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Final
 
 import numpy as np
@@ -271,3 +274,27 @@ def _separate_second_records(
     limits = features["Avg_Credit_Limit"]
     highest = max(segment.limit_range[1] for segment in _SEGMENTS)
     limits[rows] += np.where(limits[rows] < highest, CREDIT_LIMIT_STEP, -CREDIT_LIMIT_STEP)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m training.synthetic --rows N --out FILE [--seed S]``: a customer file for
+    trials, shaped like the bank's export (CSV, or Parquet when FILE ends in .parquet)."""
+    parser = argparse.ArgumentParser(prog="python -m training.synthetic", description=main.__doc__)
+    parser.add_argument("--rows", type=int, required=True, help="customers to generate")
+    parser.add_argument("--out", type=Path, required=True, help="the file to write")
+    parser.add_argument("--seed", type=int, default=0)
+    arguments = parser.parse_args(argv)
+    if arguments.rows < 1:
+        parser.error(f"--rows={arguments.rows} should be at least 1")
+    customers = generate_customers(arguments.rows, seed=arguments.seed)
+    arguments.out.parent.mkdir(parents=True, exist_ok=True)
+    if arguments.out.suffix.lower() == ".parquet":
+        customers.to_parquet(arguments.out, index=False)
+    else:
+        customers.to_csv(arguments.out, index=False)
+    sys.stdout.write(f"{arguments.rows} customers (seed {arguments.seed}) in {arguments.out}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

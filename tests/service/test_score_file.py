@@ -1,14 +1,28 @@
-"""`python -m service.score_file`: a whole customer file scored into the store."""
+"""`python -m service.score_file INPUT --out OUTPUT [--store]`: whole files scored, the answer
+written whole, refused rows named by file and line, the exit status saying what happened."""
 
 from __future__ import annotations
 
+import csv
+import io
+import subprocess
+import sys
 from pathlib import Path
 
+import pyarrow as arrow
+import pyarrow.parquet as parquet
 import pytest
 from sqlalchemy import text
 
-from service.score_file import main
+from service.score_file import OUTPUT_COLUMNS, main
 from service.store.customer_store import CustomerStore
+from training.job import TrainingResult
+
+ROOT = Path(__file__).resolve().parents[2]
+HEADER = (
+    "Customer Key,Avg_Credit_Limit,Total_Credit_Cards,Total_visits_bank,"
+    "Total_visits_online,Total_calls_made"
+)
 
 
 def history_sources(database_url: str) -> dict[str, int]:
@@ -22,81 +36,119 @@ def history_sources(database_url: str) -> dict[str, int]:
     return counts
 
 
-def test_score_file_records_every_customer_in_chunks(
-    models_dir: Path, bank_export: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+def read_csv(path: Path) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(path.read_text())))
+
+
+def test_the_bank_export_is_scored_into_a_csv_in_chunks_as_training_assigned_it(
+    models_dir: Path,
+    bank_export: Path,
+    tmp_path: Path,
+    trained: TrainingResult,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    database_url = f"sqlite:///{tmp_path / 'store.db'}"
+    out = tmp_path / "segments.csv"
+    database_url = f"sqlite:///{tmp_path / 's.db'}"
     code = main(
-        [
-            "--data",
-            str(bank_export),
-            "--models-dir",
-            str(models_dir),
-            "--database-url",
-            database_url,
-            "--chunk-size",
-            "100",
-        ]
-    )
-    out = capsys.readouterr().out
+        [str(bank_export), "--out", str(out), "--models-dir", str(models_dir),
+         "--chunk-size", "100", "--database-url", database_url]
+    )  # fmt: skip
+    summary = capsys.readouterr().out
     assert code == 0
-    assert "660 customers, 660 scored" in out
-    assert "branch-loyal" in out and "386" in out
-    assert history_sources(database_url) == {"batch": 660}
+    assert "660 customers, 660 scored, 0 refused" in summary and "386" in summary
+    rows = read_csv(out)
+    assert list(rows[0]) == list(OUTPUT_COLUMNS)
+    trained_rows = list(csv.DictReader((trained.path / "assignments.csv").open()))
+    assert [row["segment_id"] for row in rows] == [row["segment_id"] for row in trained_rows]
+    assert {row["model_version"] for row in rows} == {trained.version}
+    assert not (tmp_path / "s.db").exists()  # nothing recorded without --store
 
 
-def test_score_file_reports_invalid_rows_and_scores_the_rest(
+def test_parquet_in_and_out_and_a_folder_of_files(
+    models_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "a.csv").write_text(f"{HEADER}\nk1,50000,3,0,10,9\n")
+    table = arrow.table(
+        {
+            "customer_key": ["k2", "k3"],
+            "avg_credit_limit": [100000, 12000],
+            "total_credit_cards": [2, 3],
+            "total_visits_bank": [1, 4],
+            "total_visits_online": [1, 1],
+            "total_calls_made": [0, 2],
+        }
+    )
+    parquet.write_table(table, folder / "b.parquet")
+    out = tmp_path / "segments.parquet"
+    assert main([str(folder), "--out", str(out), "--models-dir", str(models_dir)]) == 0
+    written = parquet.read_table(out).to_pylist()
+    assert [row["customer_key"] for row in written] == ["k1", "k2", "k3"]
+    assert all(row["segment_id"] and row["error"] is None for row in written)
+    assert "3 customers, 3 scored" in capsys.readouterr().out
+
+
+def test_refused_rows_are_named_by_file_line_and_the_exit_status_says_so(
     models_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     data = tmp_path / "customers.csv"
-    data.write_text(
-        "Customer Key,Avg_Credit_Limit,Total_Credit_Cards,Total_visits_bank,"
-        "Total_visits_online,Total_calls_made\n1,50000,3,0,10,9\n2,-5,3,0,10,9\n"
-    )
+    data.write_text(f"{HEADER}\n1,50000,3,0,10,9\n\n2,-5,3,0,10,9\n3,,3,0,10,9\n")
+    out = tmp_path / "out.csv"
     database_url = f"sqlite:///{tmp_path / 'store.db'}"
     code = main(
-        ["--data", str(data), "--models-dir", str(models_dir), "--database-url", database_url]
-    )
-    out = capsys.readouterr().out
-    assert code == 0
-    assert "1 rows invalid" in out and "row 2" in out
-    assert history_sources(database_url) == {"batch": 1}
+        [str(data), "--out", str(out), "--models-dir", str(models_dir), "--store",
+         "--database-url", database_url]
+    )  # fmt: skip
+    summary = capsys.readouterr().out
+    assert code == 1
+    assert "3 customers, 1 scored, 2 refused" in summary
+    assert f"{data} line 4: avg_credit_limit:" in summary  # the blank line 3 counted
+    assert f"{data} line 5: avg_credit_limit: Field required" in summary
+    rows = read_csv(out)
+    assert [row["customer_key"] for row in rows] == ["1", "2", "3"]
+    assert rows[0]["error"] == "" and rows[1]["segment_id"] == "" and rows[2]["error"]
+    assert history_sources(database_url) == {"batch": 1}  # --store: the scored row kept
 
 
-def test_score_file_with_missing_column_exits_with_one_message(
+def test_nothing_is_written_when_the_input_cannot_be_read(
     models_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     data = tmp_path / "customers.csv"
     data.write_text("Customer Key,Avg_Credit_Limit\n1,50000\n")
-    code = main(
-        [
-            "--data",
-            str(data),
-            "--models-dir",
-            str(models_dir),
-            "--database-url",
-            f"sqlite:///{tmp_path / 'store.db'}",
-        ]
-    )
+    out = tmp_path / "out.csv"
+    assert main([str(data), "--out", str(out), "--models-dir", str(models_dir)]) == 2
+    missing = main([str(tmp_path / "none.csv"), "--out", str(out), "--models-dir", str(models_dir)])
     captured = capsys.readouterr()
-    assert code == 2
-    assert captured.err.startswith("error: ")
-    assert "Traceback" not in captured.err
-    assert not (tmp_path / "store.db").exists()
+    assert missing == 2
+    assert captured.err.count("error: ") == 2 and "Traceback" not in captured.err
+    assert not out.exists()
 
 
-def test_score_file_without_store_exits_non_zero(
-    models_dir: Path, bank_export: Path, capsys: pytest.CaptureFixture[str]
+def test_with_store_an_unreachable_store_exits_non_zero(
+    models_dir: Path, bank_export: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code = main(
-        [
-            "--data",
-            str(bank_export),
-            "--models-dir",
-            str(models_dir),
-            "--database-url",
-            "postgresql://postgres@127.0.0.1:1/none",
-        ]
-    )
+        [str(bank_export), "--out", str(tmp_path / "o.csv"), "--store",
+         "--models-dir", str(models_dir), "--database-url", "postgresql://postgres@127.0.0.1:1/none"]
+    )  # fmt: skip
     assert code == 1
     assert "could not be recorded" in capsys.readouterr().out
+
+
+def test_the_synthetic_customer_command_writes_a_file_that_scores(
+    models_dir: Path, tmp_path: Path
+) -> None:
+    data = tmp_path / "synthetic.csv"
+    made = subprocess.run(
+        [sys.executable, "-m", "training.synthetic", "--rows", "500", "--out", str(data)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert made.returncode == 0, made.stderr
+    assert len(data.read_text().splitlines()) == 501
+    out = tmp_path / "out.csv"
+    assert main([str(data), "--out", str(out), "--models-dir", str(models_dir)]) == 0
+    assert len(read_csv(out)) == 500

@@ -76,7 +76,8 @@ def test_secret_settings_are_never_echoed(monkeypatch: pytest.MonkeyPatch) -> No
 
 
 @pytest.mark.parametrize(
-    "command", [["service"], ["service.store"], ["service.score_file", "--data", "x.csv"]]
+    "command",
+    [["service"], ["service.store"], ["service.score_file", "x.csv", "--out", "y.csv"]],
 )
 def test_commands_exit_non_zero_with_one_line_per_bad_setting(command: list[str]) -> None:
     environment = {**os.environ, "MAX_BATCH_SIZE": "abc", "DATABASE_URL": "mysql://x"}
