@@ -25,6 +25,7 @@ from service.api.routes import (
     customers,
     drift,
     health,
+    inference_protocol,
     metrics,
     model,
     moves,
@@ -121,6 +122,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     guarded = (
         scoring.router,
         moves.router,
+        inference_protocol.router,
         segments.router,
         customers.router,
         model.router,

@@ -36,7 +36,7 @@ async def send_error(
     await send({"type": "http.response.body", "body": body})
 
 
-OPEN_PATHS = frozenset({"/health", "/ready", "/metrics"})
+OPEN_PATHS = frozenset({"/health", "/ready", "/metrics", "/v2/health/live", "/v2/health/ready"})
 """Probes and scraping: open to all, whatever the keys, and never rate-limited."""
 
 DOCS_PATH = "/docs"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from service.api.middleware.asgi import OPEN_PATHS
 from tests.service.conftest import serve, settings_for
 from tests.service.helpers import CRM_KEY, KEYS
 
@@ -45,5 +46,5 @@ async def test_the_document_declares_the_key_for_every_operation_but_the_probes(
     assert document["security"] == [{name: []}]
     for path, operations in document["paths"].items():
         for operation in operations.values():
-            expected = [] if path in {"/health", "/ready", "/metrics"} else None
+            expected = [] if path in OPEN_PATHS else None
             assert operation.get("security") == expected, path
