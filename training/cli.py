@@ -14,7 +14,7 @@ from rich.progress import Progress as RichProgress
 from rich.table import Table
 
 from segmentation.lifecycle import LifecycleError
-from training import compare_cli
+from training import compare_cli, mlflow_export
 from training.job import TrainingOptions, TrainingResult, UnfaithfulServingNumbers, train
 from training.loading import InvalidCustomerData
 from training.personas import InvalidPlaybook
@@ -92,6 +92,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     given = list(sys.argv[1:] if argv is None else argv)
     if given[:1] == ["compare"]:
         return compare_cli.main(given[1:])
+    if given[:1] == ["export-mlflow"]:
+        return mlflow_export.main(given[1:])
     arguments = build_parser().parse_args(given)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if arguments.k_min > arguments.k_max:
