@@ -37,8 +37,9 @@ def _examples(*examples: dict[str, Any]) -> ConfigDict:
     return ConfigDict(json_schema_extra={"examples": list(examples)})
 
 
-KEY_INTEGER_RANGE = (-(2**63), 2**63 - 1)
-"""Integer customer keys the API takes (64-bit, as JSON tools and databases hold them)."""
+KEY_INTEGER_RANGE = (-(2**53 - 1), 2**53 - 1)
+"""Integer customer keys the API takes: JSON's safe integers, which every JSON tool (and
+the API document's own bounds) holds exactly; a longer key is sent as text."""
 
 
 def _key_as_text(value: object) -> object:
@@ -51,7 +52,8 @@ def _key_as_text(value: object) -> object:
         )
     if isinstance(value, int) and not KEY_INTEGER_RANGE[0] <= value <= KEY_INTEGER_RANGE[1]:
         raise PydanticCustomError(
-            "customer_key_range", "an integer customer_key must fit in 64 bits (signed)"
+            "customer_key_range",
+            "an integer customer_key must be within ±(2**53 - 1); send a longer one as text",
         )
     return str(value).strip()
 
@@ -200,7 +202,13 @@ class MoveRequest(BaseModel):
             "dependentRequired": {
                 name: [other for other in FEATURES if other != name] for name in FEATURES
             },
-            "anyOf": [{"required": ["customer_key"]}, {"required": list(FEATURES)}],
+            "anyOf": [
+                {
+                    "required": ["customer_key"],
+                    "properties": {"customer_key": {"not": {"type": "null"}}},
+                },
+                {"required": list(FEATURES)},
+            ],
         },
     )
 

@@ -22,7 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from segmentation.features import COUNT_FEATURES, CUSTOMER_KEY, FEATURES, could_be_customer_key
-from service.schemas import CustomerFeatures
+from service.schemas import KEY_INTEGER_RANGE, CustomerFeatures
 
 _ALLOWED_FIELDS = frozenset((*FEATURES, CUSTOMER_KEY))
 _FEATURE_VALUES = operator.itemgetter(*FEATURES)
@@ -200,7 +200,7 @@ def _good_keys(keys: list[Any]) -> npt.NDArray[np.bool_]:
         [
             key is None
             or (type(key) is str and _is_plain_key(key))
-            or (type(key) is int and abs(key) < 10**63)
+            or (type(key) is int and KEY_INTEGER_RANGE[0] <= key <= KEY_INTEGER_RANGE[1])
             for key in keys
         ],
         dtype=bool,

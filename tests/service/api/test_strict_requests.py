@@ -28,16 +28,25 @@ async def test_a_query_parameter_the_route_does_not_take_is_refused_by_name(
     assert known.status_code == 200
 
 
-async def test_integer_keys_must_fit_in_64_bits_and_integral_numbers_are_integers(
-    client: httpx.AsyncClient,
+@pytest.mark.parametrize("path", ["/segment", "/segment/batch"])
+async def test_integer_keys_must_be_safe_integers_and_integral_numbers_are_integers(
+    client: httpx.AsyncClient, path: str
 ) -> None:
-    too_big = await client.post("/segment", json=customer(customer_key=2**63))
-    assert too_big.status_code == 422
-    assert too_big.json()["error"]["details"][0]["rule"] == "customer_key_range"
-    largest = await client.post("/segment", json=customer(customer_key=2**63 - 1))
-    assert largest.json()["customer_key"] == str(2**63 - 1)
-    as_float = await client.post("/segment", json=customer(customer_key=1e3))
-    assert as_float.json()["customer_key"] == "1000"
+    def sent(key: object) -> dict[str, object]:
+        one = customer(customer_key=key)
+        return one if path == "/segment" else {"customers": [one]}
+
+    def answer(response: httpx.Response) -> dict[str, object]:
+        body = response.json()
+        return body if path == "/segment" else body["results"][0]  # type: ignore[no-any-return]
+
+    too_big = await client.post(path, json=sent(2**53))
+    refusal = too_big.json()["error"] if path == "/segment" else answer(too_big)["error"]
+    assert refusal["details"][0]["rule"] == "customer_key_range"  # type: ignore[index]
+    largest = await client.post(path, json=sent(2**53 - 1))
+    assert answer(largest)["customer_key"] == str(2**53 - 1)
+    as_float = await client.post(path, json=sent(1e3))
+    assert answer(as_float)["customer_key"] == "1000"
 
 
 async def test_a_move_request_may_leave_features_out_but_not_send_null(
