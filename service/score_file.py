@@ -201,7 +201,7 @@ def _score_piece(
         error = result.get("error")
         if error is not None:
             message = "; ".join(
-                f"{item['field']}: {item['message']}" if item["field"] else item["message"]
+                f"{item['field'] or 'row'}: {item['message']} ({item['rule']})"
                 for item in error["details"]
             )
             outcome.refused.append(f"{path} {lines[index]}: {message or error['message']}")

@@ -104,7 +104,7 @@ def test_refused_rows_are_named_by_file_line_and_the_exit_status_says_so(
     assert code == 1
     assert "3 customers, 1 scored, 2 refused" in summary
     assert f"{data} line 4: avg_credit_limit:" in summary  # the blank line 3 counted
-    assert f"{data} line 5: avg_credit_limit: Field required" in summary
+    assert f"{data} line 5: avg_credit_limit: Field required (missing)" in summary
     rows = read_csv(out)
     assert [row["customer_key"] for row in rows] == ["1", "2", "3"]
     assert rows[0]["error"] == "" and rows[1]["segment_id"] == "" and rows[2]["error"]
