@@ -40,3 +40,8 @@ def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 CURSOR_PATTERN = r"^[A-Za-z0-9_-]+$"
 """Page cursors are opaque base64url text (no padding) that this service hands out."""
+
+CSV_ANSWER: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/csv": {"schema": {"type": "string"}}}}
+}
+"""A route's 200 may also be CSV (beside its JSON model)."""

@@ -26,7 +26,7 @@ from service.api.deps import (
     window_for,
 )
 from service.api.responses import JSONBytesResponse
-from service.api.routes.openapi import errors, json_body
+from service.api.routes.openapi import CSV_ANSWER, errors, json_body
 from service.customer_records import CustomerRecords
 from service.errors import InvalidInput, UnsupportedMediaType, detail
 from service.models.active_model import ActiveModel
@@ -76,10 +76,7 @@ async def score_customer(request: Request) -> Response:
 @router.post(
     "/segment/batch",
     response_model=BatchResponse | ColumnarBatchResponse,
-    responses={
-        **errors(400, 413, 415, 422, 503),
-        200: {"content": {"text/csv": {"schema": {"type": "string"}}}},
-    },
+    responses={**errors(400, 413, 415, 422, 503), **CSV_ANSWER},
     openapi_extra=json_body(BatchRequest, csv=True),
 )
 async def score_customers(

@@ -11,7 +11,7 @@ from starlette.responses import Response
 from segmentation.features import FEATURES
 from service.api.deps import RecordsDep, ServingDep
 from service.api.responses import JSONBytesResponse
-from service.api.routes.openapi import CURSOR_PATTERN, errors
+from service.api.routes.openapi import CSV_ANSWER, CURSOR_PATTERN, errors
 from service.schemas import (
     Segment,
     SegmentCatalog,
@@ -33,6 +33,13 @@ PROSPECT_COLUMNS = (
     *(f"{feature}_change" for feature in FEATURES),
 )
 """A prospect as a CSV row: the changed customer's values, then the change of each."""
+
+PageCursor = Annotated[
+    str | None,
+    Query(max_length=512, pattern=CURSOR_PATTERN, description="next_cursor of the previous page."),
+]
+AnswerFormat = Annotated[Literal["json", "csv"] | None, Query(description="json or csv.")]
+AcceptHeader = Annotated[str | None, Header(include_in_schema=False)]
 
 SegmentId = Annotated[
     str, Path(description="The segment's stable slug.", examples=["support-seeking"])
@@ -60,24 +67,16 @@ async def read_segment(segment_id: SegmentId, serving: ServingDep) -> Response:
 @router.get(
     "/{segment_id}/customers",
     response_model=SegmentMembers,
-    responses={
-        **errors(404, 422, 503),
-        200: {"content": {"text/csv": {"schema": {"type": "string"}}}},
-    },
+    responses={**errors(404, 422, 503), **CSV_ANSWER},
 )
 async def read_segment_members(
     segment_id: SegmentId,
     serving: ServingDep,
     records: RecordsDep,
     limit: Annotated[int, Query(ge=1, le=10_000, description="Customers per page.")] = 1000,
-    cursor: Annotated[
-        str | None,
-        Query(
-            max_length=512, pattern=CURSOR_PATTERN, description="next_cursor of the previous page."
-        ),
-    ] = None,
-    format: Annotated[Literal["json", "csv"] | None, Query(description="json or csv.")] = None,
-    accept: Annotated[str | None, Header(include_in_schema=False)] = None,
+    cursor: PageCursor = None,
+    format: AnswerFormat = None,
+    accept: AcceptHeader = None,
 ) -> Response:
     """The customers the active model put in the segment, for a campaign, by customer key,
     a page at a time (after a switch of model, those it has rescored so far)."""
@@ -94,10 +93,7 @@ async def read_segment_members(
 @router.get(
     "/{segment_id}/prospects",
     response_model=SegmentProspects,
-    responses={
-        **errors(404, 422, 503),
-        200: {"content": {"text/csv": {"schema": {"type": "string"}}}},
-    },
+    responses={**errors(404, 422, 503), **CSV_ANSWER},
 )
 async def read_segment_prospects(
     segment_id: SegmentId,
@@ -110,14 +106,9 @@ async def read_segment_prospects(
         float | None,
         Query(ge=0, allow_inf_nan=False, description="Only changes of at most this effort."),
     ] = None,
-    cursor: Annotated[
-        str | None,
-        Query(
-            max_length=512, pattern=CURSOR_PATTERN, description="next_cursor of the previous page."
-        ),
-    ] = None,
-    format: Annotated[Literal["json", "csv"] | None, Query(description="json or csv.")] = None,
-    accept: Annotated[str | None, Header(include_in_schema=False)] = None,
+    cursor: PageCursor = None,
+    format: AnswerFormat = None,
+    accept: AcceptHeader = None,
 ) -> Response:
     """For a campaign: the known customers of other segments nearest to entering this one
     (from the store's latest assignments by the active model), least effort first, each
