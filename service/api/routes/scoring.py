@@ -101,16 +101,16 @@ async def score_customers(
         Literal["json", "csv"] | None,
         Query(
             description="The answer's format; without it, CSV when `Accept` asks for "
-            "`text/csv`. A CSV answer has one row per item, in input order."
+            "`text/csv`. A CSV answer has one row per item, in input order (the layout is "
+            "for JSON)."
         ),
     ] = None,
     accept: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Response:
     """Assign many customers (JSON or CSV) to segments; results in input order."""
     as_csv = format == "csv" or (format is None and "text/csv" in (accept or ""))
-    if as_csv and layout == "columns":
-        message = "layout=columns is for JSON answers: a CSV answer has one row per customer"
-        raise InvalidInput(message, details=[detail("layout", "csv_rows_only", message)])
+    if as_csv:
+        layout = "rows"  # a CSV answer has one row per customer, whatever the layout asked
     batch = await _read_batch(request, settings.max_batch_size)
     if strict:
         reject_invalid_items(batch)
