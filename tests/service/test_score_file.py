@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -152,3 +153,21 @@ def test_the_synthetic_customer_command_writes_a_file_that_scores(
     out = tmp_path / "out.csv"
     assert main([str(data), "--out", str(out), "--models-dir", str(models_dir)]) == 0
     assert len(read_csv(out)) == 500
+
+
+def test_a_progress_bar_shows_on_a_terminal_and_not_in_a_log(
+    models_dir: Path, bank_export: Path, tmp_path: Path
+) -> None:
+    def stderr_of(environment: dict[str, str]) -> str:
+        completed = subprocess.run(
+            [sys.executable, "-m", "service.score_file", str(bank_export),
+             "--out", str(tmp_path / "out.csv"), "--models-dir", str(models_dir)],
+            cwd=ROOT, env=environment, capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        assert completed.returncode == 0, completed.stderr
+        return completed.stderr
+
+    plain = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "TTY_COMPATIBLE")}
+    assert stderr_of(plain) == ""  # piped to a file: no bar in the log
+    terminal = stderr_of({**plain, "FORCE_COLOR": "1", "TTY_COMPATIBLE": "1"})
+    assert bank_export.name in terminal and "100%" in terminal

@@ -151,3 +151,36 @@ def test_a_triton_client_calls_the_running_service(
         assert segments == list(training_assignments["segment_id"][:50])
         assert result.as_numpy("distances").shape == (50, 3)
         assert (result.as_numpy("confidence") >= 0).all()
+
+
+# What the published REST specification (open_inference_rest.yaml of
+# kserve/open-inference-protocol) requires of each answer, field by field and type by type.
+SERVER_METADATA = {"name": str, "version": str, "extensions": list}
+MODEL_METADATA = {"name": str, "platform": str}
+METADATA_TENSOR = {"name": str, "datatype": str, "shape": list}
+INFERENCE_RESPONSE = {"model_name": str, "outputs": list}
+RESPONSE_OUTPUT = {"name": str, "shape": list, "datatype": str, "data": list}
+ERROR = {"error": str}
+
+
+def conforms(document: dict[str, Any], required: dict[str, type]) -> bool:
+    return all(isinstance(document.get(name), kind) for name, kind in required.items())
+
+
+async def test_every_answer_has_what_the_published_specification_requires(
+    client: httpx.AsyncClient,
+) -> None:
+    assert conforms((await client.get("/v2")).json(), SERVER_METADATA)
+    metadata = (await client.get("/v2/models/segmentation")).json()
+    assert conforms(metadata, MODEL_METADATA)
+    assert all(conforms(t, METADATA_TENSOR) for t in metadata["inputs"] + metadata["outputs"])
+    customers = [{name: 1 for name in FEATURES}]
+    answer = (
+        await client.post("/v2/models/segmentation/infer", json={"inputs": tensors(customers)})
+    ).json()
+    assert conforms(answer, INFERENCE_RESPONSE)
+    assert all(conforms(output, RESPONSE_OUTPUT) for output in answer["outputs"])
+    for shape in [output["shape"] for output in answer["outputs"]]:
+        assert all(isinstance(size, int) for size in shape)
+    refused = await client.post("/v2/models/segmentation/infer", json={"inputs": 1})
+    assert conforms(refused.json(), ERROR)
