@@ -130,6 +130,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not summary.is_terminal:  # a log or a pipe: no screen to fit, nothing to cut
             summary = Console(width=PLAIN_WIDTH)
         summary.print(summary_table(result))
+        # Not a caption: a caption wraps to the table's width, cutting the path in two.
+        summary.print(written_to(result), soft_wrap=True, markup=False, highlight=False)
     return 0
 
 
@@ -161,11 +163,15 @@ def summary_table(result: TrainingResult) -> Table:
         table.add_row(
             segment.segment_id, segment.name, str(segment.size), f"{segment.share:.1%}", traits
         )
+    return table
+
+
+def written_to(result: TrainingResult) -> str:
+    """Where the version went, and whether it is the active one now."""
     standing = (
         "active: `latest` names it"
         if result.promoted
         else "a candidate: `latest` is unchanged; compare it, then promote it with "
         "POST /admin/promote"
     )
-    table.caption = f"written to {result.path}, {standing}"
-    return table
+    return f"written to {result.path}, {standing}"

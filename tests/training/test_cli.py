@@ -243,14 +243,17 @@ def test_cli_publishes_a_retrain_as_a_candidate_unless_told_to_promote(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("COLUMNS", "200")
-    models_dir = tmp_path / "models"
+    models_dir = tmp_path / ("a-long-folder-name-" * 8) / "models"  # lines must not wrap
     quick = ["--models-dir", str(models_dir), "--bootstrap", "2", "--k", "3", "--k-max", "3"]
     assert main(quick) == 0
     first = (models_dir / "latest").read_text().strip()
     assert "active: `latest` names it" in capsys.readouterr().out
 
     assert main([*quick, "--seed", "1"]) == 0
-    assert "a candidate: `latest` is unchanged" in capsys.readouterr().out
+    (written,) = [line for line in capsys.readouterr().out.splitlines() if "written to" in line]
+    assert str(models_dir) in written  # whole, on one line, however long the path
+    assert written.endswith("a candidate: `latest` is unchanged; compare it, then promote it "
+                            "with POST /admin/promote")  # fmt: skip
     assert (models_dir / "latest").read_text().strip() == first
 
     assert main([*quick, "--seed", "2", "--promote"]) == 0
