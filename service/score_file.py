@@ -25,7 +25,7 @@ import sys
 import tempfile
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -192,10 +192,7 @@ def _score_piece(
     path: Path,
     lines: list[str],
 ) -> None:
-    # Without --store nothing is recorded: the rows are scored as prospects, keys kept aside.
-    scored = piece if records is not None else replace(piece, keys=[None] * len(piece.keys))
-    response = score_batch(model, scored, records or _NO_STORE).response
-    keys = dict(zip(piece.positions, piece.keys, strict=True))
+    response = score_batch(model, piece, records).response  # records None: nothing kept
     for result in response["results"]:
         index = result["index"]
         error = result.get("error")
@@ -206,7 +203,7 @@ def _score_piece(
             )
             outcome.refused.append(f"{path} {lines[index]}: {message or error['message']}")
             outcome.rows.append(
-                {**dict.fromkeys(OUTPUT_COLUMNS, None), "customer_key": piece.key_of_error(index),
+                {**dict.fromkeys(OUTPUT_COLUMNS, None), "customer_key": result["customer_key"],
                  "model_version": model.version, "error": message or error["message"]}
             )  # fmt: skip
             continue
@@ -215,7 +212,7 @@ def _score_piece(
             outcome.unrecorded += 1
         outcome.rows.append(
             {
-                "customer_key": keys.get(index),
+                "customer_key": result["customer_key"],
                 "segment_id": result["segment_id"],
                 "confidence": result["confidence"],
                 "atypical": result["atypical"],
@@ -223,20 +220,6 @@ def _score_piece(
                 "error": None,
             }
         )
-
-
-class _NoStore:
-    """What score_batch may ask of the store when nothing is to be recorded: never used,
-    since the rows carry no keys."""
-
-    def in_background(self, *_: Any) -> Any:
-        raise AssertionError("nothing is recorded without --store")
-
-    def stored_features(self, *_: Any) -> Any:
-        raise AssertionError("file rows are never look-ups by key")
-
-
-_NO_STORE: Any = _NoStore()
 
 
 def write_output(path: Path, rows: list[dict[str, Any]]) -> None:

@@ -25,6 +25,9 @@ from segmentation.artifact import ArtifactError, verify_version
 from segmentation.features import FEATURES
 from training import mlflow_model
 
+# The loader stands alone in MLflow's environment, with its own copy of the feature list.
+assert mlflow_model.FEATURES == FEATURES, "the MLflow loader's features must be the model's"
+
 LOADER = "segment_model"
 """The loader module's name inside the exported model's ``code/`` folder."""
 

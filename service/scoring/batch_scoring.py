@@ -62,7 +62,7 @@ class BatchAnswer:
 def score_batch(
     model: ActiveModel,
     batch: CustomerBatch,
-    records: CustomerRecords,
+    records: CustomerRecords | None,
     *,
     window: DriftWindow | None = None,
     render: Callable[[dict[str, Any]], bytes] | None = None,
@@ -74,13 +74,15 @@ def score_batch(
 
     Keyed customers' assignments are written while the answer is built and rendered, as if
     the write will succeed: the rare failed write costs a second rendering instead of every
-    batch waiting for the database before rendering.
+    batch waiting for the database before rendering. Without ``records`` nothing is
+    written (and the batch may hold no look-ups by key).
     """
     errors = dict(batch.errors)
     features, keys, positions = batch.features, list(batch.keys), list(batch.positions)
     # Stored customers whose assignment already comes from this model are not written again.
     to_record = [True] * len(positions)
     if batch.references:
+        assert records is not None, "customers given by key alone need the store"
         stored, unchanged = _stored_customers(model, batch.references, records, errors)
         if stored:
             features = np.vstack([features, np.array([row for _, _, row in stored])])
@@ -91,10 +93,14 @@ def score_batch(
     segment_ids = model.segment_ids_of(scored.labels)
     if window is not None:
         window.add(model.version, features, segment_ids, scored.atypical)
-    keyed = [row for row, key in enumerate(keys) if key is not None]
+    keyed = [row for row, key in enumerate(keys) if key is not None] if records else []
     to_write = [row for row in keyed if to_record[row]]
     block = to_keep(model, scored, features, keys, source="batch", rows=to_write)
-    recording = records.in_background(records.record, block) if block is not None else None
+    recording = (
+        records.in_background(records.record, block)
+        if records is not None and block is not None
+        else None
+    )
     try:
         if layout == "columns":
             response = columnar_response(model, batch, scored, features, keys, positions, errors)

@@ -39,7 +39,7 @@ WAIT_SECONDS = 1.0
 """How long a live answer waits for its commit, when the store is slow, before it goes
 out saying so (a commit takes a few milliseconds even under load)."""
 POSTGRESQL_WRITERS = 2
-"""Writer threads (and connections) per process on PostgreSQL: a third measured no better."""
+"""Writer threads (and connections) per process on PostgreSQL (two against one: README)."""
 
 Outcome = StoreUnavailable | None
 """What a waiting request learns: None once its rows have committed, else why they did not
@@ -62,12 +62,12 @@ _STOP = object()
 
 
 class _Writer:
-    """A writer thread's connection, and since when its current commit has run."""
+    """A writer thread's group writer (and connection), and since when its commit has run."""
 
-    __slots__ = ("busy_since", "connection")
+    __slots__ = ("busy_since", "group_writer")
 
-    def __init__(self, connection: GroupWriter) -> None:
-        self.connection = connection
+    def __init__(self, group_writer: GroupWriter) -> None:
+        self.group_writer = group_writer
         self.busy_since: float | None = None
 
 
@@ -175,7 +175,7 @@ class GroupCommit:
             for thread in self._threads:
                 thread.join()
             for writer in self._writers:
-                writer.connection.close()
+                writer.group_writer.close()
 
     def _run(self, writer: _Writer) -> None:
         while True:
@@ -186,7 +186,7 @@ class GroupCommit:
             group, stopping = self._gather(first)
             writer.busy_since = time.monotonic()
             try:
-                self._commit(writer.connection, group)
+                self._commit(writer.group_writer, group)
             finally:
                 writer.busy_since = None
             if stopping:
@@ -251,7 +251,7 @@ class GroupCommit:
         """After a failure to reach the store, every writer checks its connection before
         its next group (a group lost with its connection cannot be safely retried)."""
         for writer in self._writers:
-            writer.connection.suspect()
+            writer.group_writer.suspect()
 
     def _alone(self, writer: GroupWriter, block: Assignments) -> Outcome:
         try:

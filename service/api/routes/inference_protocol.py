@@ -7,6 +7,7 @@ Thin routes over :mod:`service.scoring.inference_protocol`. Errors of the protoc
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import orjson
@@ -165,7 +166,12 @@ async def _infer(name: str, version: str | None, request: Request, model: Active
     return JSONBytesResponse(answer)
 
 
-def _answer(name: str, version: str | None, model: ActiveModel, build: Any) -> Response:
+def _answer(
+    name: str,
+    version: str | None,
+    model: ActiveModel,
+    build: Callable[[ActiveModel], dict[str, Any]],
+) -> Response:
     refusal = _unknown(name, version, model)
     return refusal if refusal is not None else JSONBytesResponse(build(model))
 
