@@ -7,7 +7,7 @@ MODELS_DIR ?= models
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint bench train clean
+.PHONY: run test lint bench train clean system-packages
 
 # Reinstall whenever pyproject.toml changes; the stamp records the last install.
 $(STAMP): pyproject.toml
@@ -29,7 +29,20 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-test: lint
+# What the tests run beside the project, from Debian's packages: nginx in front of several
+# service processes, redis-server for the shared rate limits (the machine's own service is
+# left alone: tests start and stop their own).
+SYSTEM_COMMANDS := /usr/sbin/nginx /usr/bin/redis-server
+SYSTEM_PACKAGES := nginx redis-server
+
+system-packages:
+	@for command in $(SYSTEM_COMMANDS); do test -x $$command || missing=1; done; \
+	if [ -n "$$missing" ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			--no-install-recommends $(SYSTEM_PACKAGES) >/dev/null; \
+	fi
+
+test: lint system-packages
 	$(BIN)/python -m pytest
 
 # The performance benchmark (issue 7): all four servers, one table; see benchmarks/README.md.

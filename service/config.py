@@ -6,6 +6,7 @@ import sys
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -23,8 +24,16 @@ SUPPORTED_DRIVERS = frozenset(
 )
 """The store runs on SQLite and on PostgreSQL through psycopg 3."""
 
+REDIS_SCHEMES = frozenset({"redis", "rediss", "unix"})
+
 SECRET_SETTINGS = frozenset(
-    {"api_keys", "admin_api_key", "model_signing_key", "model_signing_previous_keys"}
+    {
+        "api_keys",
+        "admin_api_key",
+        "model_signing_key",
+        "model_signing_previous_keys",
+        "redis_url",  # may carry a password
+    }
 )
 """Settings whose values are never echoed in an error."""
 
@@ -61,6 +70,11 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     max_batch_size: int = Field(default=10_000, ge=1)
     rate_limit_per_minute: int | None = Field(default=None, ge=1)
+    redis_url: str | None = Field(
+        default=None,
+        description="Redis, where every worker and replica counts the rate limits together; "
+        "unset, each process counts its own.",
+    )
     request_timeout_seconds: float = Field(default=30.0, gt=0)
     store_timeout_seconds: float = Field(
         default=5.0,
@@ -129,6 +143,13 @@ class Settings(BaseSettings):
             raise ValueError(f"is not a database URL: use {SUPPORTED_DATABASES}") from None
         if driver not in SUPPORTED_DRIVERS:
             raise ValueError(f"{driver!r} databases are not supported: use {SUPPORTED_DATABASES}")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_address(cls, value: str | None) -> str | None:
+        if value is not None and urlsplit(value).scheme not in REDIS_SCHEMES:
+            raise ValueError("should be a Redis URL: redis://HOST:PORT/DB, rediss:// or unix://")
         return value
 
     @field_validator("log_level")

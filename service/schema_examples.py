@@ -158,6 +158,7 @@ READY: dict[str, Any] = {
         "started_at": "2026-11-24T09:00:02.114Z",
         "finished_at": "2026-11-24T09:00:03.620Z",
     },
+    "rate_limits": "shared",
 }
 NOT_READY: dict[str, Any] = {
     "status": "not_ready",

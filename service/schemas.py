@@ -518,7 +518,8 @@ class RescoringProgress(BaseModel):
 
 
 class Readiness(BaseModel):
-    """``degraded``: answering, but the customer store is unreachable."""
+    """``degraded``: answering, but the customer store, or the Redis that shares the rate
+    limits, is unreachable."""
 
     model_config = _examples(examples.READY, examples.NOT_READY)
 
@@ -530,6 +531,13 @@ class Readiness(BaseModel):
         default=None,
         description="The store's rescoring to the active model after a switch (null when none "
         "was needed since the service started).",
+    )
+    rate_limits: str | None = Field(
+        default=None,
+        description="How clients' requests are counted: null without RATE_LIMIT_PER_MINUTE, "
+        "'per process', 'shared' (in Redis, across every worker and replica), or 'per "
+        "process: Redis is unreachable (...)' while REDIS_URL is set but Redis does not "
+        "answer (then the status is degraded).",
     )
 
 

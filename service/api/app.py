@@ -19,6 +19,7 @@ from service.api.docs import install_docs
 from service.api.error_handlers import install_error_handlers
 from service.api.middleware import install_middleware
 from service.api.middleware.access import warn_if_open
+from service.api.middleware.shared_budget import SharedBudget
 from service.api.query_parameters import refuse_unknown_query_parameters
 from service.api.routes import (
     admin,
@@ -92,6 +93,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await asyncio.to_thread(records.close)
+            shared_budget: SharedBudget | None = getattr(app.state, "shared_budget", None)
+            if shared_budget is not None:
+                await shared_budget.close()
             worker_stopped()
             window.close()
             shadow.close()

@@ -12,6 +12,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from service.api.middleware.shared_budget import SharedBudget
 from service.config import Settings
 from service.customer_records import CustomerRecords
 from service.models.model_holder import ModelHolder, Serving
@@ -67,6 +68,16 @@ async def get_shadow(request: Request) -> Shadow:
     return shadow_for(request)
 
 
+async def get_rate_limits(request: Request) -> str | None:
+    """How clients' requests are counted: None without a limit, else ``per process``,
+    ``shared`` (in Redis) or why they are counted per process although Redis is set."""
+    settings: Settings = request.app.state.settings
+    if settings.rate_limit_per_minute is None:
+        return None
+    shared: SharedBudget | None = getattr(request.app.state, "shared_budget", None)
+    return "per process" if shared is None else shared.state
+
+
 async def get_rescoring(request: Request) -> StoreRescoring:
     rescoring: StoreRescoring = request.app.state.rescoring
     return rescoring
@@ -79,3 +90,4 @@ RecordsDep = Annotated[CustomerRecords, Depends(get_records)]
 WindowDep = Annotated[DriftWindow, Depends(get_window)]
 ShadowDep = Annotated[Shadow, Depends(get_shadow)]
 RescoringDep = Annotated[StoreRescoring, Depends(get_rescoring)]
+RateLimitsDep = Annotated[str | None, Depends(get_rate_limits)]

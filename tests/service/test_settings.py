@@ -22,6 +22,7 @@ BAD_VALUES: dict[str, tuple[str, str]] = {
     "max_body_bytes": ("abc", "valid integer"),
     "max_batch_size": ("0", "greater than or equal to 1"),
     "rate_limit_per_minute": ("-5", "greater than or equal to 1"),
+    "redis_url": ("http://cache:6379", "should be a Redis URL"),
     "request_timeout_seconds": ("soon", "valid number"),
     "store_timeout_seconds": ("0", "greater than 0"),
     "record_wait_seconds": ("-1", "greater than 0"),

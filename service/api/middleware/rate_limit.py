@@ -10,8 +10,10 @@ Each client has a bucket of ``per_minute`` requests that refills continuously at
 one is held to the rate. A bucket is one float; a client is its name from ``API_KEYS``
 (or ``admin``), or its remote address when keys are off. The table is an LRU of at most
 ``max_clients`` entries, so memory stays bounded whatever the number of addresses;
-forgetting a client is the same as giving it a full bucket. The limit is per process:
-with N workers a client can get up to N times the limit.
+forgetting a client is the same as giving it a full bucket. This table is per process:
+with N workers a client can get up to N times the limit. With ``REDIS_URL`` set the buckets
+live in Redis instead (:mod:`service.api.middleware.shared_budget`) and the limit holds
+across every worker and replica.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -36,8 +40,34 @@ POLICY = "per-client"
 """The policy's name in the RateLimit and RateLimit-Policy fields (IETF httpapi draft)."""
 
 
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """What a budget decided for one request."""
+
+    wait: float
+    """Seconds the client must wait (0.0: admitted, and counted)."""
+    ahead: float
+    """How far the client's schedule runs ahead of now (after this request, if admitted)."""
+
+
+class Budget(Protocol):
+    """Where the buckets are kept: this process (:class:`RequestBudget`) or Redis."""
+
+    per_minute: int
+
+    async def take(self, client: str) -> Admission: ...
+
+
+def standing(per_minute: int, ahead: float) -> tuple[int, int]:
+    """How many requests a client ``ahead`` seconds ahead of its schedule could send at once
+    now, and the whole seconds until its bucket is full again."""
+    interval = 60.0 / per_minute
+    remaining = math.floor((60.0 - interval - ahead) / interval) + 1
+    return max(min(remaining, per_minute), 0), math.ceil(ahead)
+
+
 class RequestBudget:
-    """Per-client GCRA state: admit a request now, or say how long to wait."""
+    """Per-client GCRA state in this process: admit a request now, or say how long to wait."""
 
     def __init__(
         self,
@@ -77,13 +107,18 @@ class RequestBudget:
             table.popitem(last=False)
         return 0.0
 
+    async def take(self, client: str) -> Admission:
+        """:meth:`admit`, with where the client stands afterwards."""
+        return Admission(self.admit(client), self._ahead(client))
+
     def standing(self, client: str) -> tuple[int, int]:
         """How many requests ``client`` could send at once now, and the whole seconds until
         its bucket is full again."""
+        return standing(self.per_minute, self._ahead(client))
+
+    def _ahead(self, client: str) -> float:
         now = self._clock()
-        ahead = max(self._next_free.get(client, now) - now, 0.0)
-        remaining = math.floor((self._tolerance - ahead) / self._interval) + 1
-        return max(min(remaining, self.per_minute), 0), math.ceil(ahead)
+        return max(self._next_free.get(client, now) - now, 0.0)
 
     def __len__(self) -> int:
         return len(self._next_free)
@@ -96,29 +131,26 @@ class RateLimit:
     ``/metrics``) are never limited.
     """
 
-    def __init__(
-        self, app: ASGIApp, *, per_minute: int, max_clients: int = DEFAULT_MAX_CLIENTS
-    ) -> None:
+    def __init__(self, app: ASGIApp, *, budget: Budget) -> None:
         self.app = app
-        self.budget = RequestBudget(per_minute, max_clients=max_clients)
-        self._policy = (b"ratelimit-policy", f'"{POLICY}";q={per_minute};w=60'.encode())
+        self.budget = budget
+        self._policy = (b"ratelimit-policy", f'"{POLICY}";q={budget.per_minute};w=60'.encode())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or route_path(scope) in OPEN_PATHS:
             await self.app(scope, receive, send)
             return
-        client = _client_of(scope)
-        wait = self.budget.admit(client)
-        if wait > 0:
+        admission = await self.budget.take(_client_of(scope))
+        if admission.wait > 0:
             limit = f"more than {self.budget.per_minute} requests a minute (RATE_LIMIT_PER_MINUTE)"
-            await too_many(send, wait, limit, policy=self._policy)
+            await too_many(send, admission.wait, limit, policy=self._policy)
             return
-        remaining, reset = self.budget.standing(client)
-        standing = (b"ratelimit", f'"{POLICY}";r={remaining};t={reset}'.encode())
+        remaining, reset = standing(self.budget.per_minute, admission.ahead)
+        standing_field = (b"ratelimit", f'"{POLICY}";r={remaining};t={reset}'.encode())
 
         async def send_with_standing(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", ()), self._policy, standing]
+                message["headers"] = [*message.get("headers", ()), self._policy, standing_field]
             await send(message)
 
         await self.app(scope, receive, send_with_standing)

@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from service.api.deps import HolderDep, RecordsDep, RescoringDep
+from service.api.deps import HolderDep, RateLimitsDep, RecordsDep, RescoringDep
 from service.api.responses import JSONBytesResponse
 from service.schemas import Health, Readiness
 
@@ -23,10 +23,11 @@ async def read_health() -> Response:
 
 @router.get("/ready", response_model=Readiness, responses={503: {"model": Readiness}})
 async def read_readiness(
-    holder: HolderDep, records: RecordsDep, rescoring: RescoringDep
+    holder: HolderDep, records: RecordsDep, rescoring: RescoringDep, rate_limits: RateLimitsDep
 ) -> Response:
-    """A verified model is loaded and the service can answer (degraded: store unreachable),
-    and how far the store's rescoring after a switch of model has come."""
+    """A verified model is loaded and the service can answer (degraded: the store, or the
+    Redis that shares the rate limits, is unreachable), and how far the store's rescoring
+    after a switch of model has come."""
     store = await run_in_threadpool(records.status)
     progress = rescoring.progress()
     serving = holder.serving
@@ -37,15 +38,23 @@ async def read_readiness(
                 "model_version": None,
                 "reason": holder.failure,
                 "store": store,
+                "rate_limits": rate_limits,
             },
             status_code=503,
         )
     return JSONBytesResponse(
         {
-            "status": "ready" if store == "ok" else "degraded",
+            "status": "ready" if store == "ok" and _shared(rate_limits) else "degraded",
             "model_version": serving.model.version,
             "reason": holder.failure,
             "store": store,
             "rescoring": None if progress is None else progress.as_dict(),
+            "rate_limits": rate_limits,
         }
     )
+
+
+def _shared(rate_limits: str | None) -> bool:
+    """Whether the limits are counted where the settings say (not per process for want of
+    Redis)."""
+    return rate_limits is None or not rate_limits.startswith("per process:")
