@@ -44,6 +44,7 @@ from service.models.model_holder import ModelHolder, Serving
 from service.models.rescoring import StoreRescoring
 from service.models.shadow import Shadow
 from service.scoring.drift_window import DriftWindow
+from service.shared_state import SharedState, shared_state
 from service.store.customer_store import CustomerStore
 from service.store.errors import StoreUnavailable
 
@@ -67,19 +68,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         private_state = settings.state_dir is None
         state_dir = settings.state_dir or Path(tempfile.mkdtemp(prefix="segmentation-state-"))
         state_dir.mkdir(parents=True, exist_ok=True)
-        window = DriftWindow(settings.drift_window, state_dir)
+        shared = shared_state(state_dir, settings.redis_url)
+        window = DriftWindow(settings.drift_window, shared)
         app.state.drift_window = window
         await run_in_threadpool(_migrate, records.store)
         holder = ModelHolder(settings, on_swap=lambda serving: _swapped(records, shadow, serving))
         app.state.holder = holder
-        shadow = Shadow(state_dir, holder.verified_model)
+        shadow = Shadow(shared, holder.verified_model)
         app.state.shadow = shadow
         rescoring = StoreRescoring(records, lambda: _served_model(holder), state_dir)
         app.state.rescoring = rescoring
         await run_in_threadpool(holder.load_latest)
         _tune_gc_for_serving()
         background = [
-            asyncio.create_task(_share_observations(window, shadow, SHARE_SECONDS)),
+            asyncio.create_task(_share_observations(shared, window, shadow, SHARE_SECONDS)),
             asyncio.create_task(holder.follow_latest(settings.model_poll_seconds)),
             asyncio.create_task(_retry_missed_imports(records, settings.model_poll_seconds)),
             asyncio.create_task(_rescore_after_switches(records, rescoring, SHARE_SECONDS)),
@@ -97,8 +99,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if shared_budget is not None:
                 await shared_budget.close()
             worker_stopped()
-            window.close()
-            shadow.close()
+            await asyncio.to_thread(_withdraw, shared, window, shadow)
             if private_state:
                 shutil.rmtree(state_dir, ignore_errors=True)
             flush_logs()
@@ -146,16 +147,27 @@ SHARE_SECONDS = 1.0
 other workers may be)."""
 
 
-async def _share_observations(window: DriftWindow, shadow: Shadow, interval: float) -> None:
+async def _share_observations(
+    shared: SharedState, window: DriftWindow, shadow: Shadow, interval: float
+) -> None:
     """Off the request path: share the drift window and the shadow's counts with the other
     workers, and take up or drop the shadow they started or stopped."""
     while True:
         await asyncio.sleep(interval)
-        for step in (window.share, shadow.follow, shadow.share):
+        for step in (window.share, shadow.follow, shadow.share, shared.refresh):
             try:
                 await asyncio.to_thread(step)
-            except Exception:  # a full disk must not stop the sharing for good
-                logger.exception("sharing observations failed")
+            except Exception as error:  # a full disk or a lost Redis must not stop it for good
+                logger.warning("sharing observations failed: %s: %s", type(error).__name__, error)
+
+
+def _withdraw(shared: SharedState, window: DriftWindow, shadow: Shadow) -> None:
+    """Take this worker's observations out of the others' reports (it is stopping)."""
+    for withdraw in (window.close, shadow.close, shared.close):
+        try:
+            withdraw()
+        except Exception as error:  # the others stop counting them once they expire
+            logger.warning("withdrawing observations failed: %s: %s", type(error).__name__, error)
 
 
 async def _rescore_after_switches(

@@ -2,9 +2,10 @@
 
 The answer always comes from the active model alone; the shadow scores the same customers
 afterwards and only counts, per (active segment, shadow segment), how they would have
-been assigned. Which version shadows is one small file in the workers' shared state
-directory (fresh per start: a shadow never survives a restart); every worker follows it as
-it follows `latest`, writes its own tally there once a second, and a report adds up all
+been assigned. Which version shadows is one small document in the workers' shared state
+(a file on one machine, fresh per start; a key in Redis across replicas, where a shadow
+survives a rolling restart: :mod:`service.shared_state`); every worker follows it as it
+follows `latest`, publishes its own tally there once a second, and a report adds up all
 of them. Promoting any version stops the shadow, and the report says why.
 """
 
@@ -12,35 +13,34 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
-import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from segmentation.artifact import write_bytes_atomically
 from segmentation.lifecycle import now
 from service import metrics
 from service.errors import VersionConflict, detail
 from service.models.active_model import ActiveModel
+from service.shared_state import SharedState
 
 logger = logging.getLogger(__name__)
 
 SHADOW_FILE = "shadow.json"
+"""The shared document naming the shadow."""
+TALLY = "shadow-tally"
+"""Each worker's counts, as pieces of the shared state."""
 
 
 class Shadow:
     """This worker's shadow model (if any) and what it has counted."""
 
-    def __init__(self, state_dir: Path, load: Callable[[str], ActiveModel]) -> None:
-        self._state_dir = state_dir
+    def __init__(self, state: SharedState, load: Callable[[str], ActiveModel]) -> None:
+        self._state = state
         self._load = load
-        self._tally_file = state_dir / f"shadow-tally-{os.getpid()}-{uuid.uuid4().hex[:8]}.json"
         self._lock = threading.Lock()
         self._model: ActiveModel | None = None
         """The shadow model while it runs (None once stopped)."""
@@ -134,11 +134,11 @@ class Shadow:
                 return
             tally = self._tally()
             changes = self._changes
-        write_bytes_atomically(self._tally_file, json.dumps(tally).encode())
+        self._state.publish(TALLY, json.dumps(tally).encode())
         self._shared = changes
 
     def close(self) -> None:
-        self._tally_file.unlink(missing_ok=True)
+        self._state.withdraw(TALLY)
 
     def report(self) -> dict[str, Any]:
         """Over every worker since the shadow started: requests and customers seen,
@@ -149,12 +149,11 @@ class Shadow:
         with self._lock:
             own = self._tally()
         tallies = [own]
-        for path in self._state_dir.glob("shadow-tally-*.json"):
-            if path != self._tally_file:
-                try:
-                    tallies.append(json.loads(path.read_bytes()))
-                except (OSError, ValueError):  # a worker mid-write or stopped
-                    continue
+        for piece in self._state.pieces(TALLY):
+            try:
+                tallies.append(json.loads(piece))
+            except ValueError:  # a worker that was stopping
+                continue
         for tally in tallies:
             if tally["version"] == version and tally["started_at"] == started_at:
                 requests += tally["requests"]
@@ -196,11 +195,12 @@ class Shadow:
             logger.info("shadow scoring with %s", model.version)
 
     def _read_state(self) -> dict[str, Any]:
+        document = self._state.read(SHADOW_FILE)
         try:
-            state: dict[str, Any] = json.loads((self._state_dir / SHADOW_FILE).read_bytes())
-        except (OSError, ValueError):
+            state: dict[str, Any] = json.loads(document) if document is not None else {}
+        except ValueError:
             return {}
         return state
 
     def _write_state(self, state: dict[str, Any]) -> None:
-        write_bytes_atomically(self._state_dir / SHADOW_FILE, json.dumps(state).encode())
+        self._state.write(SHADOW_FILE, json.dumps(state).encode())

@@ -2,33 +2,34 @@
 
 Each worker keeps its own ring of the last N customers it scored (features, segment,
 atypical flag, when), all by the model it serves; a change of model starts a new ring.
-Once a second each worker writes its ring to a file of its own in the share directory
-(atomically), and a report reads every worker's file (its own ring live), keeps the
-customers scored by the active model, and takes the newest N of them: whichever worker
-answers, it reports all of them, at most a second behind the others.
+Once a second each worker publishes its ring in the shared state (a file of its own on
+one machine, a key in Redis across replicas: :mod:`service.shared_state`), and a report
+reads every worker's (its own ring live), keeps the customers scored by the active model,
+and takes the newest N of them: whichever worker answers, it reports all of them, at most
+a second behind the others.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
-import os
-import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
 from segmentation.features import FEATURES
+from service.shared_state import SharedState
 
 logger = logging.getLogger(__name__)
 
 FloatArray = npt.NDArray[np.float64]
+KIND = "drift"
+"""The drift window's pieces in the shared state."""
 
 
 @dataclass(frozen=True)
@@ -62,10 +63,9 @@ class WindowRows:
 class DriftWindow:
     """This worker's last ``size`` scored customers, shared with the other workers."""
 
-    def __init__(self, size: int, share_dir: Path) -> None:
+    def __init__(self, size: int, state: SharedState) -> None:
         self.size = size
-        self._share_dir = share_dir
-        self._file = share_dir / f"drift-{os.getpid()}-{uuid.uuid4().hex[:8]}.npz"
+        self._state = state
         self._lock = threading.Lock()
         self._version: str | None = None
         self._times = np.zeros(size)
@@ -114,37 +114,33 @@ class DriftWindow:
                 return
             version, rows, changes = self._version, self._own(), self._changes
         rows = rows.with_text_ids()
-        handle, temporary = tempfile.mkstemp(dir=self._share_dir, prefix=".drift-")
-        try:
-            with os.fdopen(handle, "wb") as stream:
-                np.savez(
-                    stream,
-                    version=np.array(version),
-                    times=rows.times,
-                    features=rows.features,
-                    segment_ids=rows.segment_ids,
-                    atypical=rows.atypical,
-                )
-            os.replace(temporary, self._file)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        document = io.BytesIO()
+        np.savez(
+            document,
+            version=np.array(version),
+            times=rows.times,
+            features=rows.features,
+            segment_ids=rows.segment_ids,
+            atypical=rows.atypical,
+        )
+        self._state.publish(KIND, document.getvalue())
         self._shared = changes
 
     def close(self) -> None:
         """Take this worker's customers out of the other workers' reports (it is stopping)."""
-        self._file.unlink(missing_ok=True)
+        self._state.withdraw(KIND)
 
     def rows(self, version: str) -> WindowRows:
         """The newest ``size`` customers ``version`` scored, over every worker, oldest first."""
         with self._lock:
             own = self._own() if self._version == version else None
         parts = [own.with_text_ids()] if own is not None else []
-        for path in self._share_dir.glob("drift-*.npz"):
-            if path == self._file:
-                continue
-            # A worker that has just stopped may leave a file that cannot be read: skipped.
-            with contextlib.suppress(OSError, ValueError, KeyError), np.load(path) as shared:
+        for piece in self._state.pieces(KIND):
+            # A worker that was stopping may have left a piece that cannot be read: skipped.
+            with (
+                contextlib.suppress(OSError, ValueError, KeyError),
+                np.load(io.BytesIO(piece)) as shared,
+            ):
                 if str(shared["version"]) == version:
                     parts.append(
                         WindowRows(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -11,14 +11,19 @@ from typing import Any
 import httpx
 import pandas as pd
 import pytest
+import redis
 
 from segmentation.artifact import ASSIGNMENTS_FILE, point_latest
 from service.api.app import create_app
 from service.config import Settings
+from service.shared_state import DirectoryState, RedisState, SharedState
 from tests.service.helpers import CRM_KEY, KEYS
+from tests.service.redis_server import RedisServer, redis_server
 from training.job import TrainingOptions, TrainingResult, train
 
 ClientFactory = Callable[..., Any]
+
+NewWorker = Callable[[], SharedState]
 
 
 @asynccontextmanager
@@ -79,3 +84,30 @@ def versions(two_versions: tuple[Path, str, str], tmp_path: Path) -> tuple[Path,
     models = tmp_path / "models"
     shutil.copytree(source, models)
     return models, first, second
+
+
+@pytest.fixture(scope="session")
+def session_redis() -> Iterator[RedisServer]:
+    with redis_server() as server:
+        yield server
+
+
+@pytest.fixture(params=["directory", "redis"])
+def worker(
+    request: pytest.FixtureRequest, tmp_path: Path, session_redis: RedisServer
+) -> Iterator[NewWorker]:
+    made: list[SharedState] = []
+
+    def new_worker() -> SharedState:
+        state: SharedState = (
+            DirectoryState(tmp_path)
+            if request.param == "directory"
+            else RedisState(session_redis.url)
+        )
+        made.append(state)
+        return state
+
+    yield new_worker
+    for state in made:
+        state.close()
+    redis.Redis.from_url(session_redis.url).flushdb()

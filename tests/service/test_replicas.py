@@ -2,8 +2,9 @@
 nginx, one PostgreSQL database, one Redis, under load with switches of model.
 
 What only real processes can show: every process follows a switch made through any one of
-them within seconds, a client gets its rate limit once (not once per process), and the
-store keeps every recorded answer exactly once.
+them within seconds, a client gets its rate limit once (not once per process), the store
+keeps every recorded answer exactly once, and the shadow's counts and the drift window
+cover every process's customers, whichever process reports them.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
+from service.api.app import SHARE_SECONDS
 from tests.service.helpers import ADMIN_KEY
 from tests.service.processes import service_process, wait_for_log
 from tests.service.redis_server import redis_server
@@ -33,6 +35,8 @@ LOAD_CLIENTS = 12
 LOAD_SECONDS = 12.0
 REPEATED_KEYS = 300
 """The load's customers: each is scored several times, under both models."""
+SHADOWED = 300
+"""Customers scored while a shadow runs."""
 SWITCH_SECONDS = 10.0
 """How long every process may take to serve a version switched to through another one."""
 
@@ -84,6 +88,7 @@ def test_three_processes_behind_a_proxy_act_as_one_service(
         ports = stack.enter_context(replicas(models_dir, tmp_path, database_url, redis.url))
         proxy_url = stack.enter_context(reverse_proxy(ports, tmp_path / "proxy"))
         load = asyncio.run(_load_with_switches(proxy_url, ports, first, second))
+        shadow_reports, drift_reports = asyncio.run(_observed_everywhere(proxy_url, ports, second))
         admitted, elapsed = asyncio.run(_as_fast_as_possible(proxy_url, "campaign", 1_500))
         assert load.statuses == {200}, f"errors under load: {load.statuses}"
         assert all(answer["recorded"] is True for answer in load.answers)
@@ -95,6 +100,12 @@ def test_three_processes_behind_a_proxy_act_as_one_service(
         # (per process, the six workers would have let all 1,500 through).
         assert PER_MINUTE <= admitted <= PER_MINUTE + elapsed * PER_MINUTE / 60 + 2
         _check_store(database_url, load.answers)
+        # Whichever process is asked, the shadow's counts and the drift window cover the
+        # customers every worker of every process scored.
+        assert {report["customers"] for report in shadow_reports} == {SHADOWED}
+        assert {report["requests"] for report in shadow_reports} == {SHADOWED}
+        windows = {report["window"]["customers"] for report in drift_reports}
+        assert len(windows) == 1 and windows.pop() >= SHADOWED
 
 
 class Load:
@@ -154,6 +165,31 @@ async def _every_process_serves(ports: list[int], version: str, since: float) ->
                 return time.monotonic() - since
             assert time.monotonic() - since < SWITCH_SECONDS * 2, f"still serving {served}"
             await asyncio.sleep(0.1)
+
+
+async def _observed_everywhere(
+    proxy_url: str, ports: list[int], version: str
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Shadow with ``version`` (started through the proxy), score ``SHADOWED`` customers
+    through the proxy, then ask every process directly for the shadow's report and the
+    drift report."""
+    admin = {"X-API-Key": ADMIN_KEY}
+    async with httpx.AsyncClient(base_url=proxy_url, timeout=30) as client:
+        started = await client.post("/admin/shadow", json={"version": version}, headers=admin)
+        assert started.status_code == 200, started.text
+        await asyncio.sleep(2 * SHARE_SECONDS)  # every worker takes the shadow up
+        headers = {"X-API-Key": CLIENT_KEYS["load-0"]}
+        for number in range(SHADOWED):
+            sent = live_customer(number, f"shadowed-{number}")
+            assert (await client.post("/segment", json=sent, headers=headers)).status_code == 200
+        await asyncio.sleep(2.5 * SHARE_SECONDS)  # every worker has shared its counts
+        shadows, drifts = [], []
+        for port in ports:
+            base = f"http://127.0.0.1:{port}"
+            shadows.append((await client.get(f"{base}/admin/shadow", headers=admin)).json())
+            ops = {"X-API-Key": CLIENT_KEYS["ops"]}
+            drifts.append((await client.get(f"{base}/drift", headers=ops)).json())
+    return shadows, drifts
 
 
 async def _as_fast_as_possible(

@@ -109,7 +109,8 @@ async def start_shadow(holder: HolderDep, shadow: ShadowDep, request: ShadowRequ
     """Score every live request with this version too, on every worker; answers still come
     from the active version alone. The version is verified exactly as a reload verifies it
     (409 if it does not verify or is the active version, 404 if unknown). A shadow running
-    before is replaced. A shadow survives neither a restart nor a promotion."""
+    before is replaced. A shadow ends with a promotion; on one machine it ends with a
+    restart too, while with REDIS_URL it is kept in Redis and survives a rolling restart."""
     active = holder.current().model.version
     report = await run_in_threadpool(shadow.start, request.version, active=active)
     logger.info("shadow scoring with %s started", request.version)

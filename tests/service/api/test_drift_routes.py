@@ -95,11 +95,11 @@ def test_drift_over_two_workers_flags_the_shifted_features_and_only_them(
         before = asyncio.run(send(alike))
         after = asyncio.run(send(shifted))
         # Both workers scored some of the customers, and each report covered both.
-        shared = [np.load(path) for path in sorted(state.glob("drift-*.npz"))]
+        shared = [np.load(path) for path in sorted(state.glob("drift-*.piece"))]
         assert len(shared) == 2 and all(len(part["times"]) > 0 for part in shared)
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=60) == 0
-    assert not list(state.glob("drift-*.npz"))  # stopping workers take their customers out
+    assert not list(state.glob("drift-*.piece"))  # stopping workers take their customers out
     assert before["window"]["customers"] == 5_000
     assert before["retrain_recommended"] is False
     for column, feature in enumerate(FEATURES):

@@ -185,7 +185,7 @@ def test_the_shadow_report_adds_up_every_worker(
                 return await report(client)
 
         shadowed = asyncio.run(run())
-        tallies = list((tmp_path / "state").glob("shadow-tally-*.json"))
+        tallies = list((tmp_path / "state").glob("shadow-tally-*.piece"))
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=60) == 0
     assert log_count(log, f"shadow scoring with {second}") == 2  # each worker shadowed
