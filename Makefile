@@ -31,9 +31,9 @@ lint: $(STAMP)
 
 # What the tests run beside the project, from Debian's packages: nginx in front of several
 # service processes, redis-server for the shared rate limits (the machine's own service is
-# left alone: tests start and stop their own).
-SYSTEM_COMMANDS := /usr/sbin/nginx /usr/bin/redis-server
-SYSTEM_PACKAGES := nginx redis-server
+# left alone: tests start and stop their own), chromium for the dashboard's browser tests.
+SYSTEM_COMMANDS := /usr/sbin/nginx /usr/bin/redis-server /usr/bin/chromium
+SYSTEM_PACKAGES := nginx redis-server chromium
 
 system-packages:
 	@for command in $(SYSTEM_COMMANDS); do test -x $$command || missing=1; done; \
