@@ -24,6 +24,7 @@ from service.api.query_parameters import refuse_unknown_query_parameters
 from service.api.routes import (
     admin,
     customers,
+    dashboard,
     drift,
     health,
     inference_protocol,
@@ -76,7 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.holder = holder
         shadow = Shadow(shared, holder.verified_model)
         app.state.shadow = shadow
-        rescoring = StoreRescoring(records, lambda: _served_model(holder), state_dir)
+        rescoring = StoreRescoring(records, lambda: _served_model(holder), state_dir, shared)
         app.state.rescoring = rescoring
         await run_in_threadpool(holder.load_latest)
         _tune_gc_for_serving()
@@ -137,7 +138,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in guarded:
         # What the middleware may answer on any of these (keys, rate limit, timeout).
         app.include_router(router, responses=errors(401, 403, 429, 504))
-    for router in (health.router, metrics.router):
+    for router in (health.router, metrics.router, dashboard.router):
         app.include_router(router)
     return app
 

@@ -11,8 +11,6 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import numpy as np
-
 from segmentation.features import FEATURE_LABELS, FEATURES
 from segmentation.manifest import Manifest, Segment
 from segmentation.moves import SegmentMoves

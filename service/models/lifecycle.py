@@ -31,6 +31,7 @@ from service.errors import (
 )
 from service.models.model_holder import ModelHolder
 
+
 def list_versions(models_dir: Path, shadow: str | None = None) -> dict[str, Any]:
     """Every published version, newest first, with its status, key figures and history.
 
@@ -83,9 +84,7 @@ def reload(holder: ModelHolder, version: str | None, *, by: str) -> tuple[str, s
         As :meth:`ModelHolder.activate`; nothing changes.
     """
     activated, previous = holder.activate(version)
-    lifecycle.record_activation(
-        holder.models_dir, activated, previous, by=by, reason=RELOAD_REASON
-    )
+    lifecycle.record_activation(holder.models_dir, activated, previous, by=by, reason=RELOAD_REASON)
     return activated, previous
 
 
@@ -231,7 +230,8 @@ def _status(models_dir: Path, version: str) -> lifecycle.Status:
     try:
         check_version_name(version)
     except ArtifactError as error:
-        raise InvalidInput(error.message, details=[detail("version", error.code, error.message)])
+        details = [detail("version", error.code, error.message)]
+        raise InvalidInput(error.message, details=details) from None
     if version not in lifecycle.published_versions(models_dir):
         raise VersionNotFound(
             f"version {version!r} does not exist",

@@ -15,7 +15,6 @@ from pathlib import Path
 
 from segmentation.artifact import ArtifactError, point_latest, read_latest
 from service import metrics
-from service.models.active_model import ActiveModel
 from service.config import Settings
 from service.errors import (
     InvalidInput,
@@ -25,6 +24,7 @@ from service.errors import (
     VersionRejected,
     detail,
 )
+from service.models.active_model import ActiveModel
 from service.models.model_loading import load_model
 from service.models.snapshot import TrainingSnapshot
 

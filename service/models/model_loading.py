@@ -8,8 +8,8 @@ from pathlib import Path
 
 from segmentation.artifact import ASSIGNMENTS_FILE, ArtifactError, read_latest, verify_version
 from segmentation.features import FEATURES
-from segmentation.manifest import Manifest
 from segmentation.kernels import warm_up
+from segmentation.manifest import Manifest
 from service.models.active_model import ActiveModel
 from service.models.snapshot import TrainingSnapshot
 

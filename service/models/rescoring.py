@@ -3,9 +3,10 @@
 After a promotion, a rollback or a reload, the customers whose latest assignment another
 version made are rescored by the active one from their stored features, a page at a time,
 off the request path, each page in one transaction. One worker of the service does it (the
-one holding a lock in the workers' state directory; every worker tries once a second, so
-another takes over when it stops) and writes its progress there, so that every worker's
-``/ready`` and ``/metrics`` report it.
+one holding a lock in the workers' state directory and, on PostgreSQL, the store's lock
+that one process of all the replicas holds; every worker tries once a second, so another
+takes over when it stops) and writes its progress in the shared state
+(:mod:`service.shared_state`), so that every worker's ``/ready`` and ``/metrics`` report it.
 
 Nothing needs remembering to resume: what is left is whatever another version assigned
 last, which the store finds with a few seeks in its version index. A restart, a crash, a
@@ -30,17 +31,18 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from segmentation.artifact import write_bytes_atomically
 from segmentation.lifecycle import now
 from service import metrics
 from service.customer_records import CustomerRecords, to_keep
 from service.models.active_model import ActiveModel
+from service.shared_state import SharedState
 from service.store.assignments import Assignments
 
 logger = logging.getLogger(__name__)
 
 PROGRESS_FILE = "rescoring.json"
 LOCK_FILE = "rescoring.lock"
+STORE_LOCK = "segmentation-rescoring"
 PAGE_SIZE = 1_000
 """Customers rescored per transaction: a few milliseconds of locks on their rows."""
 _PROGRESS_SECONDS = 0.5
@@ -74,21 +76,22 @@ class StoreRescoring:
         records: CustomerRecords,
         active: Callable[[], ActiveModel | None],
         state_dir: Path,
+        shared: SharedState,
     ) -> None:
         self._records = records
         self._active = active
-        self._progress_file = state_dir / PROGRESS_FILE
+        self._shared = shared
         self._lock_file = state_dir / LOCK_FILE
         self._stopping = threading.Event()
 
     def progress(self) -> RescoringProgress | None:
         """The latest progress any worker wrote, or None when no rescoring was needed yet."""
-        try:
-            document = json.loads(self._progress_file.read_bytes())
-            return RescoringProgress(**document)
-        except FileNotFoundError:
+        document = self._shared.read(PROGRESS_FILE)
+        if document is None:
             return None
-        except (OSError, ValueError, TypeError) as error:
+        try:
+            return RescoringProgress(**json.loads(document))
+        except (ValueError, TypeError) as error:
             logger.warning("rescoring progress unreadable: %s", error)
             return None
 
@@ -108,11 +111,16 @@ class StoreRescoring:
         if model is None or self._stopping.is_set():
             return
         with self._lock() as held:
-            if held:
-                self._run(model)
+            if not held:
+                return
+            with self._records.store.exclusively(STORE_LOCK) as held_across_replicas:
+                if held_across_replicas:
+                    self._run(model)
 
     @contextlib.contextmanager
     def _lock(self) -> Iterator[bool]:
+        """Whether this worker holds the lock among the workers of its machine (asked
+        first: it costs no round trip to the database)."""
         descriptor = os.open(self._lock_file, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             try:
@@ -164,8 +172,7 @@ class StoreRescoring:
         return model is None or model.version != version
 
     def _publish(self, progress: RescoringProgress) -> None:
-        document = json.dumps(progress.as_dict()).encode()
-        write_bytes_atomically(self._progress_file, document)
+        self._shared.write(PROGRESS_FILE, json.dumps(progress.as_dict()).encode())
         metrics.set_rescoring_remaining(progress.remaining)
 
 

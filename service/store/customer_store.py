@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import logging
 import threading
 import time
@@ -109,6 +110,38 @@ class CustomerStore:
                 yield connection
         except (SQLAlchemyError, psycopg.Error) as error:
             raise unavailable(error) from error
+
+    @contextmanager
+    def exclusively(self, name: str) -> Iterator[bool]:
+        """Whether this process now holds the store-wide lock ``name``, for the block.
+
+        On PostgreSQL an advisory lock on a connection of its own, so that one process of
+        all the replicas sharing the database holds it (the server lets it go if the
+        process dies). On SQLite always true: the file has one machine, whose workers
+        agree among themselves.
+
+        Raises
+        ------
+        StoreUnavailable
+            The database could not be asked.
+        """
+        if self.dialect != "postgresql":
+            yield True
+            return
+        with self._connection(write=False) as connection:
+            lock = {"name": name}
+            held = bool(
+                connection.execute(
+                    text("SELECT pg_try_advisory_lock(hashtext(:name))"), lock
+                ).scalar_one()
+            )
+            try:
+                yield held
+            finally:
+                if held:
+                    with contextlib.suppress(SQLAlchemyError, psycopg.Error):
+                        # A connection that failed has taken the lock with it.
+                        connection.execute(text("SELECT pg_advisory_unlock(hashtext(:name))"), lock)
 
     def ensure_migrated(self) -> None:
         """Migrate on first use (see :meth:`_migrate_or_fail_fast`); a no-op after."""

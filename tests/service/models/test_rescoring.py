@@ -15,10 +15,12 @@ from service.customer_records import CustomerRecords
 from service.models import rescoring as rescoring_module
 from service.models.active_model import ActiveModel
 from service.models.model_loading import load_model
-from service.models.rescoring import LOCK_FILE, StoreRescoring
+from service.models.rescoring import LOCK_FILE, STORE_LOCK, StoreRescoring
 from service.models.snapshot import TrainingSnapshot
+from service.shared_state import DirectoryState
 from service.store.customer_store import CustomerStore
 from service.store.errors import StoreUnavailable
+from tests.service.store.conftest import fresh_postgres_database
 
 
 @pytest.fixture
@@ -76,7 +78,9 @@ def test_a_stopped_rescoring_resumes_where_it_was_and_assigns_everyone_once(
 
     # A worker stops after two pages (its model changed under it, as when it shuts down).
     answers = iter([switch.new, switch.new, switch.new, None])
-    stopping = StoreRescoring(records, lambda: next(answers, None), tmp_path)
+    stopping = StoreRescoring(
+        records, lambda: next(answers, None), tmp_path, DirectoryState(tmp_path)
+    )
     stopping.check()
     progress = stopping.progress()
     assert progress is not None
@@ -85,7 +89,7 @@ def test_a_stopped_rescoring_resumes_where_it_was_and_assigns_everyone_once(
     assert records.store.versions_other_than(switch.second) == {switch.first: known - 200}
 
     # Another worker (or the same, restarted) carries on and finishes.
-    resumed = StoreRescoring(records, lambda: switch.new, tmp_path)
+    resumed = StoreRescoring(records, lambda: switch.new, tmp_path, DirectoryState(tmp_path))
     resumed.check()
     progress = resumed.progress()
     assert progress is not None
@@ -105,7 +109,7 @@ def test_a_stopped_rescoring_resumes_where_it_was_and_assigns_everyone_once(
 def test_one_worker_rescores_at_a_time(
     switch: Switch, records: CustomerRecords, tmp_path: Path
 ) -> None:
-    rescoring = StoreRescoring(records, lambda: switch.new, tmp_path)
+    rescoring = StoreRescoring(records, lambda: switch.new, tmp_path, DirectoryState(tmp_path))
     descriptor = os.open(tmp_path / LOCK_FILE, os.O_RDWR | os.O_CREAT)
     try:
         fcntl.flock(descriptor, fcntl.LOCK_EX)  # another worker is at it
@@ -116,6 +120,29 @@ def test_one_worker_rescores_at_a_time(
         os.close(descriptor)
     rescoring.check()
     assert records.store.versions_other_than(switch.second) == {}
+
+
+def test_one_process_of_all_the_replicas_rescores_at_a_time(
+    versions: tuple[Path, str, str], tmp_path: Path
+) -> None:
+    models, first, second = versions
+    old, snapshot = load_model(models, first, self_test_rows=100)
+    new, _ = load_model(models, second, self_test_rows=100)
+    with fresh_postgres_database() as url:
+        records, other_replica = CustomerRecords(CustomerStore(url)), CustomerStore(url)
+        try:
+            records.import_snapshot(old, snapshot)
+            rescoring = StoreRescoring(records, lambda: new, tmp_path, DirectoryState(tmp_path))
+            with other_replica.exclusively(STORE_LOCK) as held:
+                assert held  # another replica is at it: this one leaves the store alone
+                rescoring.check()
+                assert rescoring.progress() is None
+                assert first in records.store.versions_other_than(second)
+            rescoring.check()
+            assert records.store.versions_other_than(second) == {}
+        finally:
+            records.close()
+            other_replica.dispose()
 
 
 def test_a_failed_page_stops_the_check_and_the_next_one_carries_on(
@@ -132,7 +159,7 @@ def test_a_failed_page_stops_the_check_and_the_next_one_carries_on(
             "CREATE TRIGGER refuse BEFORE UPDATE ON latest_assignments "
             f"WHEN NEW.customer_key = '{refused}' BEGIN SELECT RAISE(ABORT, 'refused'); END"
         )
-    rescoring = StoreRescoring(records, lambda: switch.new, tmp_path)
+    rescoring = StoreRescoring(records, lambda: switch.new, tmp_path, DirectoryState(tmp_path))
     with pytest.raises(StoreUnavailable):
         rescoring.check()
     left = records.store.versions_other_than(switch.second)[switch.first]
