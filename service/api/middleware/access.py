@@ -50,6 +50,15 @@ def is_admin_path(path: str) -> bool:
     return path == ADMIN_PREFIX or path.startswith(ADMIN_PREFIX + "/")
 
 
+DASHBOARD_PREFIX = "/dashboard"
+
+
+def is_dashboard(path: str) -> bool:
+    """Whether ``path`` is the operations dashboard: a browser cannot send ``X-API-Key``, so
+    its routes check their own signed session cookie (``service.dashboard.sessions``)."""
+    return path == DASHBOARD_PREFIX or path.startswith(DASHBOARD_PREFIX + "/")
+
+
 class ApiKeyAccess:
     """Check ``X-API-Key``: 401 when missing, 403 when wrong, with the error shape.
 
@@ -80,7 +89,7 @@ class ApiKeyAccess:
             await self.app(scope, receive, send)
             return
         path = route_path(scope)
-        if path in OPEN_PATHS or is_documentation(path):
+        if path in OPEN_PATHS or is_documentation(path) or is_dashboard(path):
             await self.app(scope, receive, send)
             return
         admin = is_admin_path(path)

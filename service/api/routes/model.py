@@ -1,8 +1,9 @@
-"""The active model's manifest summary, and every published version with its status."""
+"""The active model's manifest summary and training report, and every published version
+with its status."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Path, Query
 from fastapi.concurrency import run_in_threadpool
@@ -14,18 +15,54 @@ from service.api.deps import HolderDep, RecordsDep, ServingDep, SettingsDep, Sha
 from service.api.responses import JSONBytesResponse
 from service.api.routes.openapi import errors
 from service.models.lifecycle import comparison, list_versions
+from service.models.training_report import training_report
 from service.schemas import ComparisonReport, ModelSummary, ModelVersions
 
 _DEFAULTS = Thresholds()
 VersionName = Annotated[str, Path(max_length=VERSION_NAME_MAX_LENGTH, pattern=VERSION_NAME_PATTERN)]
 
+REPORT_POLICY: Final = (
+    "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; "
+    "form-action 'none'; frame-ancestors 'none'"
+)
+"""The model card is one self-contained page (inline style, figures as data: images): it
+may load nothing and run nothing, whatever its bytes say."""
+HTML_ANSWER: Final[dict[int | str, dict[str, Any]]] = {
+    200: {"content": {"text/html": {"schema": {"type": "string"}}}}
+}
+"""A route's 200 is HTML (its refusals keep the JSON error shape)."""
+
 router = APIRouter(tags=["model"])
+
+
+def training_report_response(content: bytes) -> Response:
+    """A model card as answered: HTML, sandboxed by its content security policy."""
+    headers = {"Content-Security-Policy": REPORT_POLICY, "X-Content-Type-Options": "nosniff"}
+    return Response(content, media_type="text/html; charset=utf-8", headers=headers)
 
 
 @router.get("/model", response_model=ModelSummary, responses=errors(503))
 async def read_model(serving: ServingDep) -> Response:
     """Which model answers, when and on what it was trained, and how well it fits."""
     return JSONBytesResponse(serving.model.summary())
+
+
+@router.get(
+    "/model/report",
+    responses={**HTML_ANSWER, **errors(404, 409, 503)},
+)
+async def read_model_report(
+    serving: ServingDep, holder: HolderDep, settings: SettingsDep
+) -> Response:
+    """The served version's training report (its model card, HTML), verified as a reload
+    verifies the version."""
+    content = await run_in_threadpool(
+        training_report,
+        holder.models_dir,
+        serving.model.version,
+        signing_keys=settings.signing_keys,
+    )
+    return training_report_response(content)
 
 
 @router.get("/models", response_model=ModelVersions, responses=errors(503))
@@ -80,3 +117,18 @@ async def compare_versions(
         signing_keys=settings.signing_keys,
     )
     return JSONBytesResponse(report)
+
+
+@router.get(
+    "/models/{version}/report",
+    responses={**HTML_ANSWER, **errors(404, 409, 422)},
+)
+async def read_version_report(
+    version: VersionName, holder: HolderDep, settings: SettingsDep
+) -> Response:
+    """A version's training report (its model card, HTML), verified as a reload verifies
+    the version: 404 for an unknown version, 409 for one that does not verify."""
+    content = await run_in_threadpool(
+        training_report, holder.models_dir, version, signing_keys=settings.signing_keys
+    )
+    return training_report_response(content)
