@@ -1,264 +1,210 @@
-"""`python -m service.score_file INPUT --out OUTPUT [--store]`: score a whole customer file.
+"""`python -m service.score_file INPUT --out OUTPUT [--dask ADDRESS|local] [--store]`: score
+a whole customer base from files.
 
 INPUT is a CSV or Parquet file, or a folder of them (taken in name order), with the bank's
 column names or snake_case ones. Every row goes through the same validation and scoring as
 ``POST /segment/batch``, chunk by chunk, with the model ``latest`` names (verified as the
-service verifies it). OUTPUT gets one row per input row: ``customer_key, segment_id,
-confidence, atypical, model_version`` and ``error`` (what was wrong with a refused row);
-Parquet when its name ends in ``.parquet``, CSV otherwise, written whole or not at all.
-With ``--store``, the assignments of rows with a key are recorded in the customer store
-too. A progress bar shows on a terminal; a summary follows.
+service verifies it). OUTPUT gets one row per input row, in input order: ``customer_key,
+segment_id, confidence, atypical, model_version``, and for a refused row ``error`` (what is
+wrong) and ``location`` (its file and line); Parquet when its name ends in ``.parquet``,
+CSV otherwise. It is written as the chunks are scored, into a hidden file beside it that
+takes its name only once complete: memory does not grow with the size of the base, and a
+failed run leaves no partial answer behind.
+
+With ``--dask ADDRESS`` (a scheduler such as ``tcp://10.0.0.5:8786``) the chunks are scored
+on that Dask cluster, and with ``--dask local`` on a cluster of this machine's cores, by
+the same function; the answer is identical. With ``--store``, the assignments of rows with
+a key are recorded in the customer store too (in one process only). A progress bar shows
+on a terminal; a summary follows.
 
 Exit status: 0 when every row was scored (and, with ``--store``, recorded); 1 when rows
-were refused (each listed with its file and line, and counted) or not recorded; 2 when
-nothing could be done (no such input, an unreadable file, no valid model).
+were refused (the first listed with their file and line, all counted) or not recorded; 2
+when nothing could be done (no such input, an unreadable or damaged file, wrong columns, no
+valid model, an unreachable Dask scheduler), with one line saying why.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import logging
 import os
 import sys
-import tempfile
-from collections import Counter
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-import numpy as np
-from rich.console import Console
-from rich.progress import Progress
-
-from segmentation.artifact import ArtifactError, write_bytes_atomically
-from service.config import settings_for_command
+from segmentation.artifact import ArtifactError
+from service.config import Settings, settings_for_command
 from service.customer_records import CustomerRecords
-from service.errors import ServiceError
 from service.models.active_model import ActiveModel
 from service.models.model_loading import load_model
-from service.scoring.batch_scoring import score_batch
-from service.scoring.customer_input import CustomerBatch, parse_csv_batch
-from service.spreadsheet_csv import to_csv
 from service.store.customer_store import CustomerStore
+from service.whole_base.chunk_scoring import OUTPUT_COLUMNS
+from service.whole_base.errors import WholeBaseError
+from service.whole_base.output import OutputFile
+from service.whole_base.pieces import Piece, input_files, plan_pieces
+from service.whole_base.progress import FileProgress
+from service.whole_base.single_process import score_in_process
+from service.whole_base.tally import Tally
 
 logger = logging.getLogger(__name__)
 
 CHUNK_SIZE = 10_000
-OUTPUT_COLUMNS = ("customer_key", "segment_id", "confidence", "atypical", "model_version", "error")
-INPUT_SUFFIXES = (".csv", ".parquet")
-_ERRORS_SHOWN = 10
-
-
-def chunks(batch: CustomerBatch, size: int) -> list[CustomerBatch]:
-    """Split a validated batch into consecutive pieces (errors travel with their rows)."""
-    pieces = []
-    for start in range(0, batch.size, size):
-        stop = min(start + size, batch.size)
-        rows = [row for row, index in enumerate(batch.positions) if start <= index < stop]
-        pieces.append(
-            CustomerBatch(
-                size=stop - start,
-                features=batch.features[rows] if rows else np.empty((0, batch.features.shape[1])),
-                keys=[batch.keys[row] for row in rows],
-                positions=[batch.positions[row] - start for row in rows],
-                errors={i - start: e for i, e in batch.errors.items() if start <= i < stop},
-                invalid_keys={
-                    i - start: key for i, key in batch.invalid_keys.items() if start <= i < stop
-                },
-            )
-        )
-    return pieces
-
-
-@dataclass
-class Outcome:
-    """What scoring the files gave: the output rows, and what went wrong where."""
-
-    rows: list[dict[str, Any]] = field(default_factory=list)
-    counts: Counter[str] = field(default_factory=Counter)
-    refused: list[str] = field(default_factory=list)
-    unrecorded: int = 0
+CONNECT_TIMEOUT_SECONDS = 10.0
+__all__ = ["CHUNK_SIZE", "OUTPUT_COLUMNS", "main"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     settings = settings_for_command()
-    parser = argparse.ArgumentParser(prog="python -m service.score_file", description=__doc__)
+    arguments = _parser(settings).parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if arguments.store and arguments.dask:
+        return _fail(
+            "--store cannot be used with --dask: every worker would need the store's address "
+            "and credentials and its own connections, and the store's write rate, not "
+            "scoring, bounds a recorded run; record in one process (without --dask)"
+        )
+    try:
+        if arguments.dask:
+            _require_dask()
+        files = input_files(arguments.input, excluding=arguments.out)
+        model = _model(arguments.models_dir, settings)
+        pieces = plan_pieces(
+            files, chunk_size=arguments.chunk_size, split=arguments.dask is not None
+        )
+        tally = (
+            _score_on_dask(arguments, model, pieces)
+            if arguments.dask
+            else _score_in_process(arguments, model, pieces)
+        )
+    except WholeBaseError as error:
+        return _fail(error.message)
+    _report(model.version, arguments.out, tally)
+    return 1 if tally.refused or tally.unrecorded else 0
+
+
+def _parser(settings: Settings) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m service.score_file",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("input", type=Path, help="a CSV or Parquet file, or a folder of them")
     parser.add_argument("--out", type=Path, required=True, help="OUTPUT: .parquet or CSV")
     parser.add_argument("--store", action="store_true", help="record keyed rows in the store")
     parser.add_argument("--models-dir", type=Path, default=settings.models_dir)
     parser.add_argument("--database-url", default=settings.database_url)
-    parser.add_argument("--chunk-size", type=int, default=CHUNK_SIZE)
-    arguments = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    parser.add_argument("--chunk-size", type=_positive, default=CHUNK_SIZE)
+    parser.add_argument(
+        "--dask",
+        metavar="ADDRESS",
+        help="score on the Dask scheduler at ADDRESS (tcp://host:8786), or 'local' for a "
+        "cluster of this machine's cores",
+    )
+    parser.add_argument(
+        "--dask-workers",
+        type=_positive,
+        default=os.cpu_count() or 1,
+        help="worker processes of --dask local (default: the machine's cores)",
+    )
+    parser.add_argument(
+        "--dask-timeout",
+        type=_seconds,
+        default=CONNECT_TIMEOUT_SECONDS,
+        help="seconds to wait for the Dask scheduler (default: %(default)s)",
+    )
+    return parser
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} should be at least 1")
+    return value
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{value} should be more than 0")
+    return value
+
+
+def _require_dask() -> None:
+    """Fail before any work when Dask is missing: it is an optional extra, imported only
+    for ``--dask``."""
     try:
-        files = input_files(arguments.input)
+        import service.whole_base.on_dask  # noqa: F401
+    except ImportError as error:
+        raise WholeBaseError(
+            f"--dask needs Dask, which is not installed ({error}): "
+            "pip install 'customer-segmentation[dask]'"
+        ) from None
+
+
+def _model(models_dir: Path, settings: Settings) -> ActiveModel:
+    try:
         model, _ = load_model(
-            arguments.models_dir,
+            models_dir,
             signing_keys=settings.signing_keys,
             self_test_rows=settings.self_test_rows,
         )
-    except OSError as error:
-        return _fail(f"{arguments.input}: {error.strerror or error}")
     except ArtifactError as error:
-        return _fail(f"model: {error.code}: {error.message}")
+        raise WholeBaseError(f"model: {error.code}: {error.message}") from None
+    return model
+
+
+def _score_on_dask(arguments: argparse.Namespace, model: ActiveModel, pieces: list[Piece]) -> Tally:
+    """Score on the cluster into the output file, which takes its name only when complete."""
+    from service.whole_base.on_dask import dask_client, score_on_dask
+
+    with (
+        dask_client(
+            arguments.dask, timeout=arguments.dask_timeout, workers=arguments.dask_workers
+        ) as client,
+        OutputFile(arguments.out) as output,
+        FileProgress(pieces) as progress,
+    ):
+        tally = score_on_dask(
+            client, model, pieces, output, progress, chunk_size=arguments.chunk_size
+        )
+        output.commit()
+    return tally
+
+
+def _score_in_process(
+    arguments: argparse.Namespace, model: ActiveModel, pieces: list[Piece]
+) -> Tally:
+    """Score here into the output file, which takes its name only when complete."""
     records = CustomerRecords(CustomerStore(arguments.database_url)) if arguments.store else None
     try:
-        outcome = score_files(model, files, records, max(arguments.chunk_size, 1))
-    except OSError as error:
-        return _fail(f"{error.filename or arguments.input}: {error.strerror or error}")
-    except ServiceError as error:
-        return _fail(error.message)
+        with OutputFile(arguments.out) as output, FileProgress(pieces) as progress:
+            tally = score_in_process(
+                model, pieces, output, progress, chunk_size=arguments.chunk_size, records=records
+            )
+            output.commit()
     finally:
         if records is not None:
             records.close()
-    write_output(arguments.out, outcome.rows)
-    _report(model.version, arguments.out, outcome)
-    return 1 if outcome.refused or outcome.unrecorded else 0
+    return tally
 
 
-def input_files(path: Path) -> list[Path]:
-    """The files to score: ``path`` itself, or the CSV and Parquet files in it by name."""
-    if path.is_dir():
-        found = sorted(p for p in path.iterdir() if p.suffix.lower() in INPUT_SUFFIXES)
-        if not found:
-            raise FileNotFoundError(0, "no .csv or .parquet file in the folder", str(path))
-        return found
-    if not path.is_file():
-        raise FileNotFoundError(0, "no such file or folder", str(path))
-    return [path]
-
-
-def score_files(
-    model: ActiveModel, files: list[Path], records: CustomerRecords | None, chunk_size: int
-) -> Outcome:
-    """Score every file in chunks; a progress bar on a terminal."""
-    outcome = Outcome()
-    console = Console(stderr=True)
-    with Progress(console=console, disable=not console.is_terminal) as progress:
-        for path in files:
-            batch, lines = read_customers(path)
-            task = progress.add_task(path.name, total=batch.size)
-            for number, piece in enumerate(chunks(batch, chunk_size)):
-                first = number * chunk_size
-                _score_piece(model, piece, records, outcome, path, lines[first:])
-                progress.advance(task, piece.size)
-    return outcome
-
-
-def read_customers(path: Path) -> tuple[CustomerBatch, list[str]]:
-    """A file's customers, validated, and where each data row is (``line N`` of a CSV, as
-    an editor numbers it; ``row N`` of a Parquet file)."""
-    if path.suffix.lower() == ".parquet":
-        import pyarrow.csv as arrow_csv  # a command's import: the service never needs it
-        import pyarrow.parquet as parquet
-
-        table = parquet.read_table(path)
-        buffer = io.BytesIO()
-        arrow_csv.write_csv(table, buffer)
-        batch = _parsed(path, buffer.getvalue())
-        return batch, [f"row {row + 1}" for row in range(batch.size)]
-    content = path.read_bytes()
-    return _parsed(path, content), [f"line {line}" for line in _data_lines(content)]
-
-
-def _parsed(path: Path, content: bytes) -> CustomerBatch:
-    try:
-        return parse_csv_batch(content, max_size=sys.maxsize)
-    except ServiceError as error:
-        raise ServiceError(f"{path}: {error.message}") from None
-
-
-def _data_lines(content: bytes) -> Iterator[int]:
-    """The first line of each data row, blank rows skipped as the parser skips them."""
-    text = content.decode("utf-8-sig", errors="replace")
-    reader = csv.reader(io.StringIO(text, newline=""))
-    next(reader, None)  # the header
-    start = reader.line_num + 1
-    for row in reader:
-        if "".join(row).strip():
-            yield start
-        start = reader.line_num + 1
-
-
-def _score_piece(
-    model: ActiveModel,
-    piece: CustomerBatch,
-    records: CustomerRecords | None,
-    outcome: Outcome,
-    path: Path,
-    lines: list[str],
-) -> None:
-    response = score_batch(model, piece, records).response  # records None: nothing kept
-    for result in response["results"]:
-        index = result["index"]
-        error = result.get("error")
-        if error is not None:
-            message = "; ".join(
-                f"{item['field'] or 'row'}: {item['message']} ({item['rule']})"
-                for item in error["details"]
-            )
-            outcome.refused.append(f"{path} {lines[index]}: {message or error['message']}")
-            outcome.rows.append(
-                {**dict.fromkeys(OUTPUT_COLUMNS, None), "customer_key": result["customer_key"],
-                 "model_version": model.version, "error": message or error["message"]}
-            )  # fmt: skip
-            continue
-        outcome.counts[result["segment_id"]] += 1
-        if result.get("recorded") is False:
-            outcome.unrecorded += 1
-        outcome.rows.append(
-            {
-                "customer_key": result["customer_key"],
-                "segment_id": result["segment_id"],
-                "confidence": result["confidence"],
-                "atypical": result["atypical"],
-                "model_version": model.version,
-                "error": None,
-            }
-        )
-
-
-def write_output(path: Path, rows: list[dict[str, Any]]) -> None:
-    """All of ``rows`` into ``path`` (Parquet or CSV by its suffix), replacing it whole."""
-    if path.suffix.lower() != ".parquet":
-        write_bytes_atomically(path, to_csv(rows, OUTPUT_COLUMNS).encode())
-        return
-    import pyarrow as arrow
-    import pyarrow.parquet as parquet
-
-    table = arrow.table({column: [row[column] for row in rows] for column in OUTPUT_COLUMNS})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(handle)
-    try:
-        parquet.write_table(table, temporary)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
-def _report(version: str, out: Path, outcome: Outcome) -> None:
+def _report(version: str, out: Path, tally: Tally) -> None:
     stream = sys.stdout
-    scored = sum(outcome.counts.values())
     stream.write(
-        f"model {version}: {len(outcome.rows)} customers, {scored} scored, "
-        f"{len(outcome.refused)} refused; written to {out}\n"
+        f"model {version}: {tally.customers} customers, {tally.scored} scored, "
+        f"{tally.refused} refused; written to {out}\n"
     )
-    for segment_id, count in outcome.counts.most_common():
+    for segment_id, count in tally.counts.most_common():
         stream.write(f"  {segment_id:<28} {count:>9}\n")
-    if outcome.refused:
-        stream.write(f"{len(outcome.refused)} rows refused, not scored:\n")
-        stream.writelines(f"  {line}\n" for line in outcome.refused[:_ERRORS_SHOWN])
-        if len(outcome.refused) > _ERRORS_SHOWN:
-            stream.write(f"  ... and {len(outcome.refused) - _ERRORS_SHOWN} more (see {out})\n")
-    if outcome.unrecorded:
+    if tally.refused:
+        stream.write(f"{tally.refused} rows refused, not scored:\n")
+        stream.writelines(f"  {line}\n" for line in tally.first_refusals)
+        if tally.refused > len(tally.first_refusals):
+            more = tally.refused - len(tally.first_refusals)
+            stream.write(f"  ... and {more} more (see the error column of {out})\n")
+    if tally.unrecorded:
         stream.write(
-            f"{outcome.unrecorded} assignments could not be recorded: the store is unavailable\n"
+            f"{tally.unrecorded} assignments could not be recorded: the store is unavailable\n"
         )
 
 
