@@ -14,12 +14,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-from service.config import Settings
+from tests.deploy.compose_file import (
+    UVICORN_SETTINGS,
+    environment,
+    load_compose,
+    service,
+    settings_env_names,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
-COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 
@@ -29,32 +33,6 @@ APP_SERVICES = ("api", "train")
 # --------------------------------------------------------------------------- #
 # helpers
 # --------------------------------------------------------------------------- #
-
-
-def load_compose() -> dict[str, Any]:
-    data = yaml.safe_load(COMPOSE_FILE.read_text(encoding="utf-8"))
-    assert isinstance(data, dict), "docker-compose.yml must be a mapping"
-    return data
-
-
-def service(name: str) -> dict[str, Any]:
-    services = load_compose().get("services") or {}
-    assert name in services, f"service {name!r} missing from docker-compose.yml"
-    svc = services[name]
-    assert isinstance(svc, dict)
-    return svc
-
-
-def environment(svc: dict[str, Any]) -> dict[str, str | None]:
-    """A service's environment in either Compose syntax (mapping or NAME=value list)."""
-    env = svc.get("environment") or {}
-    if isinstance(env, dict):
-        return {str(k): None if v is None else str(v) for k, v in env.items()}
-    result: dict[str, str | None] = {}
-    for item in env:
-        name, sep, value = str(item).partition("=")
-        result[name] = value if sep else None
-    return result
 
 
 def volume_mounts(svc: dict[str, Any]) -> list[dict[str, Any]]:
@@ -98,20 +76,6 @@ def healthcheck_command(svc: dict[str, Any]) -> str:
         return test
     assert test[0] in {"CMD", "CMD-SHELL"}, f"healthcheck test must start with CMD: {test}"
     return " ".join(str(part) for part in test[1:])
-
-
-READ_BY_UVICORN = {"FORWARDED_ALLOW_IPS"}
-"""Set for the server under the service, not for the service's own settings."""
-
-
-def settings_env_names() -> set[str]:
-    """Every environment variable Settings reads: prefix + upper-cased field name (or alias)."""
-    prefix = str(Settings.model_config.get("env_prefix") or "")
-    names = set()
-    for field_name, info in Settings.model_fields.items():
-        alias = info.validation_alias if isinstance(info.validation_alias, str) else None
-        names.add((alias or f"{prefix}{field_name}").upper())
-    return names
 
 
 def dockerfile_instructions() -> list[tuple[str, str]]:
@@ -241,7 +205,7 @@ def test_db_keeps_its_data_in_named_volume_when_restarted() -> None:
 def test_app_environment_is_read_by_settings_when_set(name: str) -> None:
     known = settings_env_names()
     assert "MODELS_DIR" in known  # the list really comes from Settings
-    unknown = set(environment(service(name))) - known - READ_BY_UVICORN
+    unknown = set(environment(service(name))) - known - UVICORN_SETTINGS
     assert not unknown, f"{name} sets variables the service never reads: {sorted(unknown)}"
 
 
