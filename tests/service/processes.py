@@ -3,7 +3,9 @@ several workers, signals, shutdown."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -58,12 +60,29 @@ def service_process(
     }
     command = [sys.executable, "-m", "service", "--port", str(port), "--workers", str(workers)]
     with log.open("wb") as output:
+        # A session of its own, so that the workers can be stopped with it (killing the
+        # supervisor alone would leave them running, orphaned, for the rest of the suite).
         process = subprocess.Popen(
-            command, cwd=ROOT, env=settings, stdout=output, stderr=subprocess.STDOUT
+            command,
+            cwd=ROOT,
+            env=settings,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     try:
         yield process, port, log
     finally:
-        if process.poll() is None:
-            process.kill()
+        stop_process_group(process)
+
+
+def stop_process_group(process: subprocess.Popen[bytes]) -> None:
+    """Stop a service and its workers: SIGTERM (a graceful stop), then SIGKILL to whatever
+    of its process group is still there."""
+    if process.poll() is None:
+        process.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(timeout=30)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
