@@ -21,10 +21,13 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from service.client_keys import client_with_key, key_digest
+from service.config import RESERVED_CLIENT_NAME
+
 SESSION_COOKIE = "dashboard_session"
 SESSION_SECONDS = 8 * 60 * 60
 """A working day: a session signed in in the morning ends by the evening."""
-ADMIN_CLIENT = "admin"
+ADMIN_CLIENT = RESERVED_CLIENT_NAME
 """The client name a session signed in with the admin key carries (as in the API's logs)."""
 _LABEL = b"customer-segmentation dashboard session v1"
 _MAX_COOKIE_CHARACTERS = 1024
@@ -45,10 +48,6 @@ def _encode(data: bytes) -> str:
 
 def _decode(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def _digest(key: str) -> bytes:
-    return hashlib.sha256(key.encode()).digest()
 
 
 class DashboardKeys:
@@ -75,9 +74,8 @@ class DashboardKeys:
         keys = dict(client_keys)
         if admin_key is not None and keys:
             keys[ADMIN_CLIENT] = admin_key
-        # Compared as SHA-256 digests, in constant time against every key, as the API's key
-        # check does: neither which key matched nor a key's length shows in the timing.
-        self._digests = tuple((name, _digest(key)) for name, key in sorted(keys.items()))
+        # Compared as the API's key check compares them (service.client_keys).
+        self._digests = tuple((name, key_digest(key)) for name, key in sorted(keys.items()))
         material = json.dumps(sorted(keys.items()), ensure_ascii=False).encode()
         self._secret = hmac.new(material, _LABEL, hashlib.sha256).digest()
         self._clock = clock
@@ -89,12 +87,7 @@ class DashboardKeys:
 
     def client_of(self, given: str) -> str | None:
         """The client whose key ``given`` is, or None."""
-        digest = _digest(given)
-        found = None
-        for name, key in self._digests:
-            if hmac.compare_digest(digest, key):
-                found = name
-        return found
+        return client_with_key(given, self._digests)
 
     def issue(self, client: str) -> tuple[str, Session]:
         """A new session for ``client`` and its cookie value."""

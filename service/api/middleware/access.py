@@ -7,7 +7,6 @@ the digests are kept; a key is never logged, only the name of the client it belo
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import logging
 from collections.abc import Mapping
@@ -25,6 +24,7 @@ from service.api.middleware.asgi import (
     send_error,
 )
 from service.api.middleware.rate_limit import RequestBudget, too_many
+from service.client_keys import client_with_key, key_digest
 from service.config import RESERVED_CLIENT_NAME, Settings
 from service.request_context import CLIENT_NAME
 
@@ -40,10 +40,6 @@ key it sends is refused with 429 unread: guessing keys stays slow."""
 
 API_KEY_HEADER_NAME = "X-API-Key"
 API_KEY_HEADER = API_KEY_HEADER_NAME.lower().encode()
-
-
-def _digest(key: str | bytes) -> bytes:
-    return hashlib.sha256(key.encode() if isinstance(key, str) else key).digest()
 
 
 def is_admin_path(path: str) -> bool:
@@ -79,9 +75,9 @@ class ApiKeyAccess:
     ) -> None:
         self.app = app
         self._clients = tuple(
-            (name, _digest(key.get_secret_value())) for name, key in client_keys.items()
+            (name, key_digest(key.get_secret_value())) for name, key in client_keys.items()
         )
-        self._admin = _digest(admin_key.get_secret_value()) if admin_key is not None else None
+        self._admin = key_digest(admin_key.get_secret_value()) if admin_key is not None else None
         self._failures = RequestBudget(FAILED_KEYS_PER_MINUTE)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -128,16 +124,11 @@ class ApiKeyAccess:
             CLIENT_NAME.reset(token)
 
     def _client_of(self, given: bytes) -> str | None:
-        digest = _digest(given)
-        found = None
-        for name, key in self._clients:
-            if hmac.compare_digest(digest, key):
-                found = name
-        return found
+        return client_with_key(given, self._clients)
 
     def _admin_client(self, given: bytes) -> str | None:
         assert self._admin is not None
-        return ADMIN_CLIENT if hmac.compare_digest(_digest(given), self._admin) else None
+        return ADMIN_CLIENT if hmac.compare_digest(key_digest(given), self._admin) else None
 
 
 def warn_if_open(settings: Settings) -> None:
