@@ -26,6 +26,7 @@ from benchmarks.servers import (
     BENCH_ADMIN_KEY,
     BENCH_API_KEY,
     LIMIT_SETTINGS,
+    OURS_LIMITS,
     RunningServer,
     ServerFailed,
     ServerSpec,
@@ -133,6 +134,7 @@ class BenchmarkRun:
             if server.startswith("ours"):
                 # Production configuration: client keys checked (and metrics, always on).
                 environment["API_KEYS"] = f"bench:{BENCH_API_KEY}"
+                environment.update(OURS_LIMITS)
             if database_url:
                 environment["DATABASE_URL"] = database_url
             if server == "ours-shadow":
@@ -200,7 +202,8 @@ class BenchmarkRun:
         result.note = self.server_notes.get(case.server, "")
         url = running.spec.base_url + case.path
         running.wait_until_idle()
-        problem = check_answer(case, *post(url, first_body(case), case.content_type))
+        answer = post(url, first_body(case), case.content_type, accept=case.accept)
+        problem = check_answer(case, *answer)
         if problem:
             result.note = f"not measured: {problem}"[:300]
             _print_progress(result)
@@ -213,6 +216,7 @@ class BenchmarkRun:
                     url=url,
                     bodies_file=case.bodies_file,
                     content_type=case.content_type,
+                    accept=case.accept,
                     load=load,
                     log_file=self.work_dir / "wrk.log",
                 )

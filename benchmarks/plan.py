@@ -11,6 +11,7 @@ import orjson
 from benchmarks.report import SHADOWED
 from benchmarks.request_bodies import (
     Customer,
+    arrow_batch_body,
     csv_batch_body,
     json_batch_body,
     keyed_bodies,
@@ -40,6 +41,11 @@ BATCH_SIZES: tuple[int, ...] = (1, 100, 1_000, 10_000)
 FOOTPRINT_BATCH_ROWS = 10_000
 JSON = "application/json"
 CSV = "text/csv"
+ARROW = "application/vnd.apache.arrow.stream"
+ARROW_BATCH_ROWS = 100_000
+ARROW_CASE = f"ours /segment/batch Arrow {ARROW_BATCH_ROWS:,}"
+"""Arrow IPC in and out (issue 19's columnar target); the server's MAX_BATCH_SIZE is raised
+for it (``servers.OURS_LIMITS``)."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +62,8 @@ class Case:
     is_batch: bool = False
     recorded: bool = False
     """Answers must say ``"recorded": true`` (the customer carries a key)."""
+    accept: str | None = None
+    """The answer's media type asked for (``Accept``); None: the server's default, JSON."""
 
 
 def build_cases(customers: list[Customer], work_dir: Path) -> dict[str, list[Case]]:
@@ -115,6 +123,21 @@ def build_cases(customers: list[Customer], work_dir: Path) -> dict[str, list[Cas
                 is_batch=True,
             )
         )
+    cases["ours"].append(
+        Case(
+            ARROW_CASE,
+            "ours",
+            "/segment/batch",
+            ARROW,
+            write_bodies(
+                work_dir / "batch_arrow_100000.bodies",
+                [arrow_batch_body(customers, ARROW_BATCH_ROWS)],
+            ),
+            rows=ARROW_BATCH_ROWS,
+            is_batch=True,
+            accept=ARROW,
+        )
+    )
     return cases
 
 
@@ -129,6 +152,8 @@ def check_answer(case: Case, status: int, body: bytes) -> str | None:
     """Why one answer shows the case would measure the wrong thing, or None when it is right."""
     if not 200 <= status < 300:
         return f"answered {status} to a sample request: {body[:200]!r}"
+    if case.accept == ARROW:
+        return _check_arrow_answer(case, body)
     try:
         document = orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -153,4 +178,21 @@ def check_answer(case: Case, status: int, body: bytes) -> str | None:
         return f"the answer has no {expected!r}: {body[:200]!r}"
     elif case.recorded and document.get("recorded") is not True:
         return f"the answer was not recorded in the store: {body[:200]!r}"
+    return None
+
+
+def _check_arrow_answer(case: Case, body: bytes) -> str | None:
+    """Why an Arrow case's answer is not an Arrow IPC stream of every customer scored."""
+    import pyarrow as arrow  # only the Arrow case needs it
+
+    try:
+        table = arrow.ipc.open_stream(body).read_all()
+    except (arrow.ArrowException, OSError) as error:
+        return f"the answer is not an Arrow IPC stream ({error}): {body[:200]!r}"
+    if "segment_id" not in table.column_names or "error" not in table.column_names:
+        return f"the Arrow answer has the columns {table.column_names}"
+    failed = table.num_rows - table["error"].null_count
+    scored = table.num_rows - table["segment_id"].null_count
+    if table.num_rows != case.rows or scored != case.rows or failed:
+        return f"{scored} customers scored ({failed} errors) of {case.rows} in the Arrow answer"
     return None

@@ -125,6 +125,22 @@ def csv_batch_body(customers: list[Customer], count: int) -> bytes:
     return text.getvalue().encode()
 
 
+def arrow_batch_body(customers: list[Customer], count: int) -> bytes:
+    """An Arrow IPC stream of ``count`` customers: the features as columns of the types the
+    export's values have (integers, the credit limit too), no key, one record batch."""
+    import pyarrow as arrow  # only the Arrow case needs it
+
+    rows = list(_cycle(customers, count))
+    table = arrow.table(
+        {name: [row.features[at] for row in rows] for at, name in enumerate(FEATURES)}
+    )
+    sink = arrow.BufferOutputStream()
+    with arrow.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    body: bytes = sink.getvalue().to_pybytes()
+    return body
+
+
 def write_bodies(path: Path, bodies: Iterable[bytes]) -> Path:
     """Write bodies as ``<byte length>\\n<body>`` records, the format the Lua script reads."""
     with path.open("wb") as stream:

@@ -130,9 +130,12 @@ def run_wrk(
     content_type: str,
     load: LoadSettings,
     log_file: Path,
+    accept: str | None = None,
 ) -> WrkResult:
-    """Drive ``url`` with POSTs of the bodies in ``bodies_file`` and return wrk's summary."""
-    command = wrk_command(wrk, load, LUA_SCRIPT, url, str(bodies_file), content_type)
+    """Drive ``url`` with POSTs of the bodies in ``bodies_file`` (with an ``Accept`` header
+    when given) and return wrk's summary."""
+    asked = (accept,) if accept else ()
+    command = wrk_command(wrk, load, LUA_SCRIPT, url, str(bodies_file), content_type, *asked)
     completed = run_logged(command, load, log_file)
     for line in completed.stdout.splitlines():
         if line.startswith(_RESULT_PREFIX):

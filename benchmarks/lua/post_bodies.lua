@@ -1,8 +1,9 @@
 -- POST pre-rendered bodies in turn; print one parseable summary line when the run ends.
 --
---   wrk -t2 -c16 -d15s -s post_bodies.lua URL -- BODIES_FILE CONTENT_TYPE
+--   wrk -t2 -c16 -d15s -s post_bodies.lua URL -- BODIES_FILE CONTENT_TYPE [ACCEPT]
 --
--- BODIES_FILE holds every body, each as "<byte length>\n<body>" (benchmarks/request_bodies.py
+-- ACCEPT, when given, is sent as the Accept header (an Arrow answer, say); without it the
+-- server answers in its default format. BODIES_FILE holds every body, each as "<byte length>\n<body>" (benchmarks/request_bodies.py
 -- writes it). Each wrk thread reads it once at init and formats every request up front, so
 -- a request costs wrk no more than picking the next prepared string.
 
@@ -35,6 +36,9 @@ end
 function init(args)
    -- Every server gets the client key; only ours checks it (production configuration).
    local headers = { ["Content-Type"] = args[2] or "application/json", ["X-API-Key"] = "bench-key" }
+   if args[3] and args[3] ~= "" then
+      headers["Accept"] = args[3]
+   end
    for index, body in ipairs(read_bodies(args[1])) do
       requests[index] = wrk.format("POST", nil, headers, body)
    end

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from functools import partial
 from typing import Annotated, Any, Literal
@@ -26,16 +27,24 @@ from service.api.deps import (
     window_for,
 )
 from service.api.responses import JSONBytesResponse
-from service.api.routes.openapi import CSV_ANSWER, errors, json_body
+from service.api.routes.openapi import BATCH_ANSWERS, errors, json_body
 from service.customer_records import CustomerRecords
 from service.errors import InvalidInput, UnsupportedMediaType, detail
 from service.models.active_model import ActiveModel
+from service.models.shadow import Shadow
 from service.schemas import (
     BatchRequest,
     BatchResponse,
     ColumnarBatchResponse,
     CustomerFeatures,
     SegmentAssignment,
+)
+from service.scoring.arrow_answer import TableFormat, render_table, table_answer
+from service.scoring.arrow_input import (
+    ARROW_STREAM,
+    PARQUET,
+    parse_arrow_batch,
+    parse_parquet_batch,
 )
 from service.scoring.batch_scoring import (
     BatchAnswer,
@@ -48,6 +57,7 @@ from service.scoring.csv_answer import results_as_csv
 from service.scoring.customer_input import CustomerBatch, parse_csv_batch, parse_json_batch
 from service.scoring.drift_window import DriftWindow
 from service.scoring.single_scoring import score_one
+from service.scoring.table_scoring import ScoredTable, score_table, segment_counts
 
 router = APIRouter(tags=["scoring"])
 
@@ -73,11 +83,21 @@ async def score_customer(request: Request) -> Response:
     return JSONBytesResponse(answer)
 
 
+AnswerFormat = Literal["json", "csv", "arrow", "parquet"]
+
+_ANSWER_TYPES: dict[AnswerFormat, str] = {
+    "json": "application/json",
+    "csv": "text/csv",
+    "arrow": ARROW_STREAM,
+    "parquet": PARQUET,
+}
+
+
 @router.post(
     "/segment/batch",
     response_model=BatchResponse | ColumnarBatchResponse,
-    responses={**errors(400, 413, 415, 422, 503), **CSV_ANSWER},
-    openapi_extra=json_body(BatchRequest, csv=True),
+    responses={**errors(400, 413, 415, 422, 503), **BATCH_ANSWERS},
+    openapi_extra=json_body(BatchRequest, csv=True, tables=True),
 )
 async def score_customers(
     request: Request,
@@ -98,23 +118,35 @@ async def score_customers(
         ),
     ] = "rows",
     format: Annotated[
-        Literal["json", "csv"] | None,
+        AnswerFormat | None,
         Query(
-            description="The answer's format; without it, CSV when `Accept` asks for "
-            "`text/csv`. A CSV answer has one row per item, in input order (the layout is "
+            description="The answer's format; without it, the first of `text/csv`, "
+            f"`{ARROW_STREAM}` and `{PARQUET}` that `Accept` names, else JSON. A CSV, "
+            "Arrow or Parquet answer has one row per item, in input order (the layout is "
             "for JSON)."
         ),
     ] = None,
     accept: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Response:
-    """Assign many customers (JSON or CSV) to segments; results in input order."""
-    as_csv = format == "csv" or (format is None and "text/csv" in (accept or ""))
-    if as_csv:
-        layout = "rows"  # a CSV answer has one row per customer, whatever the layout asked
+    """Assign many customers (JSON, CSV, Arrow or Parquet) to segments; results in input order."""
+    answer_format = format or _asked_format(accept)
     batch = await _read_batch(request, settings.max_batch_size)
     if strict:
         reject_invalid_items(batch)
     model = serving.model
+    if answer_format in ("arrow", "parquet"):
+        body, table = await run_in_threadpool(
+            _score_as_table, model, batch, records, window, answer_format
+        )
+        later = (
+            BackgroundTask(_observe_table, shadow, model, table)
+            if shadow.version is not None and len(table.positions)
+            else None
+        )
+        return Response(body, media_type=_ANSWER_TYPES[answer_format], background=later)
+    as_csv = answer_format == "csv"
+    if as_csv:
+        layout = "rows"  # a CSV answer has one row per customer, whatever the layout asked
     render = partial(_render_csv, model.segment_ids) if as_csv else _render_json
     answer = await run_in_threadpool(
         _score_and_render, model, batch, records, window, layout, render
@@ -126,8 +158,36 @@ async def score_customers(
         if shadow.version is not None and answer.segment_ids and answer.features is not None
         else None
     )
-    media_type = "text/csv" if as_csv else "application/json"
-    return Response(answer.body, media_type=media_type, background=later)
+    return Response(answer.body, media_type=_ANSWER_TYPES[answer_format], background=later)
+
+
+def _asked_format(accept: str | None) -> AnswerFormat:
+    """The first of CSV, Arrow and Parquet that ``Accept`` names; JSON when it names none
+    (a client that accepts anything, or JSON among others, has always been answered JSON)."""
+    for media_range in (accept or "").split(","):
+        media_type = media_range.split(";")[0].strip().lower()
+        for answer_format, answer_type in _ANSWER_TYPES.items():
+            if answer_format != "json" and media_type == answer_type:
+                return answer_format
+    return "json"
+
+
+def _score_as_table(
+    model: ActiveModel,
+    batch: CustomerBatch,
+    records: CustomerRecords,
+    window: DriftWindow,
+    form: TableFormat,
+) -> tuple[bytes, ScoredTable]:
+    table = score_table(model, batch, records, window=window)
+    body = render_table(table_answer(model, table), form)
+    metrics.record_segment_counts(segment_counts(model, table))
+    metrics.record_atypical(Counter(table.reason_counts()).elements())
+    return body, table
+
+
+def _observe_table(shadow: Shadow, model: ActiveModel, table: ScoredTable) -> None:
+    shadow.observe(model.segment_ids_of(table.scored.labels), table.features)
 
 
 def _score_and_render(
@@ -174,6 +234,10 @@ async def _read_batch(request: Request, max_size: int) -> CustomerBatch:
         return await run_in_threadpool(parse_json_batch, await request.body(), max_size=max_size)
     if media_type in {"text/csv", "application/csv"}:
         return await run_in_threadpool(parse_csv_batch, await request.body(), max_size=max_size)
+    if media_type == ARROW_STREAM:
+        return await run_in_threadpool(parse_arrow_batch, await request.body(), max_size=max_size)
+    if media_type == PARQUET:
+        return await run_in_threadpool(parse_parquet_batch, await request.body(), max_size=max_size)
     if media_type == "multipart/form-data":
         async with request.form(max_files=1, max_fields=1) as form:
             upload = form.get("file")
@@ -184,4 +248,7 @@ async def _read_batch(request: Request, max_size: int) -> CustomerBatch:
                 )
             content = await upload.read()
         return await run_in_threadpool(parse_csv_batch, content, max_size=max_size)
-    raise _unsupported(media_type, "application/json, text/csv or a multipart/form-data upload")
+    raise _unsupported(
+        media_type,
+        f"application/json, text/csv, a multipart/form-data upload, {ARROW_STREAM} or {PARQUET}",
+    )

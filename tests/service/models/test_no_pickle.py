@@ -1,5 +1,6 @@
 """A worker serves from the manifest's numbers: after start-up, scoring, a comparison and a
-reload, none of scikit-learn, SciPy, pandas, matplotlib or joblib has been imported."""
+reload, none of scikit-learn, SciPy, pandas, matplotlib or joblib has been imported; nor
+pyarrow, which only Arrow and Parquet batches load."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pathlib import Path
 from tests.service.helpers import ADMIN_KEY, customer
 from tests.service.processes import ROOT
 
-HEAVY = ("sklearn", "scipy", "pandas", "matplotlib", "joblib")
+HEAVY = ("sklearn", "scipy", "pandas", "matplotlib", "joblib", "pyarrow")
 
 # A worker's life in a fresh interpreter (this test's own has them all loaded).
 WORKER = """

@@ -1,0 +1,246 @@
+"""Turning Arrow IPC stream and Parquet batch bodies into validated features, column by column.
+
+The rules are the CSV body's (see :func:`~service.scoring.customer_input.parse_csv_batch`):
+the same column names, the optional ``customer_key`` and row-number columns, unknown
+columns refused, the same screening of every row at once, and each row it cannot vouch for
+validated as the CSV row with the same values would be, so that its error is the CSV's.
+What Arrow adds is types: a feature column must be numeric, a key column text or integers,
+and a column of any other type is refused as a whole, naming it and its type.
+
+pyarrow is imported here only when such a body arrives: a worker that serves JSON alone
+never loads it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import Counter
+from typing import Any
+
+import numpy as np
+
+from segmentation.features import (
+    CUSTOMER_KEY,
+    FEATURES,
+    ROW_NUMBER,
+    canonical_column_name,
+    could_be_customer_key,
+)
+from service.errors import BatchTooLarge, InvalidInput, MalformedBody, detail
+from service.scoring.batch_screening import Screened, _within_bounds
+from service.scoring.customer_input import CustomerBatch, validate_items
+
+logger = logging.getLogger(__name__)
+
+ARROW_STREAM = "application/vnd.apache.arrow.stream"
+"""The media type of an Arrow IPC stream (IANA registered)."""
+PARQUET = "application/vnd.apache.parquet"
+"""The media type of a Parquet file (IANA registered)."""
+
+_MAX_COLUMNS = 64
+"""As for a CSV header: far more than a customer file has."""
+_ARROW_FILE_MAGIC = b"ARROW1"
+_PARQUET_MAGIC = b"PAR1"
+
+
+def parse_arrow_batch(body: bytes, *, max_size: int) -> CustomerBatch:
+    """An Arrow IPC stream of customers, one per row (any number of record batches)."""
+    import pyarrow as arrow
+
+    if not body:
+        raise _malformed("the body is empty: expected an Arrow IPC stream")
+    if body.startswith(_ARROW_FILE_MAGIC):
+        raise _malformed(
+            "this is an Arrow IPC file, not a stream: write it with pyarrow.ipc.new_stream "
+            f"(or send it as {PARQUET} if it is Parquet)"
+        )
+    try:
+        reader = arrow.ipc.open_stream(arrow.py_buffer(body))
+        columns = _check_columns(reader.schema)
+        batches, rows = [], 0
+        for batch in reader:
+            rows += batch.num_rows
+            if rows > max_size:
+                raise _too_large(
+                    f"the batch has more than {max_size} customers (MAX_BATCH_SIZE)", max_size
+                )
+            # Offsets and lengths of a hostile stream are checked before any value is read.
+            batch.validate(full=True)
+            batches.append(batch)
+        table = arrow.Table.from_batches(batches, schema=reader.schema)
+    except (arrow.ArrowException, OSError, ValueError) as error:
+        reason = _one_line(error)
+        raise _malformed(f"the body is not a readable Arrow IPC stream: {reason}") from None
+    return _batch_of(table, columns)
+
+
+def parse_parquet_batch(body: bytes, *, max_size: int) -> CustomerBatch:
+    """A Parquet file of customers, one per row."""
+    import pyarrow as arrow
+    import pyarrow.parquet as parquet
+
+    if not body.startswith(_PARQUET_MAGIC) or not body.endswith(_PARQUET_MAGIC):
+        raise _malformed("the body is not a Parquet file (it must begin and end with PAR1)")
+    try:
+        file = parquet.ParquetFile(arrow.BufferReader(body))
+        columns = _check_columns(file.schema_arrow)
+        # The footer's count, before any page is decoded: a few kilobytes of run-length
+        # encoded pages can stand for billions of rows.
+        rows = file.metadata.num_rows
+        if rows > max_size:
+            raise _too_large(
+                f"the batch has {rows} customers; the limit is {max_size} (MAX_BATCH_SIZE)",
+                max_size,
+            )
+        table = file.read(use_threads=False)
+        if table.num_rows > max_size:  # a footer that understated its row groups
+            raise _too_large(
+                f"the batch has more than {max_size} customers (MAX_BATCH_SIZE)", max_size
+            )
+        table.validate(full=True)
+    except (arrow.ArrowException, OSError, ValueError) as error:
+        raise _malformed(f"the body is not a readable Parquet file: {_one_line(error)}") from None
+    return _batch_of(table, columns)
+
+
+def _check_columns(schema: Any) -> list[str]:
+    """The canonical name of each column; refuses the columns as CSV's header is refused,
+    and any column whose type cannot hold what it names."""
+    if len(schema) > _MAX_COLUMNS:
+        raise InvalidInput(
+            f"the table has {len(schema)} columns, more than {_MAX_COLUMNS}; "
+            f"expected {', '.join(FEATURES)}, optionally customer_key",
+            details=[detail(None, "too_many_columns", f"at most {_MAX_COLUMNS} columns")],
+        )
+    columns = [canonical_column_name(field.name) for field in schema]
+    counts = Counter(columns)
+    missing = [name for name in FEATURES if name not in counts]
+    unknown = [
+        name for name in counts if name not in FEATURES and name not in {CUSTOMER_KEY, ROW_NUMBER}
+    ]
+    repeated = sorted(name for name, count in counts.items() if count > 1)
+    details = [detail(name, "missing", f"column {name} is required") for name in missing]
+    details += [detail(name, "extra_forbidden", f"column {name} is not known") for name in unknown]
+    details += [detail(name, "duplicate", f"column {name} appears twice") for name in repeated]
+    if details:
+        raise InvalidInput(
+            "the table's columns are not the customer features "
+            f"(expected {', '.join(FEATURES)}, optionally customer_key)",
+            details=details,
+        )
+    wrong = [
+        detail(name, "column_type", f"column {name} is of type {field.type}; {rule}")
+        for name, field in zip(columns, schema, strict=True)
+        if (rule := _type_rule(name, field.type)) is not None
+    ]
+    if wrong:
+        raise InvalidInput(
+            "some columns are not of a type they can be read as: "
+            + "; ".join(item["message"] for item in wrong),
+            details=wrong,
+        )
+    return columns
+
+
+def _type_rule(name: str, data_type: Any) -> str | None:
+    """What type the column ``name`` should be, when ``data_type`` is not one of them."""
+    import pyarrow as arrow
+
+    numeric = arrow.types.is_integer(data_type) or arrow.types.is_floating(data_type)
+    if name in FEATURES:
+        return None if numeric else "expected integers or floating-point numbers"
+    text = arrow.types.is_string(data_type) or arrow.types.is_large_string(data_type)
+    if name == CUSTOMER_KEY:
+        is_integer = arrow.types.is_integer(data_type)
+        return None if text or is_integer else "expected text or integers"
+    return None if text or numeric else "expected numbers or text (the column is not read)"
+
+
+def _batch_of(table: Any, columns: list[str]) -> CustomerBatch:
+    """The table's rows as a batch: screened at once, the rest validated row by row."""
+    import pyarrow as arrow
+    import pyarrow.compute as compute
+
+    size = table.num_rows
+    place = {name: position for position, name in enumerate(columns)}
+    feature_columns = [table.column(place[name]) for name in FEATURES]
+    # Column-major: each column is written, and screened, as one contiguous run.
+    features = np.empty((size, len(FEATURES)), dtype=np.float64, order="F")
+    for position, column in enumerate(feature_columns):
+        # Nulls become NaN, which screening refuses like any value out of bounds.
+        as_float = compute.cast(column, arrow.float64(), safe=False)
+        features[:, position] = as_float.to_numpy() if size else []
+    keys: list[str | None] = (
+        _keys(table.column(place[CUSTOMER_KEY])) if CUSTOMER_KEY in place else [None] * size
+    )
+    good = _within_bounds(features)
+    if keys.count(None) != size:
+        good &= np.array([key is None or could_be_customer_key(key) for key in keys], dtype=bool)
+    if good.all():
+        return CustomerBatch(size=size, features=features, keys=keys, positions=list(range(size)))
+    kept = np.flatnonzero(good).tolist()
+    leftovers = np.flatnonzero(~good).tolist()
+    screened = Screened(
+        positions=kept,
+        features=features[good],
+        keys=[keys[row] for row in kept],
+        leftovers=leftovers,
+    )
+    items = _items(feature_columns, keys, leftovers, size)
+    # A row with a key and no features is missing them (not a look-up): as in CSV.
+    return validate_items(items, screened=screened, by_key=False)
+
+
+def _keys(column: Any) -> list[str | None]:
+    """Each row's key as CSV reads its cell: text with the blanks around it stripped, an
+    integer as its digits; None where there is none."""
+    import pyarrow as arrow
+    import pyarrow.compute as compute
+
+    if arrow.types.is_integer(column.type):
+        column = compute.cast(column, arrow.string())
+    return [key.strip() or None if key is not None else None for key in column.to_pylist()]
+
+
+def _items(
+    feature_columns: list[Any], keys: list[str | None], rows: list[int], size: int
+) -> list[dict[str, Any] | None]:
+    """The rows screening left over as items, each value as a CSV cell holding it would
+    be read: a null is left out (the field is then missing), a NaN or an infinity is the
+    text it is written as, which validation refuses as CSV's ``nan`` and ``inf``."""
+    import pyarrow as arrow
+
+    at = arrow.array(rows, type=arrow.int64())
+    values = [column.take(at).to_pylist() for column in feature_columns]
+    items: list[dict[str, Any] | None] = [None] * size
+    for place, row in enumerate(rows):
+        item: dict[str, Any] = {}
+        key = keys[row]
+        if key is not None:
+            item[CUSTOMER_KEY] = key
+        for name, column in zip(FEATURES, values, strict=True):
+            value = column[place]
+            if value is None:
+                continue
+            if isinstance(value, float) and not math.isfinite(value):
+                value = str(value)
+            item[name] = value
+        items[row] = item
+    return items
+
+
+def _malformed(message: str) -> MalformedBody:
+    return MalformedBody(message, details=[detail(None, "body_unreadable", message)])
+
+
+def _too_large(message: str, max_size: int) -> BatchTooLarge:
+    return BatchTooLarge(
+        message, details=[detail("customers", "max_length", f"at most {max_size} customers")]
+    )
+
+
+def _one_line(error: BaseException) -> str:
+    """pyarrow's message, first line only and bounded (some quote a whole buffer)."""
+    text = str(error).strip().splitlines()
+    return (text[0] if text else type(error).__name__)[:200]

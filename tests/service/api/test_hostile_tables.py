@@ -1,0 +1,251 @@
+"""Hostile Arrow IPC stream and Parquet bodies for POST /segment/batch.
+
+As for JSON and CSV (test_hostile_inputs.py): a body that is wrong as a whole gets a 4xx
+with the error shape, never a 5xx nor a stack trace. Truncated or garbage streams and
+files are 400; columns of the wrong name or type 422, naming them; more rows than
+MAX_BATCH_SIZE 413, found before the rows are decoded where the body says how many.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pyarrow as arrow
+import pytest
+import pytest_asyncio
+
+from segmentation.features import FEATURES
+from tests.service.api.table_bodies import (
+    ARROW,
+    BATCH,
+    PARQUET,
+    arrow_body,
+    parquet_body,
+    post_table,
+    read_answer,
+)
+from tests.service.api.test_hostile_inputs import (
+    BATCH_TOO_LARGE,
+    INVALID,
+    MALFORMED,
+    UNSUPPORTED,
+    assert_refused,
+)
+from tests.service.conftest import serve, settings_for
+from tests.service.helpers import CRM_KEY, KEYS, customer
+from training.job import TrainingResult
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+MAX_BATCH = 10_000
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def client(
+    trained: TrainingResult, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[httpx.AsyncClient]:
+    """One app for the whole corpus (nothing here changes its state), keys on."""
+    models = tmp_path_factory.mktemp("hostile-tables") / "models"
+    shutil.copytree(trained.path.parent, models)
+    settings = settings_for(models, max_batch_size=MAX_BATCH, **KEYS)
+    async with serve(settings) as http:
+        http.headers["X-API-Key"] = CRM_KEY
+        yield http
+
+
+def customers(count: int = 3, **columns: Any) -> arrow.Table:
+    """``count`` valid customers as a table, with some columns replaced or added."""
+    values: dict[str, Any] = {name: [customer()[name]] * count for name in FEATURES}
+    values.update(columns)
+    return arrow.table(values)
+
+
+GOOD_STREAM = arrow_body(customers())
+GOOD_PARQUET = parquet_body(customers())
+
+
+async def send(client: httpx.AsyncClient, body: bytes, media_type: str) -> httpx.Response:
+    return await client.post(BATCH, content=body, headers={"content-type": media_type})
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(GOOD_STREAM[:4], id="cut-in-the-first-length"),
+        pytest.param(GOOD_STREAM[:40], id="cut-in-the-schema"),
+        pytest.param(GOOD_STREAM[: len(GOOD_STREAM) // 2], id="cut-in-the-schema-or-batch"),
+        pytest.param(GOOD_STREAM[:-20], id="cut-in-the-record-batch"),
+        pytest.param(b"\xff\xff\xff\xff" + b"\x7f" * 64, id="a-huge-metadata-length"),
+        pytest.param(bytes(range(256)) * 8, id="garbage"),
+        pytest.param(b'{"customers": []}', id="json"),
+        pytest.param(GOOD_PARQUET, id="parquet-sent-as-a-stream"),
+        pytest.param(b"", id="empty"),
+    ],
+)
+async def test_a_broken_arrow_stream_is_400(client: httpx.AsyncClient, body: bytes) -> None:
+    error = assert_refused(await send(client, body, ARROW), MALFORMED)
+    assert "Arrow IPC stream" in error["message"]
+
+
+async def test_an_arrow_file_sent_as_a_stream_is_400_saying_so(client: httpx.AsyncClient) -> None:
+    sink = arrow.BufferOutputStream()
+    table = customers()
+    with arrow.ipc.new_file(sink, table.schema) as writer:
+        writer.write_table(table)
+    error = assert_refused(await send(client, sink.getvalue().to_pybytes(), ARROW), MALFORMED)
+    assert "Arrow IPC file, not a stream" in error["message"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(GOOD_PARQUET[: len(GOOD_PARQUET) // 2], id="cut-in-half"),
+        pytest.param(GOOD_PARQUET[:-1], id="last-byte-cut"),
+        pytest.param(GOOD_PARQUET[:-12] + GOOD_PARQUET[-8:], id="footer-cut"),
+        pytest.param(b"PAR1" + b"\x00" * 64 + b"PAR1", id="magic-around-nothing"),
+        pytest.param(b"PAR1" + bytes(range(256)) * 4 + b"\xff\xff\x00\x00PAR1", id="garbage"),
+        pytest.param(GOOD_STREAM, id="arrow-sent-as-parquet"),
+        pytest.param(b"Avg_Credit_Limit\n1000\n", id="csv"),
+        pytest.param(b"", id="empty"),
+    ],
+)
+async def test_a_broken_parquet_file_is_400(client: httpx.AsyncClient, body: bytes) -> None:
+    error = assert_refused(await send(client, body, PARQUET), MALFORMED)
+    assert "Parquet" in error["message"]
+
+
+WRONG_TYPES = [
+    pytest.param("avg_credit_limit", arrow.array(["50000"] * 3), "string", id="text-feature"),
+    pytest.param("total_credit_cards", arrow.array([True] * 3), "bool", id="bool-feature"),
+    pytest.param(
+        "avg_credit_limit", arrow.array([Decimal("1000.5")] * 3), "decimal", id="decimal-feature"
+    ),
+    pytest.param("total_visits_bank", arrow.array([[1], [2], [3]]), "list<", id="list-feature"),
+    pytest.param(
+        "total_calls_made",
+        arrow.array([{"n": 1}] * 3),
+        "struct<",
+        id="struct-feature",
+    ),
+    pytest.param("total_calls_made", arrow.nulls(3), "null", id="null-typed-feature"),
+    pytest.param(
+        "total_visits_online",
+        arrow.array([0, 1, 2], type=arrow.timestamp("s")),
+        "timestamp",
+        id="timestamp-feature",
+    ),
+    pytest.param("customer_key", arrow.array([1.5, 2.5, 3.5]), "double", id="float-key"),
+    pytest.param("customer_key", arrow.array([b"k1", b"k2", b"k3"]), "binary", id="binary-key"),
+    pytest.param("sl_no", arrow.array([[1], [2], [3]]), "list<", id="list-row-number"),
+]
+
+
+@pytest.mark.parametrize(("column", "values", "type_name"), WRONG_TYPES)
+@pytest.mark.parametrize("form", ["arrow", "parquet"])
+async def test_a_column_of_the_wrong_type_is_422_naming_it_and_its_type(
+    client: httpx.AsyncClient, form: str, column: str, values: Any, type_name: str
+) -> None:
+    table = customers(**{column: values})
+    body = arrow_body(table) if form == "arrow" else parquet_body(table)
+    error = assert_refused(await post_table(client, form, body), INVALID)
+    assert [(item["field"], item["rule"]) for item in error["details"]] == [(column, "column_type")]
+    assert column in error["message"] and type_name in error["message"]
+
+
+async def test_a_dictionary_encoded_feature_is_422_in_a_stream(client: httpx.AsyncClient) -> None:
+    """(In Parquet, dictionary encoding is an encoding: the column reads as its values.)"""
+    body = arrow_body(customers(total_calls_made=arrow.array([1, 2, 3]).dictionary_encode()))
+    error = assert_refused(await send(client, body, ARROW), INVALID)
+    assert "total_calls_made is of type dictionary<values=int64" in error["message"]
+
+
+@pytest.mark.parametrize("form", ["arrow", "parquet"])
+@pytest.mark.parametrize(
+    ("columns", "field", "rule"),
+    [
+        pytest.param({"income": [1, 2, 3]}, "income", "extra_forbidden", id="extra-column"),
+        pytest.param(
+            {"Avg_Credit_Limit": [1000] * 3}, "avg_credit_limit", "duplicate", id="named-twice"
+        ),
+        pytest.param(
+            {f"extra_{n}": [n] * 3 for n in range(70)}, None, "too_many_columns", id="70-columns"
+        ),
+    ],
+)
+async def test_columns_that_are_not_the_features_are_422_as_in_csv(
+    client: httpx.AsyncClient, form: str, columns: dict[str, Any], field: str | None, rule: str
+) -> None:
+    table = customers(**columns)
+    body = arrow_body(table) if form == "arrow" else parquet_body(table)
+    error = assert_refused(await post_table(client, form, body), INVALID)
+    assert (field, rule) in [(item["field"], item["rule"]) for item in error["details"]]
+
+
+@pytest.mark.parametrize("form", ["arrow", "parquet"])
+async def test_a_missing_feature_column_is_422_naming_it(
+    client: httpx.AsyncClient, form: str
+) -> None:
+    table = customers().drop_columns(["total_calls_made"])
+    body = arrow_body(table) if form == "arrow" else parquet_body(table)
+    error = assert_refused(await post_table(client, form, body), INVALID)
+    assert [(item["field"], item["rule"]) for item in error["details"]] == [
+        ("total_calls_made", "missing")
+    ]
+
+
+async def test_a_stream_over_the_batch_limit_is_413_in_however_many_batches(
+    client: httpx.AsyncClient,
+) -> None:
+    body = arrow_body(customers(MAX_BATCH + 1), rows_per_batch=1_000)
+    error = assert_refused(await send(client, body, ARROW), BATCH_TOO_LARGE)
+    assert f"more than {MAX_BATCH} customers" in error["message"]
+    at_the_limit = await post_table(client, "arrow", arrow_body(customers(MAX_BATCH)))
+    assert read_answer(at_the_limit, "arrow").num_rows == MAX_BATCH
+
+
+async def test_a_parquet_file_over_the_batch_limit_is_413_before_it_is_decoded(
+    client: httpx.AsyncClient,
+) -> None:
+    """Run-length encoding puts twenty million equal rows in a few kilobytes: the footer's
+    count refuses them before a page is decoded."""
+    many = 20_000_000
+    ones = arrow.repeat(arrow.scalar(1, arrow.int8()), many)
+    table = arrow.table(dict.fromkeys(FEATURES, ones))
+    body = parquet_body(table, compression="zstd")
+    assert len(body) < 1_000_000
+    error = assert_refused(await send(client, body, PARQUET), BATCH_TOO_LARGE)
+    assert f"{many} customers" in error["message"]
+
+
+async def test_a_null_typed_column_of_a_billion_rows_is_refused_by_its_type_unread(
+    client: httpx.AsyncClient,
+) -> None:
+    """A null-typed column has no buffers: a few bytes can claim any length."""
+    rows = 1_000_000_000
+    columns = {name: arrow.nulls(rows, type=arrow.null()) for name in FEATURES}
+    schema = arrow.schema([(name, arrow.null()) for name in FEATURES])
+    sink = arrow.BufferOutputStream()
+    with arrow.ipc.new_stream(sink, schema) as writer:
+        writer.write_batch(arrow.record_batch(list(columns.values()), schema=schema))
+    body = sink.getvalue().to_pybytes()
+    assert len(body) < 10_000
+    error = assert_refused(await send(client, body, ARROW), INVALID)
+    assert {item["rule"] for item in error["details"]} == {"column_type"}
+
+
+@pytest.mark.parametrize("form", ["arrow", "parquet"])
+async def test_a_table_of_no_rows_is_answered_with_no_rows(
+    client: httpx.AsyncClient, form: str
+) -> None:
+    table = customers(3).slice(0, 0)
+    body = arrow_body(table) if form == "arrow" else parquet_body(table)
+    assert read_answer(await post_table(client, form, body), form).num_rows == 0
+
+
+async def test_an_unsupported_table_type_is_415(client: httpx.AsyncClient) -> None:
+    response = await send(client, GOOD_STREAM, "application/vnd.apache.arrow.file")
+    assert_refused(response, UNSUPPORTED)
