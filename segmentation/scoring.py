@@ -7,7 +7,9 @@ disagree. The scorer needs no pickled object: the scaler's means and scales, the
 manifest, so the service never unpickles and never imports scikit-learn.
 
 The label is the centre at the smallest squared distance, computed in the direct form
-(see :mod:`segmentation.kernels`); on an exact tie, the lower label (as ``argmin``).
+(see :mod:`segmentation.kernels`); on an exact tie, the lower label (as ``argmin``). A few
+customers are scored in plain Python, a batch in numpy, a large batch by the compiled
+kernel: all three give the same bits.
 scikit-learn's ``predict`` expands the square and may round differently when two centres
 are all but equally near; training proves, before it publishes a version, that these
 numbers give ``pipeline.predict``'s label on every training customer.
@@ -23,7 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from segmentation.features import FEATURES
-from segmentation.kernels import score_parallel, score_serial
+from segmentation.kernels import compiled_kernel, score_in_numpy
 from segmentation.manifest import Manifest
 
 FloatArray = npt.NDArray[np.float64]
@@ -33,8 +35,13 @@ BoolArray = npt.NDArray[np.bool_]
 FAR_FROM_CENTROID = "far_from_segment_centroid"
 """Atypical reason: farther from the segment's centre than 99% of its training customers."""
 
-# From this many rows on, spreading the work over the cores pays for starting threads.
-_PARALLEL_ROWS = 20_000
+# Below this many rows, numpy's cost per call (some 50 us a batch) outweighs the
+# arithmetic: score_row's plain Python is cheaper.
+_NUMPY_ROWS = 8
+# From this many rows on, the compiled kernel over every core is clearly ahead of numpy
+# (about twice as fast at 50,000 rows on 2 cores, level at 20,000); below, it is not worth
+# importing numba for.
+_COMPILED_ROWS = 50_000
 
 
 def below_range_reason(feature: str) -> str:
@@ -207,12 +214,16 @@ class SegmentScorer:
     def score(self, features: FloatArray) -> ScoredBatch:
         """Score an ``(n, 5)`` array of customers in original units (valid input assumed).
 
-        Large inputs are spread over every core; a few customers are scored on the calling
-        thread, where starting threads would cost more than the arithmetic.
+        A few customers are scored in plain Python, where numpy's cost per call would be
+        most of the time; a batch in numpy; a large batch over every core by the compiled
+        kernel (numba is imported then, on the first such batch).
         """
         n_rows = len(features)
+        features = np.ascontiguousarray(features, dtype=np.float64)
+        if n_rows < _NUMPY_ROWS:
+            return self._score_each_row(features)
         scored = ScoredBatch.empty(n_rows, self.n_segments)
-        kernel = score_parallel if n_rows >= _PARALLEL_ROWS else score_serial
+        kernel = compiled_kernel() if n_rows >= _COMPILED_ROWS else score_in_numpy
         out = (
             scored.labels,
             scored.runner_up_labels,
@@ -222,9 +233,24 @@ class SegmentScorer:
             scored.above_range,
             scored.far_from_centroid,
         )
-        features = np.ascontiguousarray(features, dtype=np.float64)
         kernel(features, self._kernel_model, out)
         return scored
+
+    def _score_each_row(self, features: FloatArray) -> ScoredBatch:
+        rows = [self.score_row(values) for values in features.tolist()]
+        return ScoredBatch(
+            labels=np.array([row.label for row in rows], dtype=np.intp),
+            runner_up_labels=np.array([row.runner_up_label for row in rows], dtype=np.intp),
+            distances=np.array([row.distances for row in rows], dtype=np.float64).reshape(
+                len(rows), self.n_segments
+            ),
+            confidence=np.array([row.confidence for row in rows], dtype=np.float64),
+            below_range=features < self.feature_min,
+            above_range=features > self.feature_max,
+            far_from_centroid=np.array(
+                [FAR_FROM_CENTROID in row.atypical_reasons for row in rows], dtype=np.bool_
+            ),
+        )
 
     def score_row(self, values: Sequence[float]) -> ScoredRow:
         """Score one customer (five values in original units, valid) in plain Python.

@@ -8,7 +8,6 @@ from pathlib import Path
 
 from segmentation.artifact import ASSIGNMENTS_FILE, ArtifactError, read_latest, verify_version
 from segmentation.features import FEATURES
-from segmentation.kernels import warm_up
 from segmentation.manifest import Manifest
 from service.models.active_model import ActiveModel
 from service.models.snapshot import TrainingSnapshot
@@ -34,7 +33,6 @@ def load_model(
     verified = verify_version(models_dir, version, signing_keys=signing_keys)
     manifest = verified.manifest
     _check_compatibility(manifest)
-    warm_up()  # compiled kernels loaded now, not on the first request
     try:
         model = ActiveModel(version=version, manifest=manifest)
     except ValueError as error:
