@@ -24,6 +24,7 @@ from segmentation.scoring import (
     below_range_reason,
 )
 from service.errors import SegmentNotFound
+from service.scoring.answer_fragments import AnswerFragments
 
 ROUNDED_DIGITS = 6
 """Decimal digits of the scores, confidences and efforts that answers give."""
@@ -69,6 +70,7 @@ class ActiveModel:
             for segment in by_label
         ]
         self.segment_ids = [card.segment_id for card in self.cards]
+        self.answer_fragments = AnswerFragments.for_segments(self.cards, version)
         self._cards_by_id = {card.segment_id: card for card in self.cards}
         self._labels_by_id = {card.segment_id: label for label, card in enumerate(self.cards)}
         self.scorer = SegmentScorer.for_version(manifest)

@@ -7,7 +7,6 @@ the one that made the stored assignment).
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -22,6 +21,7 @@ from service.models.active_model import ActiveModel
 from service.scoring.columnar_answer import columnar_response, mark_not_recorded
 from service.scoring.customer_input import CustomerBatch
 from service.scoring.drift_window import DriftWindow
+from service.scoring.row_answer import RowsResponse, rows_response, scored_rows
 
 
 def reject_invalid_items(batch: CustomerBatch) -> None:
@@ -101,60 +101,32 @@ def score_batch(
         if records is not None and block is not None
         else None
     )
+    response: dict[str, Any]
     try:
         if layout == "columns":
             response = columnar_response(model, batch, scored, features, keys, positions, errors)
         else:
-            assignments = model.assignments_from(scored, features, keys, indices=positions)
-            for row in keyed:
-                assignments[row]["recorded"] = True
-            response = _response(model, batch, assignments, errors)
+            rows = scored_rows(model, scored, features, keys, positions, keyed, RECORDED)
+            response = rows_response(model, batch, rows, errors)
         body = render(response) if render else None
     finally:
         # Even when building the answer fails, the write is not left running unseen.
         recorded = recording.result() if recording else RECORDED
     if recorded is not RECORDED:
-        if layout == "columns":
-            mark_not_recorded(response, [positions[row] for row in to_write], recorded)
+        written = [positions[row] for row in to_write]
+        if isinstance(response, RowsResponse):
+            response = response.with_recorded(written, recorded)
         else:
-            for row in to_write:
-                assignments[row].update(recorded)
+            mark_not_recorded(response, written, recorded)
         body = render(response) if render else None
     return BatchAnswer(response, body, features, segment_ids)
 
 
 def atypical_reasons(response: dict[str, Any]) -> Iterator[str]:
     """Every atypical reason of a batch response's scored customers, in either layout."""
-    if "columns" in response:
-        return (reason for reasons in response["columns"]["atypical_reasons"] for reason in reasons)
-    return (
-        reason for result in response["results"] for reason in result.get("atypical_reasons", ())
-    )
-
-
-def _response(
-    model: ActiveModel,
-    batch: CustomerBatch,
-    assignments: list[dict[str, Any]],
-    errors: dict[int, dict[str, Any]],
-) -> dict[str, Any]:
-    counts = dict.fromkeys(model.segment_ids, 0)
-    counts.update(Counter(assignment["segment_id"] for assignment in assignments))
-    results: list[dict[str, Any]] = [{} for _ in range(batch.size)]
-    for assignment in assignments:
-        results[assignment["index"]] = assignment
-    for index, error in errors.items():
-        results[index] = {
-            "index": index,
-            "customer_key": batch.key_of_error(index),
-            "error": error,
-        }
-    return {
-        "model_version": model.version,
-        "counts": counts,
-        "n_errors": len(errors),
-        "results": results,
-    }
+    if isinstance(response, RowsResponse):
+        return response.atypical_reasons()
+    return (reason for reasons in response["columns"]["atypical_reasons"] for reason in reasons)
 
 
 def _stored_customers(

@@ -20,6 +20,7 @@ import annotated_types
 import msgspec
 import numpy as np
 import numpy.typing as npt
+import orjson
 
 from segmentation.features import COUNT_FEATURES, CUSTOMER_KEY, FEATURES, could_be_customer_key
 from service.schemas import KEY_INTEGER_RANGE, CustomerFeatures
@@ -152,11 +153,38 @@ def screen_cells(
     same way), which gives the value per-item validation gives after parsing the cell, but
     only in ASCII without digit separators (see :func:`is_plain_number_text`).
     """
-    features = np.column_stack([_cells_as_floats(cells) for cells in feature_cells])
+    features = _json_numbers(feature_cells)
+    if features is None:
+        features = np.column_stack([_cells_as_floats(cells) for cells in feature_cells])
     keys: list[str | None] = (
         [cell.strip() or None for cell in key_cells] if key_cells else [None] * len(features)
     )
     return features, keys, _good_keys(keys) & _within_bounds(features)
+
+
+_NUMBER_BYTES = b"0123456789.eE+- \t,"
+
+
+def _json_numbers(columns: Sequence[Sequence[str]]) -> npt.NDArray[np.float64] | None:
+    """The columns' cells as one array, ``(rows, columns)``, when every cell is a JSON
+    number (blanks around it allowed); None otherwise.
+
+    A JSON number is read as Python's ``float`` reads its text (both round correctly), and
+    orjson reads thousands of them at once far quicker than numpy or ``float`` read them
+    one by one. Only digits, signs, points, exponents, blanks and the commas put between
+    cells are let through, so the list read can hold nothing but numbers.
+    """
+    count = sum(map(len, columns))
+    text = ",".join(itertools.chain.from_iterable(columns)).encode("utf-8")
+    if text.translate(None, _NUMBER_BYTES) or text.count(b",") != count - 1:
+        return None  # not numbers only, or a cell holding a comma
+    try:
+        numbers = orjson.loads(b"[" + text + b"]")
+    except orjson.JSONDecodeError:  # 1., .5, +1, 01, 1e400, an empty cell...
+        return None
+    if len(numbers) != count:  # a single cell, empty
+        return None
+    return np.array(numbers, dtype=np.float64).reshape(len(columns), -1).T
 
 
 def _cells_as_floats(cells: Sequence[str]) -> npt.NDArray[np.float64]:
