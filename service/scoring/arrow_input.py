@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import math
+import struct
 from collections import Counter
 from typing import Any
 
@@ -22,12 +23,19 @@ import numpy as np
 
 from segmentation.features import (
     CUSTOMER_KEY,
+    CUSTOMER_KEY_MAX_LENGTH,
     FEATURES,
     ROW_NUMBER,
     canonical_column_name,
     could_be_customer_key,
 )
-from service.errors import BatchTooLarge, InvalidInput, MalformedBody, detail
+from service.errors import (
+    BatchTooLarge,
+    InvalidInput,
+    MalformedBody,
+    UnsupportedMediaType,
+    detail,
+)
 from service.scoring.batch_screening import Screened, _within_bounds
 from service.scoring.customer_input import CustomerBatch, validate_items
 
@@ -40,6 +48,11 @@ PARQUET = "application/vnd.apache.parquet"
 
 _MAX_COLUMNS = 64
 """As for a CSV header: far more than a customer file has."""
+_DECODED_BYTES_PER_ROW = 1024
+"""Far more than a customer's five numbers, key and row number take in a Parquet file's
+pages once decompressed; a footer that says more is a decompression bomb."""
+_DECODED_BYTES_PER_FILE = 1024 * 1024
+"""Room for the pages' headers and the statistics, whatever the number of rows."""
 _ARROW_FILE_MAGIC = b"ARROW1"
 _PARQUET_MAGIC = b"PAR1"
 
@@ -56,23 +69,79 @@ def parse_arrow_batch(body: bytes, *, max_size: int) -> CustomerBatch:
             f"(or send it as {PARQUET} if it is Parquet)"
         )
     try:
-        reader = arrow.ipc.open_stream(arrow.py_buffer(body))
-        columns = _check_columns(reader.schema)
+        messages = arrow.ipc.MessageReader.open_stream(arrow.py_buffer(body))
+        schema = arrow.ipc.read_schema(messages.read_next_message())
+        columns = _check_columns(schema)
         batches, rows = [], 0
-        for batch in reader:
-            rows += batch.num_rows
+        for message in messages:
+            # Each batch's row count and compression are read from its header before the
+            # batch itself: 25 KB of compressed zeros decompress into hundreds of megabytes.
+            rows += _uncompressed_rows(message)
             if rows > max_size:
                 raise _too_large(
                     f"the batch has more than {max_size} customers (MAX_BATCH_SIZE)", max_size
                 )
+            batch = arrow.ipc.read_record_batch(message, schema)
             # Offsets and lengths of a hostile stream are checked before any value is read.
             batch.validate(full=True)
             batches.append(batch)
-        table = arrow.Table.from_batches(batches, schema=reader.schema)
-    except (arrow.ArrowException, OSError, ValueError) as error:
-        reason = _one_line(error)
+        table = arrow.Table.from_batches(batches, schema=schema)
+    except (arrow.ArrowException, OSError, ValueError, StopIteration) as error:
+        reason = _one_line(error) if str(error) else "it ends before its schema"
         raise _malformed(f"the body is not a readable Arrow IPC stream: {reason}") from None
     return _batch_of(table, columns)
+
+
+_RECORD_BATCH = 3
+"""The IPC format's ``MessageHeader`` union: a record batch (1 is a schema, 2 a dictionary)."""
+
+
+def _uncompressed_rows(message: Any) -> int:
+    """A record batch message's row count, read from its header (the ``Message`` flatbuffer
+    of the IPC format) without reading the batch; refuses compressed buffers, whose size
+    once decompressed only the buffers themselves say.
+
+    Raises
+    ------
+    ValueError
+        The message is not a record batch, or its header cannot be read.
+    UnsupportedMediaType
+        Its buffers are compressed (LZ4 or ZSTD).
+    """
+    header = message.metadata.to_pybytes()
+    try:
+        root = struct.unpack_from("<I", header, 0)[0]
+        kind_at, batch_at = _field(header, root, 1), _field(header, root, 2)
+        if kind_at is None or batch_at is None or header[kind_at] != _RECORD_BATCH:
+            raise ValueError(f"a {message.type} message where a record batch belongs")
+        batch = batch_at + struct.unpack_from("<I", header, batch_at)[0]
+        length_at = _field(header, batch, 0)
+        rows = struct.unpack_from("<q", header, length_at)[0] if length_at is not None else 0
+        compressed = _field(header, batch, 3) is not None
+    except (struct.error, IndexError):
+        raise ValueError("a record batch's header is damaged") from None
+    if rows < 0:
+        raise ValueError(f"a record batch of {rows} rows")
+    if compressed:
+        message_text = (
+            "the stream's buffers are compressed (LZ4 or ZSTD): send them uncompressed "
+            "(pyarrow.ipc.IpcWriteOptions(compression=None)); HTTP compresses if need be"
+        )
+        raise UnsupportedMediaType(
+            message_text, details=[detail(None, "compressed_buffers", message_text)]
+        )
+    rows_read: int = rows
+    return rows_read
+
+
+def _field(buffer: bytes, table: int, field: int) -> int | None:
+    """Where a flatbuffer table's field is, or None when the table leaves it out."""
+    vtable = table - struct.unpack_from("<i", buffer, table)[0]
+    entry = 4 + 2 * field
+    if entry >= struct.unpack_from("<H", buffer, vtable)[0]:
+        return None
+    offset: int = struct.unpack_from("<H", buffer, vtable + entry)[0]
+    return table + offset if offset else None
 
 
 def parse_parquet_batch(body: bytes, *, max_size: int) -> CustomerBatch:
@@ -84,7 +153,8 @@ def parse_parquet_batch(body: bytes, *, max_size: int) -> CustomerBatch:
         raise _malformed("the body is not a Parquet file (it must begin and end with PAR1)")
     try:
         file = parquet.ParquetFile(arrow.BufferReader(body))
-        columns = _check_columns(file.schema_arrow)
+        schema = file.schema_arrow
+        columns = _check_columns(schema)
         # The footer's count, before any page is decoded: a few kilobytes of run-length
         # encoded pages can stand for billions of rows.
         rows = file.metadata.num_rows
@@ -93,6 +163,18 @@ def parse_parquet_batch(body: bytes, *, max_size: int) -> CustomerBatch:
                 f"the batch has {rows} customers; the limit is {max_size} (MAX_BATCH_SIZE)",
                 max_size,
             )
+        decoded = sum(
+            file.metadata.row_group(at).total_byte_size for at in range(file.num_row_groups)
+        )
+        if decoded > _DECODED_BYTES_PER_ROW * rows + _DECODED_BYTES_PER_FILE:
+            raise _malformed(
+                f"the file's {rows} rows take {decoded:,} bytes once decompressed (its footer "
+                f"says): more than customers take ({_DECODED_BYTES_PER_ROW} bytes a row)"
+            )
+        # Keys are read as a dictionary: a dictionary page's one long text would otherwise
+        # be copied into every row that names it.
+        keys = [f.name for f, name in zip(schema, columns, strict=True) if name == CUSTOMER_KEY]
+        file = parquet.ParquetFile(arrow.BufferReader(body), read_dictionary=keys)
         table = file.read(use_threads=False)
         if table.num_rows > max_size:  # a footer that understated its row groups
             raise _too_large(
@@ -200,7 +282,24 @@ def _keys(column: Any) -> list[str | None]:
 
     if arrow.types.is_integer(column.type):
         column = compute.cast(column, arrow.string())
-    return [key.strip() or None if key is not None else None for key in column.to_pylist()]
+    if not arrow.types.is_dictionary(column.type):
+        return [_key_text(key) for key in column.to_pylist()]
+    keys: list[str | None] = []
+    for chunk in column.chunks:  # each text once, shared by the rows that name it
+        # A key past the limit is refused for its length: a few of its characters past
+        # the limit are enough to say so, and a long text that a dictionary page holds
+        # once is not then validated again on every row that names it.
+        texts = [_shortened(_key_text(key)) for key in chunk.dictionary.to_pylist()]
+        keys += [None if at is None else texts[at] for at in chunk.indices.to_pylist()]
+    return keys
+
+
+def _key_text(key: str | None) -> str | None:
+    return (key.strip() or None) if key is not None else None
+
+
+def _shortened(key: str | None) -> str | None:
+    return key[: CUSTOMER_KEY_MAX_LENGTH + 1] if key is not None else None
 
 
 def _items(

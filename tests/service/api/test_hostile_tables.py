@@ -9,11 +9,13 @@ MAX_BATCH_SIZE 413, found before the rows are decoded where the body says how ma
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
 import httpx
+import numpy as np
 import pyarrow as arrow
 import pytest
 import pytest_asyncio
@@ -89,6 +91,31 @@ async def send(client: httpx.AsyncClient, body: bytes, media_type: str) -> httpx
 async def test_a_broken_arrow_stream_is_400(client: httpx.AsyncClient, body: bytes) -> None:
     error = assert_refused(await send(client, body, ARROW), MALFORMED)
     assert "Arrow IPC stream" in error["message"]
+
+
+async def test_a_compressed_stream_is_415_before_it_is_decompressed(
+    client: httpx.AsyncClient,
+) -> None:
+    """25 KB of ZSTD-compressed zeros stand for twenty million rows (800 MB once
+    decompressed): compression is refused from each batch's header, unread."""
+    zeros = arrow.array(np.zeros(20_000_000, dtype=np.int64))
+    table = arrow.table(dict.fromkeys(FEATURES, zeros))
+    sink = arrow.BufferOutputStream()
+    options = arrow.ipc.IpcWriteOptions(compression="zstd")
+    with arrow.ipc.new_stream(sink, table.schema, options=options) as writer:
+        writer.write_table(table)
+    body = sink.getvalue().to_pybytes()
+    assert len(body) < 100_000
+    before = arrow.default_memory_pool().max_memory()
+    error = assert_refused(await send(client, body, ARROW), UNSUPPORTED)
+    assert "compressed" in error["message"]
+    assert arrow.default_memory_pool().max_memory() == before  # nothing was decompressed
+
+
+async def test_a_second_schema_where_a_batch_belongs_is_400(client: httpx.AsyncClient) -> None:
+    schema_only = arrow_body(customers().slice(0, 0))[:-8]  # without its end-of-stream mark
+    error = assert_refused(await send(client, schema_only + GOOD_STREAM, ARROW), MALFORMED)
+    assert "where a record batch belongs" in error["message"]
 
 
 async def test_an_arrow_file_sent_as_a_stream_is_400_saying_so(client: httpx.AsyncClient) -> None:
@@ -219,6 +246,35 @@ async def test_a_parquet_file_over_the_batch_limit_is_413_before_it_is_decoded(
     assert len(body) < 1_000_000
     error = assert_refused(await send(client, body, PARQUET), BATCH_TOO_LARGE)
     assert f"{many} customers" in error["message"]
+
+
+async def test_a_parquet_file_whose_pages_decompress_past_any_customer_is_400(
+    client: httpx.AsyncClient,
+) -> None:
+    """Twenty keys of a million characters compress into a few kilobytes."""
+    keys = arrow.array(["k" * 1_000_000] * 20)
+    body = parquet_body(customers(20, customer_key=keys), compression="zstd", use_dictionary=False)
+    assert len(body) < 100_000
+    error = assert_refused(await send(client, body, PARQUET), MALFORMED)
+    assert "once decompressed" in error["message"]
+
+
+async def test_one_long_key_in_a_dictionary_page_is_an_error_per_row_answered_quickly(
+    client: httpx.AsyncClient,
+) -> None:
+    """A dictionary page holds a ten-million-character key once for 10,000 rows: read as a
+    dictionary, it is neither copied into every row nor validated whole on each."""
+    indices = arrow.array([0] * MAX_BATCH, type=arrow.int32())
+    keys = arrow.DictionaryArray.from_arrays(indices, arrow.array(["k" * 10_000_000]))
+    table = customers(MAX_BATCH, customer_key=keys)
+    body = parquet_body(table, compression="zstd", store_schema=False)  # as other writers do
+    assert len(body) < 100_000
+    started = time.perf_counter()
+    response = await send(client, body, PARQUET)
+    assert time.perf_counter() - started < 5
+    assert response.status_code == 200, response.text
+    results = response.json()["results"]
+    assert {result["error"]["details"][0]["rule"] for result in results} == {"string_too_long"}
 
 
 async def test_a_null_typed_column_of_a_billion_rows_is_refused_by_its_type_unread(
