@@ -30,9 +30,6 @@ from typing import Any, TypeVar
 import numpy as np
 import numpy.typing as npt
 import psycopg
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, func, select, text, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
@@ -48,6 +45,7 @@ from service.store.errors import (
     reason,
     unavailable,
 )
+from service.store.schema_version import HEAD_REVISION, current_revision, upgrade_to_head
 from service.store.statements import REPLACES_LATEST
 from service.store.tables import assignment_history, latest_assignments, snapshot_imports
 
@@ -170,12 +168,10 @@ class CustomerStore:
     def _upgrade(self) -> None:
         # Callers hold _MIGRATION_LOCK: Alembic's `context` is one global per process, and
         # two threads migrating at once would run on each other's connection and deadlock.
-        config = Config()
-        config.set_main_option("script_location", "service.store:migrations")
         try:
             with deadlines.relaxed(LONG_ROUND_TRIP_SECONDS), self.engine.begin() as connection:
-                config.attributes["connection"] = connection
-                command.upgrade(config, "head")
+                if current_revision(connection) != HEAD_REVISION:
+                    upgrade_to_head(connection)
         except SQLAlchemyError as error:
             raise StoreUnavailable(reason(error)) from error
         self._migrated = True
@@ -183,7 +179,7 @@ class CustomerStore:
     def schema_version(self) -> str | None:
         """The migration the schema is at (None before the first)."""
         with self._connection(write=False) as connection:
-            return MigrationContext.configure(connection).get_current_revision()
+            return current_revision(connection)
 
     def ping(self) -> None:
         """Read one customer's latest row; raises :class:`StoreUnavailable` when the store
