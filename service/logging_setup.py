@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 import threading
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -115,6 +116,33 @@ class JsonHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
 ACCESS_LOGGER = "service.access"
 """The logger of the one line per request."""
+
+
+class AccessRecord(logging.LogRecord):
+    """One request's access-log record, made for a fraction of a general record's cost.
+
+    ``LogRecord.__init__`` works out, for every record, what is the same for every access
+    line (level name, source file, thread and process names): a tenth of the live call's
+    time went on the access log. Here those attributes are copied from one record made at
+    import, and only the time, the message and the line's fields are the record's own
+    (``JsonFormatter`` writes the fields, as it writes any ``extra=``).
+    """
+
+    def __init__(self, message: str, fields: dict[str, Any]) -> None:
+        attributes = self.__dict__
+        attributes.update(_ACCESS_TEMPLATE)
+        attributes.update(fields)
+        self.msg = message
+        created = time.time()
+        self.created = created
+        self.msecs = (created - int(created)) * 1000
+        self.relativeCreated = (created - logging._startTime) * 1000  # type: ignore[attr-defined]
+
+
+_ACCESS_TEMPLATE = logging.LogRecord(
+    ACCESS_LOGGER, logging.INFO, "(unknown file)", 0, "", (), None, "(unknown function)"
+).__dict__
+"""A record as ``Logger.info`` makes one when callers are not looked up (configure_logging)."""
 
 FLUSH_INTERVAL_SECONDS = 0.2
 """How late a log line may reach standard error at most."""

@@ -34,7 +34,7 @@ from service.api.routes import (
     scoring,
     segments,
 )
-from service.api.routes.live_path import LivePath
+from service.api.routes.live_path import ServiceApi
 from service.api.routes.openapi import errors
 from service.config import Settings, get_settings
 from service.customer_records import CustomerRecords
@@ -105,7 +105,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 shutil.rmtree(state_dir, ignore_errors=True)
             flush_logs()
 
-    app = FastAPI(
+    app = ServiceApi(
         title="Customer segmentation",
         version="1.0",
         description=(
@@ -123,7 +123,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_docs(app)
     app.state.settings = settings
     install_error_handlers(app)
-    app.add_middleware(LivePath)  # added first: inside every layer of install_middleware
     install_middleware(app, settings)
     guarded = (
         scoring.router,

@@ -11,6 +11,7 @@ call: on PostgreSQL a single statement (one round trip, atomic on its own), on S
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import time
@@ -34,12 +35,32 @@ logger = logging.getLogger(__name__)
 IDLE_CHECK_SECONDS = 1.0
 """A connection unused for longer is pinged before its next group (as the pool would)."""
 
-_PLACEHOLDERS = ", ".join("?" for _ in COLUMNS)
-_SQLITE_UPSERT = (
-    f"INSERT INTO latest_assignments ({COLUMN_LIST}) VALUES ({_PLACEHOLDERS}) "
-    f"ON CONFLICT (customer_key) DO UPDATE SET {UPDATES} WHERE {REPLACES_LATEST}"
-)
-_SQLITE_HISTORY = f"INSERT INTO assignment_history ({COLUMN_LIST}) VALUES ({_PLACEHOLDERS})"
+_ROW_PLACEHOLDERS = "(" + ", ".join("?" for _ in COLUMNS) + ")"
+
+
+_SQLITE_ROWS_PER_STATEMENT = 1_000
+"""Rows in one statement at most (SQLite takes at most 32,766 parameters in one)."""
+
+
+@functools.lru_cache(maxsize=128)
+def _sqlite_statement(table: str, rows: int) -> str:
+    """One statement writing ``rows`` rows into ``table`` (latest: an upsert), prepared once
+    per size by sqlite3.
+
+    One statement, not ``executemany``: sqlite3 lets go of the GIL around every step, so a
+    group written row by row took the GIL back twice per row from an event loop that was
+    busy serving, and each time waited for it.
+    """
+    insert = f"INSERT INTO {table} ({COLUMN_LIST}) VALUES " + ", ".join([_ROW_PLACEHOLDERS] * rows)
+    if table == "latest_assignments":
+        insert += f" ON CONFLICT (customer_key) DO UPDATE SET {UPDATES} WHERE {REPLACES_LATEST}"
+    return insert
+
+
+def _sqlite_insert(driver: Any, table: str, rows: Sequence[tuple[Any, ...]]) -> None:
+    for start in range(0, len(rows), _SQLITE_ROWS_PER_STATEMENT):
+        part = rows[start : start + _SQLITE_ROWS_PER_STATEMENT]
+        driver.execute(_sqlite_statement(table, len(part)), [v for row in part for v in row])
 
 
 class GroupWriter:
@@ -148,8 +169,8 @@ def _sqlite_writer(store: CustomerStore) -> Callable[[Any, Sequence[Assignments]
         latest = {row[0]: row for row in rows}  # a key given twice: its last row
         driver.execute("BEGIN IMMEDIATE")
         try:
-            driver.executemany(_SQLITE_UPSERT, [latest[key] for key in sorted(latest)])
-            driver.executemany(_SQLITE_HISTORY, rows)
+            _sqlite_insert(driver, "latest_assignments", [latest[key] for key in sorted(latest)])
+            _sqlite_insert(driver, "assignment_history", rows)
         except BaseException:
             driver.execute("ROLLBACK")
             raise

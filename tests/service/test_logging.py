@@ -14,6 +14,7 @@ import pytest
 from service.logging_setup import (
     ACCESS_LOGGER,
     FLUSH_INTERVAL_SECONDS,
+    AccessRecord,
     JsonFormatter,
     JsonHandler,
     configure_logging,
@@ -56,6 +57,32 @@ def test_formatter_outside_a_request_has_null_context_and_keeps_tracebacks() -> 
     parsed = json.loads(JsonFormatter().format(entry))
     assert parsed["request_id"] is None and parsed["client"] is None
     assert "ValueError: boom" in parsed["exception"]
+
+
+def test_an_access_record_is_the_record_logging_would_have_made() -> None:
+    fields = {"method": "POST", "route": "/segment", "status": 200, "duration_ms": 1.25}
+    fast = AccessRecord("POST /segment 200 1.2ms", {**fields, "request_id": "r-1"})
+    usual = logging.getLogger(ACCESS_LOGGER).makeRecord(
+        ACCESS_LOGGER,
+        logging.INFO,
+        "(unknown file)",
+        0,
+        "POST /segment 200 1.2ms",
+        (),
+        None,
+        func="(unknown function)",
+        extra={**fields, "request_id": "r-1"},
+    )
+    assert fast.__dict__.keys() == usual.__dict__.keys()
+    for name in fast.__dict__.keys() - {"created", "msecs", "relativeCreated"}:
+        assert getattr(fast, name) == getattr(usual, name), name
+    assert abs(fast.created - usual.created) < 1
+    written, expected = (json.loads(JsonFormatter().format(r)) for r in (fast, usual))
+    assert written.pop("time")[:16] == expected.pop("time")[:16]
+    assert written == expected
+    # What any formatter may ask of a record, a %-style one included.
+    line = logging.Formatter("%(levelname)s %(name)s %(filename)s %(asctime)s %(message)s")
+    assert line.format(fast).startswith("INFO service.access ")
 
 
 def test_configure_logging_installs_one_handler_however_often_called() -> None:

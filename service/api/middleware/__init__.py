@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from service.api.middleware.access import ApiKeyAccess
+from service.api.middleware.access import ApiKeyAccess, wrong_key_budget
 from service.api.middleware.limits import BodySizeLimit, RequestTimeout
 from service.api.middleware.metrics import RequestMetrics
 from service.api.middleware.rate_limit import Budget, RateLimit, RequestBudget
@@ -23,7 +23,10 @@ def install_middleware(app: FastAPI, settings: Settings) -> None:
     if settings.rate_limit_per_minute is not None:
         app.add_middleware(RateLimit, budget=rate_limit_budget(app, settings))
     app.add_middleware(
-        ApiKeyAccess, client_keys=settings.api_keys, admin_key=settings.admin_api_key
+        ApiKeyAccess,
+        client_keys=settings.api_keys,
+        admin_key=settings.admin_api_key,
+        failures=wrong_key_budget(),  # one count for both chains (see routes.live_path)
     )
     app.add_middleware(RequestTimeout, seconds=settings.request_timeout_seconds)
     app.add_middleware(BodySizeLimit, max_body_bytes=settings.max_body_bytes)

@@ -46,6 +46,11 @@ def is_admin_path(path: str) -> bool:
     return path == ADMIN_PREFIX or path.startswith(ADMIN_PREFIX + "/")
 
 
+def wrong_key_budget() -> RequestBudget:
+    """How many wrong keys an address may send before it must wait."""
+    return RequestBudget(FAILED_KEYS_PER_MINUTE)
+
+
 DASHBOARD_PREFIX = "/dashboard"
 
 
@@ -63,7 +68,9 @@ class ApiKeyAccess:
     needs exactly the admin key: a
     client key gets 403, and with no admin key configured every admin call gets 403.
     Without client keys the rest of the API is open. The client's name goes into
-    ``scope["state"]["client_name"]`` and the ``CLIENT_NAME`` context variable.
+    ``scope["state"]["client_name"]`` and the ``CLIENT_NAME`` context variable. Wrong keys
+    are counted by address in ``failures`` (one budget for every chain of layers of an
+    application; a fresh one when not given).
     """
 
     def __init__(
@@ -72,13 +79,14 @@ class ApiKeyAccess:
         *,
         client_keys: Mapping[str, SecretStr],
         admin_key: SecretStr | None,
+        failures: RequestBudget | None = None,
     ) -> None:
         self.app = app
         self._clients = tuple(
             (name, key_digest(key.get_secret_value())) for name, key in client_keys.items()
         )
         self._admin = key_digest(admin_key.get_secret_value()) if admin_key is not None else None
-        self._failures = RequestBudget(FAILED_KEYS_PER_MINUTE)
+        self._failures = wrong_key_budget() if failures is None else failures
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

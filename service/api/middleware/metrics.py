@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service import metrics
 from service.api.middleware.asgi import route_path, scope_state
-from service.logging_setup import ACCESS_LOGGER
+from service.logging_setup import ACCESS_LOGGER, AccessRecord
 
 access_logger = logging.getLogger(ACCESS_LOGGER)
 
@@ -99,9 +99,8 @@ class RequestMetrics:
             trace = state.get("trace")
             if trace is not None:  # the caller's W3C trace, to find this line from it
                 fields["trace_id"], fields["parent_id"] = trace
-            access_logger.info(
-                "%s %s %d %.1fms", method, route, status, seconds * 1000, extra=fields
-            )
+            message = f"{method} {route} {status} {seconds * 1000:.1f}ms"
+            access_logger.handle(AccessRecord(message, fields))
 
     def _counter(self, method: str, route: str, status: str) -> Counter:
         key = (method, route, status)

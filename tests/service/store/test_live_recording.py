@@ -295,6 +295,22 @@ async def queued_behind_a_held_lock(
     return list(await asyncio.gather(*queued))
 
 
+def test_a_group_larger_than_one_statement_is_kept_whole_in_order(database_url: str) -> None:
+    # 2,500 rows: more than one multi-row statement takes on SQLite; keys given twice keep
+    # their last row as latest, and the history keeps every row in the order it came.
+    keys = [f"many-{number % 2_000}" for number in range(2_500)]
+    writer = GroupWriter(CustomerStore(database_url))
+    writer.write([block(key, number) for number, key in enumerate(keys)])
+    writer.close()
+    history = stored_rows(database_url, "assignment_history", set(keys))
+    assert [(row["customer_key"], row["avg_credit_limit"]) for row in history] == [
+        (key, float(number)) for number, key in enumerate(keys)
+    ]
+    latest = stored_rows(database_url, "latest_assignments", set(keys))
+    newest = {key: float(number) for number, key in enumerate(keys)}
+    assert {row["customer_key"]: row["avg_credit_limit"] for row in latest} == newest
+
+
 async def test_blocks_queued_behind_a_commit_share_the_next_one_and_a_refusal_fails_alone(
     database_url: str,
 ) -> None:

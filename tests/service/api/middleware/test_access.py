@@ -257,6 +257,22 @@ async def test_wrong_keys_from_one_address_are_slowed_to_a_few_a_minute(
     assert (await keyed.get("/ready")).status_code == 200
 
 
+async def test_wrong_keys_are_counted_together_on_the_live_call_and_every_other_route(
+    keyed: httpx.AsyncClient,
+) -> None:
+    # POST /segment goes through a chain of layers of its own (routes.live_path): guessing
+    # keys there and elsewhere in turn must not double the guesses an address is allowed.
+    statuses = []
+    for n in range(FAILED_KEYS_PER_MINUTE + 2):
+        headers = {"X-API-Key": f"guess-{n}"}
+        if n % 2:
+            response = await keyed.post("/segment", json=customer(), headers=headers)
+        else:
+            response = await keyed.get("/segments", headers=headers)
+        statuses.append(response.status_code)
+    assert statuses == [403] * FAILED_KEYS_PER_MINUTE + [429] * 2
+
+
 def test_no_client_may_take_the_admin_key_s_name() -> None:
     with pytest.raises(ValidationError, match="may not name a client 'admin'"):
         Settings(api_keys=f"crm:{CRM_KEY},admin:another-key")
