@@ -241,18 +241,15 @@ def _type_rule(name: str, data_type: Any) -> str | None:
 
 def _batch_of(table: Any, columns: list[str]) -> CustomerBatch:
     """The table's rows as a batch: screened at once, the rest validated row by row."""
-    import pyarrow as arrow
-    import pyarrow.compute as compute
-
     size = table.num_rows
     place = {name: position for position, name in enumerate(columns)}
     feature_columns = [table.column(place[name]) for name in FEATURES]
     # Column-major: each column is written, and screened, as one contiguous run.
     features = np.empty((size, len(FEATURES)), dtype=np.float64, order="F")
     for position, column in enumerate(feature_columns):
-        # Nulls become NaN, which screening refuses like any value out of bounds.
-        as_float = compute.cast(column, arrow.float64(), safe=False)
-        features[:, position] = as_float.to_numpy() if size else []
+        # The column as it is (its nulls as NaN, which screening refuses like any value out
+        # of bounds), converted to float by numpy as it is copied in.
+        features[:, position] = column.to_numpy()
     keys: list[str | None] = (
         _keys(table.column(place[CUSTOMER_KEY])) if CUSTOMER_KEY in place else [None] * size
     )

@@ -93,11 +93,31 @@ _ANSWER_TYPES: dict[AnswerFormat, str] = {
 }
 
 
+_BATCH_FORMATS = f"""Assign many customers to segments; results in input order.
+
+The body is JSON, CSV (raw or as a `file` upload), an Arrow IPC stream (`{ARROW_STREAM}`)
+or a Parquet file (`{PARQUET}`). A CSV, Arrow or Parquet body has one customer per row,
+its columns named as in the bank's export or in snake_case: the five features, optionally
+`customer_key` and the export's row number (not read); any other column is refused (422).
+In Arrow and Parquet the features may be of any integer or floating-point type and the key
+text or integers; a column of another type is refused naming it and its type (422,
+`column_type`). Bad rows get CSV's errors (a null is a missing field); a truncated or
+unreadable body is 400, more than MAX_BATCH_SIZE rows 413 (found before decoding where the
+body states its size), a stream with compressed buffers 415.
+
+The answer is JSON, or CSV, Arrow IPC or Parquet (`format`, else `Accept`): one row per
+item in input order with the CSV answer's columns, typed in Arrow and Parquet (segment ids
+and names dictionary-encoded, scores float64, flags bool, `error` null on scored rows);
+their schema metadata holds `model_version`, `counts` and `n_errors`.
+"""
+
+
 @router.post(
     "/segment/batch",
     response_model=BatchResponse | ColumnarBatchResponse,
     responses={**errors(400, 413, 415, 422, 503), **BATCH_ANSWERS},
     openapi_extra=json_body(BatchRequest, csv=True, tables=True),
+    description=_BATCH_FORMATS,
 )
 async def score_customers(
     request: Request,
