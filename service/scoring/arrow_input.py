@@ -226,17 +226,22 @@ def _check_columns(schema: Any) -> list[str]:
 
 
 def _type_rule(name: str, data_type: Any) -> str | None:
-    """What type the column ``name`` should be, when ``data_type`` is not one of them."""
+    """What type the column ``name`` should be, when ``data_type`` is not one of them.
+
+    An optional column may be of the null type (all null: what pandas makes of a column of
+    None); the row count it claims is the batch's, checked like any other.
+    """
     import pyarrow as arrow
 
     numeric = arrow.types.is_integer(data_type) or arrow.types.is_floating(data_type)
     if name in FEATURES:
         return None if numeric else "expected integers or floating-point numbers"
     text = arrow.types.is_string(data_type) or arrow.types.is_large_string(data_type)
+    empty = arrow.types.is_null(data_type)
     if name == CUSTOMER_KEY:
         is_integer = arrow.types.is_integer(data_type)
-        return None if text or is_integer else "expected text or integers"
-    return None if text or numeric else "expected numbers or text (the column is not read)"
+        return None if text or is_integer or empty else "expected text or integers"
+    return None if text or numeric or empty else "expected numbers or text (it is not read)"
 
 
 def _batch_of(table: Any, columns: list[str]) -> CustomerBatch:

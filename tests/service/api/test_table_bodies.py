@@ -22,6 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from segmentation.features import FEATURES
+from service.models.active_model import ActiveModel
 from service.models.model_loading import load_model
 from service.scoring.csv_answer import answer_columns
 from service.store.customer_store import CustomerStore
@@ -39,7 +40,8 @@ from tests.service.api.table_bodies import (
     table_body,
 )
 from tests.service.api.test_scoring_routes import as_customers, assert_error, customer
-from tests.service.conftest import serve, settings_for
+from tests.service.conftest import serve, serve_with_keys, settings_for
+from tests.service.helpers import ADMIN
 from training.job import TrainingResult
 
 FORMATS = ("arrow", "parquet")
@@ -192,6 +194,18 @@ async def test_a_look_up_by_key_alone_is_refused_as_a_table_naming_the_items(
 
 
 @pytest.mark.parametrize("form", FORMATS)
+async def test_a_key_column_of_nulls_alone_is_a_batch_without_keys(
+    client: httpx.AsyncClient, form: str
+) -> None:
+    """pandas makes a column of None the null type: it is read as no keys."""
+    table = customers_table([customer(customer_key=None), customer(customer_key=None)])
+    assert table.schema.field("customer_key").type == arrow.null()
+    answer = read_answer(await post_table(client, form, table_body(form, table)), form)
+    assert answer["customer_key"].to_pylist() == [None, None]
+    assert answer["error"].to_pylist() == [None, None]
+
+
+@pytest.mark.parametrize("form", FORMATS)
 async def test_keyed_rows_are_recorded_and_say_so(client: httpx.AsyncClient, form: str) -> None:
     items = [customer(customer_key=f"table-{form}"), customer(customer_key=None)]
     answer = read_answer(
@@ -217,6 +231,22 @@ async def test_a_failed_write_says_not_recorded_on_the_keyed_rows(
     answer = read_answer(response, "arrow")
     assert answer["customer_key"].to_pylist() == [None, "new-1"]
     assert answer["recorded"].to_pylist() == [None, False]
+
+
+async def test_a_shadow_scores_table_batches_and_their_answers_do_not_change(
+    versions: tuple[Path, str, str],
+) -> None:
+    models, _, second = versions
+    items = [customer(avg_credit_limit=limit) for limit in (5_000, 150_000)]
+    body = arrow_body(customers_table(items))
+    async with serve_with_keys(models) as client:
+        without = await post_table(client, "arrow", body)
+        started = await client.post("/admin/shadow", json={"version": second}, headers=ADMIN)
+        assert started.status_code == 200, started.text
+        with_shadow = await post_table(client, "arrow", body)
+        shadowed = (await client.get("/admin/shadow", headers=ADMIN)).json()
+    assert with_shadow.content == without.content
+    assert shadowed["customers"] == len(items) and shadowed["requests"] == 1
 
 
 def csv_of(rows: list[dict[str, Any]]) -> bytes:
@@ -337,12 +367,18 @@ def feature_columns(draw: st.DrawFn) -> list[Any]:
     return columns
 
 
+@pytest.fixture(scope="module")
+def served_model(trained: TrainingResult) -> ActiveModel:
+    model, _ = load_model(trained.path.parent, trained.version)
+    return model
+
+
 @settings(
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(arrays=feature_columns(), form=st.sampled_from(FORMATS))
-async def test_any_table_gets_the_json_answer_of_the_same_customers(
-    client: httpx.AsyncClient, arrays: list[Any], form: str
+async def test_any_table_gets_the_answer_of_the_same_customers_as_csv_and_in_process(
+    client: httpx.AsyncClient, served_model: ActiveModel, arrays: list[Any], form: str
 ) -> None:
     table = arrow.Table.from_arrays(arrays, names=list(FEATURES))
     # The same values, as the table holds them after its type, sent as CSV.
@@ -352,4 +388,12 @@ async def test_any_table_gets_the_json_answer_of_the_same_customers(
     from_csv = await client.post(BATCH, content=csv_of(rows), headers={"content-type": "text/csv"})
     assert from_table.json() == from_csv.json()
     answer = read_answer(await post_table(client, form, table_body(form, table)), form)
-    assert as_results(answer) == comparable(from_csv.json()["results"])
+    results = as_results(answer)
+    assert results == comparable(from_csv.json()["results"])
+    scored = [row for row in results if "error" not in row]
+    features = np.array([[row[name] for name in FEATURES] for row in rows], dtype=np.float64)
+    at = [row["index"] for row in scored]
+    expected = served_model.assign(features[at].reshape(-1, len(FEATURES)), [None] * len(at))
+    for row, assigned in zip(scored, expected, strict=True):
+        for field in ("segment_id", "confidence", "distances", "atypical", "atypical_reasons"):
+            assert row[field] == assigned[field], field
