@@ -46,6 +46,10 @@ def reject_invalid_items(batch: CustomerBatch) -> None:
 Layout = Literal["rows", "columns"]
 """How a batch's answer is laid out: one object per customer, or one list per field."""
 
+RenderedAs = Literal["json", "csv"]
+"""What ``render`` makes of a row answer: JSON (of the whole response) or CSV (with
+:func:`~service.scoring.csv_answer.results_as_csv`)."""
+
 
 @dataclass(frozen=True)
 class BatchAnswer:
@@ -67,6 +71,7 @@ def score_batch(
     window: DriftWindow | None = None,
     render: Callable[[dict[str, Any]], bytes] | None = None,
     layout: Layout = "rows",
+    rendered_as: RenderedAs = "json",
 ) -> BatchAnswer:
     """The batch response: counts per segment and one result per input item, in order
     (``rows``), or the same values as one list per field (``columns``, see
@@ -75,7 +80,8 @@ def score_batch(
     Keyed customers' assignments are written while the answer is built and rendered, as if
     the write will succeed: the rare failed write costs a second rendering instead of every
     batch waiting for the database before rendering. Without ``records`` nothing is
-    written (and the batch may hold no look-ups by key).
+    written (and the batch may hold no look-ups by key). A row answer ``rendered_as`` CSV
+    does not render its results as JSON too (its ``results`` cannot be rendered as JSON).
     """
     errors = dict(batch.errors)
     features, keys, positions = batch.features, list(batch.keys), list(batch.positions)
@@ -107,7 +113,7 @@ def score_batch(
             response = columnar_response(model, batch, scored, features, keys, positions, errors)
         else:
             rows = scored_rows(model, scored, features, keys, positions, keyed, RECORDED)
-            response = rows_response(model, batch, rows, errors)
+            response = rows_response(model, batch, rows, errors, as_json=rendered_as == "json")
         body = render(response) if render else None
     finally:
         # Even when building the answer fails, the write is not left running unseen.

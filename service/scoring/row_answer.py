@@ -106,6 +106,9 @@ class RowsResponse(dict[str, Any]):
     with ``results`` already rendered (an ``orjson.Fragment``: ``orjson.dumps`` of this
     dict writes the whole answer) and what it was rendered from kept beside it, for the
     CSV answer and the metrics.
+
+    Without ``as_json`` (an answer that will be sent as CSV) the results are not rendered:
+    ``results`` then holds a placeholder that JSON encoders refuse (``TypeError``).
     """
 
     def __init__(
@@ -115,13 +118,18 @@ class RowsResponse(dict[str, Any]):
         rows: ScoredRows,
         errors: dict[int, dict[str, Any]],
         error_keys: dict[int, str | None],
+        as_json: bool = True,
     ) -> None:
         counts = np.bincount(rows.labels, minlength=len(fragments.segment_ids)).tolist()
         super().__init__(
             model_version=fragments.version,
             counts=dict(zip(fragments.segment_ids, counts, strict=True)),
             n_errors=len(errors),
-            results=orjson.Fragment(_results_json(fragments, rows, errors, error_keys)),
+            results=(
+                orjson.Fragment(_results_json(fragments, rows, errors, error_keys))
+                if as_json
+                else NOT_RENDERED
+            ),
         )
         self.fragments = fragments
         self.rows = rows
@@ -135,6 +143,7 @@ class RowsResponse(dict[str, Any]):
             rows=with_recorded(self.rows, positions, recorded),
             errors=self.errors,
             error_keys=self.error_keys,
+            as_json=self["results"] is not NOT_RENDERED,
         )
 
     def atypical_reasons(self) -> Iterator[str]:
@@ -143,15 +152,32 @@ class RowsResponse(dict[str, Any]):
         return (reason for row in sorted(rows) for reason in rows[row])
 
 
+class _NotRendered:
+    """The results of an answer sent as CSV, which no one renders as JSON."""
+
+    def __repr__(self) -> str:
+        return "<results not rendered as JSON>"
+
+
+NOT_RENDERED = _NotRendered()
+
+
 def rows_response(
-    model: ActiveModel, batch: CustomerBatch, rows: ScoredRows, errors: dict[int, dict[str, Any]]
+    model: ActiveModel,
+    batch: CustomerBatch,
+    rows: ScoredRows,
+    errors: dict[int, dict[str, Any]],
+    *,
+    as_json: bool = True,
 ) -> RowsResponse:
-    """The row answer to ``batch``: its scored ``rows`` and the items in ``errors``."""
+    """The row answer to ``batch``: its scored ``rows`` and the items in ``errors``
+    (``results`` rendered as JSON unless told otherwise, see :class:`RowsResponse`)."""
     return RowsResponse(
         fragments=model.answer_fragments,
         rows=rows,
         errors=errors,
         error_keys={index: batch.key_of_error(index) for index in errors},
+        as_json=as_json,
     )
 
 
@@ -217,8 +243,10 @@ def _results_json(
         ]
         pieces = with_rows_between(pieces, width, rows.indices, failed, results)
     if pieces:
-        pieces[0] = pieces[0][1:]  # the first result has no comma before it
-    return b"[" + b"".join(pieces) + b"]"
+        pieces[0] = b"[" + pieces[0][1:]  # the first result has no comma before it
+        pieces.append(b"]")
+        return b"".join(pieces)  # one copy of some megabytes: not two
+    return b"[]"
 
 
 def _tails(fragments: AnswerFragments, states: tuple[Recorded | None, ...]) -> ObjectArray:

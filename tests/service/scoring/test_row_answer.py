@@ -4,6 +4,7 @@ per customer (``legacy_row_answer``), in JSON and in CSV, whatever the batch hol
 from __future__ import annotations
 
 import csv
+import json
 from collections.abc import Sequence
 from concurrent.futures import Future
 from pathlib import Path
@@ -18,7 +19,7 @@ from segmentation.features import FEATURES
 from service.customer_records import RECORDED, CustomerRecords, Recorded
 from service.errors import StoreUnavailableError
 from service.models.active_model import ActiveModel
-from service.scoring.batch_scoring import atypical_reasons, score_batch
+from service.scoring.batch_scoring import RenderedAs, atypical_reasons, score_batch
 from service.scoring.csv_answer import _SAFE_RANGE, results_as_csv
 from service.scoring.customer_input import CustomerBatch, parse_csv_batch, parse_json_batch
 from service.scoring.row_answer import RowsResponse
@@ -61,9 +62,13 @@ class FakeRecords:
 
 
 def new_and_old(
-    model: ActiveModel, batch: CustomerBatch, records: FakeRecords | None
+    model: ActiveModel,
+    batch: CustomerBatch,
+    records: FakeRecords | None,
+    csv_from: RenderedAs = "csv",
 ) -> tuple[tuple[bytes, str], tuple[bytes, str]]:
-    """(JSON, CSV) as score_batch renders them now, and as the dict per customer gave."""
+    """(JSON, CSV) as score_batch renders them now, and as the dict per customer gave. The
+    CSV comes from a response prepared for CSV, or (``csv_from="json"``) for JSON."""
     store = cast(CustomerRecords | None, records)
     answer = score_batch(model, batch, store, render=orjson.dumps)
     assert answer.body is not None
@@ -72,6 +77,7 @@ def new_and_old(
         batch,
         store,
         render=lambda response: results_as_csv(response, model.segment_ids).encode(),
+        rendered_as=csv_from,
     )
     return (answer.body, cast(bytes, as_csv.body)), legacy_answer(model, batch, store)
 
@@ -176,10 +182,12 @@ def test_row_answer_is_the_dict_per_customer_answer_for_the_bank_export_as_csv(
 ) -> None:
     body = bank_export.read_bytes()
     bad_rows = b"\r\n1,2,3\r\n,,,,,,\r\n7,=1+2,abc,2,1,1,0\r\n8,k;9,1000,2,1,1,0,9\r\n"
-    for content in (body, body + bad_rows):
+    for content, csv_from in [(body, "json"), (body, "csv"), (body + bad_rows, "csv")]:
         batch = parse_csv_batch(content, max_size=10_000)
         records = FakeRecords({}, NOT_RECORDED)
-        (json_body, csv_text), (old_json, old_csv) = new_and_old(model, batch, records)
+        (json_body, csv_text), (old_json, old_csv) = new_and_old(
+            model, batch, records, cast(RenderedAs, csv_from)
+        )
         assert json_body == old_json
         assert csv_text.decode() == old_csv
         assert records.written  # every keyed row was to be written, and was not
@@ -195,6 +203,15 @@ def test_atypical_reasons_are_every_scored_customers_in_input_order(
     expected = [reason for result in old for reason in result.get("atypical_reasons", ())]
     assert expected
     assert list(atypical_reasons(response)) == expected
+
+
+def test_a_response_prepared_for_csv_cannot_be_rendered_as_json(
+    model: ActiveModel, bank_export: Path
+) -> None:
+    batch = parse_csv_batch(bank_export.read_bytes(), max_size=1_000)
+    response = score_batch(model, batch, None, rendered_as="csv").response
+    with pytest.raises(TypeError):
+        orjson.dumps(response)
 
 
 def test_an_empty_batch_is_answered_as_before(model: ActiveModel) -> None:
@@ -244,7 +261,7 @@ def test_row_answer_is_the_dict_per_customer_answer_for_any_batch(
     records = STORES[store](model)
     if records is None:
         items = [item for item in items if not is_reference(item)]
-    body = orjson.dumps({"customers": items})
+    body = json.dumps({"customers": items}).encode()
     try:
         batch = parse_json_batch(body, max_size=100)
     except Exception:  # a refused body has no answer to compare
