@@ -45,7 +45,7 @@ from service.store.errors import (
     reason,
     unavailable,
 )
-from service.store.schema_version import HEAD_REVISION, current_revision, upgrade_to_head
+from service.store.schema_version import bring_to_head, current_revision
 from service.store.statements import REPLACES_LATEST
 from service.store.tables import assignment_history, latest_assignments, snapshot_imports
 
@@ -170,8 +170,7 @@ class CustomerStore:
         # two threads migrating at once would run on each other's connection and deadlock.
         try:
             with deadlines.relaxed(LONG_ROUND_TRIP_SECONDS), self.engine.begin() as connection:
-                if current_revision(connection) != HEAD_REVISION:
-                    upgrade_to_head(connection)
+                bring_to_head(connection)
         except SQLAlchemyError as error:
             raise StoreUnavailable(reason(error)) from error
         self._migrated = True
