@@ -54,6 +54,8 @@ class ScoredTable:
     errors: dict[int, dict[str, Any]]
     error_keys: dict[int, str | None]
     """The key each item that was not scored gave, if any."""
+    has_keys: bool
+    """Some item, scored or not, gave a customer key."""
     recorded: Recorded | None
     """What became of the keyed rows' records (None: no row had a key, nothing written)."""
     atypical: npt.NDArray[np.bool_]
@@ -110,11 +112,13 @@ def score_table(
         tail_ids = model.segment_ids_of(scored.labels[tail])
         window.add(model.version, features[tail], tail_ids, atypical[tail])
     recorded = None
-    if records is not None and keys.count(None) != len(keys):
+    keyed = keys.count(None) != len(keys)
+    if records is not None and keyed:
         block = to_keep(model, scored, features, keys, source="batch")
         # Written before the answer is built: a table answer is quick to build, so the
         # overlap score_batch gains (and its second rendering on failure) is not worth it.
         recorded = records.record(block) if block is not None else None
+    error_keys = {index: batch.key_of_error(index) for index in batch.errors}
     positions = (
         np.arange(batch.size, dtype=np.intp)
         if len(batch.positions) == batch.size
@@ -127,7 +131,8 @@ def score_table(
         features=features,
         keys=keys,
         errors=batch.errors,
-        error_keys={index: batch.key_of_error(index) for index in batch.errors},
+        error_keys=error_keys,
+        has_keys=keyed or any(key is not None for key in error_keys.values()),
         recorded=recorded,
         atypical=atypical,
         reason_rows=reason_rows,

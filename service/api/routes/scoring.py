@@ -198,7 +198,7 @@ def _score_as_table(
     records: CustomerRecords,
     window: DriftWindow,
     form: TableFormat,
-) -> tuple[bytes, ScoredTable]:
+) -> tuple[memoryview, ScoredTable]:
     table = score_table(model, batch, records, window=window)
     body = render_table(table_answer(model, table), form)
     metrics.record_segment_counts(segment_counts(model, table))
