@@ -35,7 +35,7 @@ _TYPICAL = {"atypical": False, "atypical_reasons": [], "atypical_explanations": 
 
 @dataclass(frozen=True)
 class AnswerFragments:
-    """A model's per-segment fragments of a row answer, JSON (bytes) and CSV (text).
+    """A model's per-segment fragments of a row answer, as JSON and as CSV (both text).
 
     A JSON result is ``{"index":I,"customer_key":K`` then ``json_segments[label]`` (the
     segment's fields up to ``"confidence":``), the confidence, ``distance_names[j]`` and
@@ -48,7 +48,7 @@ class AnswerFragments:
     version: str
     segment_ids: tuple[str, ...]
     json_segments: ObjectArray
-    distance_names: tuple[bytes, ...]
+    distance_names: tuple[str, ...]
     csv_segments: ObjectArray
 
     @classmethod
@@ -56,8 +56,8 @@ class AnswerFragments:
         """The fragments of the segments ``cards`` (in label order) of model ``version``."""
         ids = tuple(card.segment_id for card in cards)
         json_segments = [
-            b","
-            + orjson.dumps(
+            ","
+            + _json(
                 {
                     "segment_id": card.segment_id,
                     "segment_name": card.name,
@@ -65,11 +65,11 @@ class AnswerFragments:
                     "recommended_actions": card.recommended_actions,
                 }
             )[1:-1]
-            + b',"confidence":'
+            + ',"confidence":'
             for card in cards
         ]
-        names = [b"," + orjson.dumps(segment_id) + b":" for segment_id in ids]
-        names[0] = b',"distances":{' + names[0][1:]
+        names = ["," + _json(segment_id) + ":" for segment_id in ids]
+        names[0] = ',"distances":{' + names[0][1:]
         csv_segments = ["," + csv_line([card.segment_id, card.name])[:-1] + "," for card in cards]
         return cls(
             version=version,
@@ -81,7 +81,7 @@ class AnswerFragments:
 
     def json_tail(
         self, runner_up_label: int, atypical: Mapping[str, Any], recorded: Recorded | None
-    ) -> bytes:
+    ) -> str:
         """A result's end: ``}`` closing the distances, the runner-up, the ``atypical``
         fields, the model version, ``recorded`` (if given) and the closing ``}``."""
         fields: dict[str, Any] = {
@@ -93,7 +93,7 @@ class AnswerFragments:
             # Keys as the answer's dict had them: "recorded" first, as it was set before.
             fields["recorded"] = True
             fields.update(recorded)
-        return b"}," + orjson.dumps(fields)[1:]
+        return "}," + _json(fields)[1:]
 
     def json_tails(self, recorded: Recorded | None) -> ObjectArray:
         """The tail of a typical result, by runner-up label."""
@@ -123,8 +123,12 @@ class AnswerFragments:
         )
 
 
+def _json(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
 def as_objects(values: Iterable[Any]) -> ObjectArray:
-    """``values`` as a one-dimensional array of objects (numpy would make bytes a string
+    """``values`` as a one-dimensional array of objects (numpy would make text a string
     array, and a sequence of tuples two-dimensional)."""
     items = list(values)
     array = np.empty(len(items), dtype=object)

@@ -16,7 +16,7 @@ import numpy as np
 import orjson
 
 from service.scoring.answer_fragments import AnswerFragments, csv_line, csv_text_cells
-from service.scoring.row_answer import RowsResponse, ScoredRows, with_rows_between
+from service.scoring.row_answer import RowsResponse, ScoredRows, number_texts, with_rows_between
 
 _LEADING = ("index", "customer_key", "segment_id", "segment_name", "confidence")
 _TRAILING = ("runner_up_segment_id", "atypical", "atypical_reasons", "model_version")
@@ -48,7 +48,8 @@ def results_as_csv(response: dict[str, Any], segment_ids: Sequence[str]) -> str:
             )
         ]
         pieces = with_rows_between(pieces, _WIDTH, response.rows.indices, failed, lines)
-    return csv_line(columns) + "".join(pieces)
+    pieces.insert(0, csv_line(columns))
+    return "".join(pieces)
 
 
 _SAFE_RANGE = (1e-4, 1e16)
@@ -78,9 +79,7 @@ def _scored_pieces(fragments: AnswerFragments, rows: ScoredRows) -> list[str]:
     keys = [key or "" for key in rows.keys]
     width = _WIDTH
     pieces: list[str] = [","] * (count * width)
-    pieces[0::width] = (
-        orjson.dumps(rows.indices, option=orjson.OPT_SERIALIZE_NUMPY).decode()[1:-1].split(",")
-    )
+    pieces[0::width] = number_texts(rows.indices)
     pieces[2::width] = csv_text_cells(keys)
     pieces[3::width] = fragments.csv_segments[rows.labels].tolist()
     pieces[4::width] = number_cells
