@@ -1,12 +1,12 @@
 """A batch's answer as a table: Arrow IPC stream or Parquet, one row per input item, in order.
 
 The columns are the CSV answer's (:func:`~service.scoring.csv_answer.answer_columns`, a test
-holds them equal), typed:
-segment ids and names dictionary-encoded, scores float64 (rounded as every answer rounds
-them), flags bool, the atypical reasons a list of codes; a field an item does not have (an
-error's segment, a scored row's error) is null. The schema's metadata holds the model
-version, the counts per segment and the number of errors, as the JSON answer's head does.
-Every column is built from the scorer's arrays: nothing is done per row but the keys.
+holds them equal), typed: segment ids and names dictionary-encoded, scores float64 (rounded
+as every answer rounds them), flags bool, the atypical reasons a list of codes; a field an
+item does not have (an error's segment, a scored row's error) is null. The schema's
+metadata holds the model version, the counts per segment and the number of errors, as the
+JSON answer's head does. Every column is built from the scorer's arrays: nothing is done
+per row but the keys.
 
 pyarrow is imported only when such an answer is asked for.
 """

@@ -130,8 +130,7 @@ def _uncompressed_rows(message: Any) -> int:
         raise UnsupportedMediaType(
             message_text, details=[detail(None, "compressed_buffers", message_text)]
         )
-    rows_read: int = rows
-    return rows_read
+    return int(rows)
 
 
 def _field(buffer: bytes, table: int, field: int) -> int | None:

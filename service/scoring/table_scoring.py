@@ -1,10 +1,10 @@
 """Scoring a validated batch for a table answer (Arrow, Parquet): scores kept as arrays.
 
-The JSON and CSV answers (:func:`~service.scoring.batch_scoring.score_batch`) build a
-Python object per customer, with each atypical reason in words; at 100,000 rows that is
-most of the time a request takes. A table answer needs none of it, so this keeps the
-scorer's arrays as they are and does per row only what a table cannot do without: the
-keys. What it records, adds to the drift window and counts is what ``score_batch`` does.
+:func:`~service.scoring.batch_scoring.score_batch` prepares the JSON and CSV answers: each
+customer's fields as text, each atypical reason in words. A table answer needs none of it,
+so this keeps the scorer's arrays as they are and does per row only what a table cannot do
+without: the keys. What it records, adds to the drift window and counts is what
+``score_batch`` does.
 """
 
 from __future__ import annotations
