@@ -182,14 +182,25 @@ async def score_customers(
 
 
 def _asked_format(accept: str | None) -> AnswerFormat:
-    """The first of CSV, Arrow and Parquet that ``Accept`` names; JSON when it names none
-    (a client that accepts anything, or JSON among others, has always been answered JSON)."""
+    """The first of CSV, Arrow and Parquet that ``Accept`` names (and does not refuse with
+    ``q=0``); JSON when it names none (a client that accepts anything, or JSON among
+    others, has always been answered JSON). Other q-values are not weighed."""
     for media_range in (accept or "").split(","):
-        media_type = media_range.split(";")[0].strip().lower()
+        media_type, *parameters = (part.strip().lower() for part in media_range.split(";"))
+        if any(_refuses(parameter) for parameter in parameters):
+            continue
         for answer_format, answer_type in _ANSWER_TYPES.items():
             if answer_format != "json" and media_type == answer_type:
                 return answer_format
     return "json"
+
+
+def _refuses(parameter: str) -> bool:
+    name, _, value = parameter.partition("=")
+    try:
+        return name.strip() == "q" and float(value) == 0
+    except ValueError:  # a q-value that is not a number refuses nothing
+        return False
 
 
 def _score_as_table(
