@@ -12,7 +12,7 @@ JSON_TYPES = frozenset({"", "application/json"})
 """A body without a Content-Type is read as JSON; any other type is refused with 415."""
 
 
-def media_type(scope: Scope) -> str:
+def body_media_type(scope: Scope) -> str:
     """The request's media type, lower case, without parameters (``""`` when not given)."""
     content_type = header(scope, b"content-type") or b""
     return content_type.split(b";")[0].strip().lower().decode("latin-1")

@@ -19,7 +19,7 @@ from typing import Any, Literal
 import numpy as np
 
 from service.models.active_model import ActiveModel, rounded
-from service.scoring.csv_answer import _error_text
+from service.scoring.csv_answer import error_text
 from service.scoring.table_scoring import REASON_CODES, ScoredTable, segment_counts
 
 TableFormat = Literal["arrow", "parquet"]
@@ -149,5 +149,5 @@ def _keys(table: ScoredTable) -> list[str | None]:
 def _errors(table: ScoredTable) -> list[str | None]:
     errors: list[str | None] = [None] * table.size
     for index, error in table.errors.items():
-        errors[index] = _error_text(error)
+        errors[index] = error_text(error)
     return errors

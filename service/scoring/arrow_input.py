@@ -36,7 +36,7 @@ from service.errors import (
     UnsupportedMediaType,
     detail,
 )
-from service.scoring.batch_screening import Screened, _within_bounds
+from service.scoring.batch_screening import Screened, within_bounds
 from service.scoring.customer_input import CustomerBatch, validate_items
 
 logger = logging.getLogger(__name__)
@@ -257,7 +257,7 @@ def _batch_of(table: Any, columns: list[str]) -> CustomerBatch:
     keys: list[str | None] = (
         _keys(table.column(place[CUSTOMER_KEY])) if CUSTOMER_KEY in place else [None] * size
     )
-    good = _within_bounds(features)
+    good = within_bounds(features)
     if keys.count(None) != size:
         good &= np.array([key is None or could_be_customer_key(key) for key in keys], dtype=bool)
     if good.all():

@@ -69,7 +69,7 @@ def screen_items(items: Sequence[Any]) -> Screened:
             leftovers.append(index)
     good = _good_numbers(rows) & _good_keys(raw_keys)
     features = _as_array(rows)
-    good[good] &= _within_bounds(features[good])
+    good[good] &= within_bounds(features[good])
     positions = [index for index, keep in zip(candidates, good.tolist(), strict=True) if keep]
     leftovers += [index for index, keep in zip(candidates, good.tolist(), strict=True) if not keep]
     leftovers.sort()
@@ -140,7 +140,7 @@ def decode_plain_batch(body: bytes) -> PlainBatch | None:
         else [None] * len(customers)
     )
     features = _as_array(list(map(_PLAIN_VALUES, customers)))
-    if not (_good_keys(raw_keys) & _within_bounds(features)).all():
+    if not (_good_keys(raw_keys) & within_bounds(features)).all():
         return None
     return PlainBatch(
         features=features,
@@ -167,7 +167,7 @@ def screen_cells(
     keys: list[str | None] = (
         [cell.strip() or None for cell in key_cells] if key_cells else [None] * len(features)
     )
-    return features, keys, _good_keys(keys) & _within_bounds(features)
+    return features, keys, _good_keys(keys) & within_bounds(features)
 
 
 _NUMBER_BYTES = b"0123456789.eE+- \t,"
@@ -273,7 +273,8 @@ def _row_values(row: tuple[Any, ...]) -> list[float]:
     return [math.nan] * len(row)
 
 
-def _within_bounds(features: npt.NDArray[np.float64]) -> npt.NDArray[np.bool_]:
+def within_bounds(features: npt.NDArray[np.float64]) -> npt.NDArray[np.bool_]:
+    """Which rows (of the features in ``FEATURES`` order) every feature's rule accepts."""
     with np.errstate(invalid="ignore"):
         ok = np.isfinite(features)
         ok &= ~(features <= _LOWER_EXCLUSIVE)

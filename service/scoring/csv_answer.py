@@ -109,11 +109,11 @@ def _row(
         "atypical_reasons": "",
         "model_version": "",
         "recorded": "",
-        "error": _error_text(error),
+        "error": error_text(error),
     }
 
 
-def _error_text(error: dict[str, Any]) -> str:
+def error_text(error: dict[str, Any]) -> str:
     """What was wrong, field by field (a CSV cell cannot hold the details' list)."""
     named = [f"{item['field']}: {item['message']}" for item in error["details"] if item["field"]]
     return "; ".join(named) if named else str(error["message"])

@@ -23,7 +23,7 @@ from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.api.error_handlers import service_error_response
-from service.api.media_types import JSON_TYPES, media_type, unsupported
+from service.api.media_types import JSON_TYPES, body_media_type, unsupported
 from service.api.middleware.asgi import route_path
 from service.api.routes.scoring import LIVE_PATH, router
 from service.errors import ServiceError
@@ -80,7 +80,7 @@ class LiveRoute:
         scope["route"] = self._route
         state = scope["app"].state
         try:
-            body_type = media_type(scope)
+            body_type = body_media_type(scope)
             if body_type not in JSON_TYPES:
                 raise unsupported(body_type, "application/json")
             model = state.holder.current().model  # one model for the whole request

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
 from functools import partial
 from typing import Annotated, Any, Literal
 
@@ -26,10 +25,11 @@ from service.api.deps import (
     shadow_for,
     window_for,
 )
+from service.api.media_types import JSON_TYPES, body_media_type, unsupported
 from service.api.responses import JSONBytesResponse
 from service.api.routes.openapi import BATCH_ANSWERS, errors, json_body
 from service.customer_records import CustomerRecords
-from service.errors import InvalidInput, UnsupportedMediaType, detail
+from service.errors import InvalidInput, detail
 from service.models.active_model import ActiveModel
 from service.models.shadow import Shadow
 from service.schemas import (
@@ -62,7 +62,8 @@ from service.scoring.table_scoring import ScoredTable, score_table, segment_coun
 router = APIRouter(tags=["scoring"])
 
 LIVE_PATH = "/segment"
-"""Answered through ``routes.live_path`` in the running service, by the same function."""
+"""Answered ahead of the router in the running service (``routes.live_path``), with the same
+domain call as :func:`score_customer`, which documents it."""
 
 
 @router.post(
@@ -73,9 +74,9 @@ LIVE_PATH = "/segment"
 )
 async def score_customer(request: Request) -> Response:
     """Assign one customer to a segment, with the recommended actions."""
-    media_type = _media_type(request)
-    if media_type not in _JSON_TYPES:
-        raise _unsupported(media_type, "application/json")
+    media_type = body_media_type(request.scope)
+    if media_type not in JSON_TYPES:
+        raise unsupported(media_type, "application/json")
     model = serving_for(request).model
     body = await request.body()
     shadow = shadow_for(request)
@@ -167,9 +168,8 @@ async def score_customers(
     as_csv = answer_format == "csv"
     if as_csv:
         layout = "rows"  # a CSV answer has one row per customer, whatever the layout asked
-    render = partial(_render_csv, model.segment_ids) if as_csv else _render_json
     answer = await run_in_threadpool(
-        _score_and_render, model, batch, records, window, layout, render
+        _score_and_render, model, batch, records, window, layout, as_csv
     )
     assert answer.body is not None
     # After the answer has gone: the shadow never holds an answer back.
@@ -227,9 +227,18 @@ def _score_and_render(
     records: CustomerRecords,
     window: DriftWindow,
     layout: Layout,
-    render: Callable[[dict[str, Any]], bytes],
+    as_csv: bool,
 ) -> BatchAnswer:
-    answer = score_batch(model, batch, records, window=window, render=render, layout=layout)
+    # A CSV answer is rendered from the rows' columns: no JSON results are built for it.
+    answer = score_batch(
+        model,
+        batch,
+        records,
+        window=window,
+        render=partial(_render_csv, model.segment_ids) if as_csv else _render_json,
+        layout=layout,
+        rendered_as="csv" if as_csv else "json",
+    )
     metrics.record_segment_counts(answer.response["counts"])
     metrics.record_atypical(atypical_reasons(answer.response))
     return answer
@@ -244,24 +253,9 @@ def _render_csv(segment_ids: list[str], response: dict[str, Any]) -> bytes:
     return results_as_csv(response, segment_ids).encode()
 
 
-_JSON_TYPES = frozenset({"", "application/json"})
-"""A body without a Content-Type is read as JSON; any other type is refused with 415."""
-
-
-def _media_type(request: Request) -> str:
-    return request.headers.get("content-type", "").split(";")[0].strip().lower()
-
-
-def _unsupported(media_type: str, accepted: str) -> UnsupportedMediaType:
-    return UnsupportedMediaType(
-        f"Content-Type {media_type!r} is not supported: send {accepted}",
-        details=[detail("content-type", "media_type", f"{media_type!r} is not supported")],
-    )
-
-
 async def _read_batch(request: Request, max_size: int) -> CustomerBatch:
-    media_type = _media_type(request)
-    if media_type in _JSON_TYPES:
+    media_type = body_media_type(request.scope)
+    if media_type in JSON_TYPES:
         return await run_in_threadpool(parse_json_batch, await request.body(), max_size=max_size)
     if media_type in {"text/csv", "application/csv"}:
         return await run_in_threadpool(parse_csv_batch, await request.body(), max_size=max_size)
@@ -279,7 +273,7 @@ async def _read_batch(request: Request, max_size: int) -> CustomerBatch:
                 )
             content = await upload.read()
         return await run_in_threadpool(parse_csv_batch, content, max_size=max_size)
-    raise _unsupported(
+    raise unsupported(
         media_type,
         f"application/json, text/csv, a multipart/form-data upload, {ARROW_STREAM} or {PARQUET}",
     )

@@ -98,13 +98,13 @@ def _row(result: dict[str, Any], no_distances: dict[str, str]) -> dict[str, Any]
         "atypical_reasons": ";".join(result.get("atypical_reasons", ())),
         "model_version": result.get("model_version", ""),
         "recorded": result.get("recorded", ""),
-        "error": _error_text(error) if error else "",
+        "error": error_text(error) if error else "",
     }
     for segment_id, distance in result.get("distances", {}).items():
         row[f"distance_{segment_id}"] = distance
     return row
 
 
-def _error_text(error: dict[str, Any]) -> str:
+def error_text(error: dict[str, Any]) -> str:
     named = [f"{item['field']}: {item['message']}" for item in error["details"] if item["field"]]
     return "; ".join(named) if named else str(error["message"])
