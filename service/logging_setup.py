@@ -139,10 +139,15 @@ class AccessRecord(logging.LogRecord):
         self.relativeCreated = (created - logging._startTime) * 1000  # type: ignore[attr-defined]
 
 
-_ACCESS_TEMPLATE = logging.LogRecord(
-    ACCESS_LOGGER, logging.INFO, "(unknown file)", 0, "", (), None, "(unknown function)"
-).__dict__
-"""A record as ``Logger.info`` makes one when callers are not looked up (configure_logging)."""
+def _access_template() -> dict[str, Any]:
+    """A record as ``Logger.info`` makes one when callers are not looked up, under the
+    current settings of what records collect (``configure_logging`` changes them)."""
+    return logging.LogRecord(
+        ACCESS_LOGGER, logging.INFO, "(unknown file)", 0, "", (), None, "(unknown function)"
+    ).__dict__
+
+
+_ACCESS_TEMPLATE = _access_template()
 
 FLUSH_INTERVAL_SECONDS = 0.2
 """How late a log line may reach standard error at most."""
@@ -164,6 +169,8 @@ def configure_logging(level: str) -> None:
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False
+    global _ACCESS_TEMPLATE
+    _ACCESS_TEMPLATE = _access_template()
     root = logging.getLogger()
     for handler in [h for h in root.handlers if isinstance(h, JsonHandler)]:
         root.removeHandler(handler)

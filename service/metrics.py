@@ -191,10 +191,22 @@ def record_assignments(segment_ids: Sequence[str]) -> None:
         The segment id of every scored customer (one entry per customer).
     """
     if len(segment_ids) == 1:
-        ASSIGNMENTS.labels(segment_ids[0]).inc()
+        _assigned_to(segment_ids[0]).inc()
         return
     for segment_id, count in collections.Counter(segment_ids).items():
         ASSIGNMENTS.labels(segment_id).inc(count)
+
+
+def _assigned_to(segment_id: str) -> Counter:
+    """The assignments counter of one segment (``labels`` costs more than the increment,
+    and one customer's call pays it; segment ids are few)."""
+    counter = _ASSIGNED.get(segment_id)
+    if counter is None:
+        counter = _ASSIGNED[segment_id] = ASSIGNMENTS.labels(segment_id)
+    return counter
+
+
+_ASSIGNED: dict[str, Counter] = {}
 
 
 def record_segment_counts(counts: Mapping[str, int]) -> None:

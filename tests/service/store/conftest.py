@@ -82,3 +82,21 @@ def postgres_url() -> Iterator[str]:
     """A fresh PostgreSQL database, for what only a database server can do."""
     with fresh_postgres_database() as url:
         yield url
+
+
+def store_at_migration(url: str, revision: str) -> None:
+    """Make the store at ``url`` as the migrations up to ``revision`` leave it (created at the
+    newest, then migrated down with Alembic), so that the next start has to migrate it."""
+    from alembic import command
+    from alembic.config import Config
+
+    from service.store.customer_store import CustomerStore
+
+    store = CustomerStore(url)
+    store.migrate()
+    config = Config()
+    config.set_main_option("script_location", "service.store:migrations")
+    with store.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, revision)
+    store.dispose()

@@ -20,7 +20,7 @@ from sqlalchemy import inspect
 from service.store.customer_store import CustomerStore
 from service.store.schema_version import HEAD_REVISION, current_revision, upgrade_to_head
 from tests.service.processes import ROOT
-from tests.service.store.conftest import fresh_postgres_database
+from tests.service.store.conftest import fresh_postgres_database, store_at_migration
 
 
 def alembic_config() -> Config:
@@ -153,10 +153,5 @@ def test_alembic_is_imported_only_to_migrate_a_store_from_an_older_migration(
     assert not alembic_imported_by_migrating(url)  # empty
     assert not alembic_imported_by_migrating(url)  # at the newest migration
     if older:
-        store = CustomerStore(url)
-        with store.engine.begin() as connection:
-            config = alembic_config()
-            config.attributes["connection"] = connection
-            command.downgrade(config, "0003")
-        store.dispose()
+        store_at_migration(url, "0003")
     assert alembic_imported_by_migrating(url) is older
