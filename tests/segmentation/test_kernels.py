@@ -4,10 +4,6 @@ sides of each size at which the scorer changes from one to the next."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -17,7 +13,7 @@ from hypothesis.extra.numpy import arrays
 from segmentation import scoring
 from segmentation.kernels import compiled_kernel, score_in_numpy
 from segmentation.scoring import ScoredBatch, SegmentScorer
-from tests.service.processes import ROOT
+from tests.fresh_interpreter import last_line_of
 
 FIELDS = (
     "labels",
@@ -155,13 +151,4 @@ print(json.dumps([before, "numba" in sys.modules]))
 
 
 def test_numba_is_imported_by_the_first_batch_large_enough_for_it() -> None:
-    finished = subprocess.run(
-        [sys.executable, "-c", FIRST_LARGE_BATCH],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert finished.returncode == 0, finished.stderr[-3000:]
-    assert json.loads(finished.stdout.strip().splitlines()[-1]) == [False, True]
+    assert last_line_of(FIRST_LARGE_BATCH) == [False, True]

@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 from segmentation import scoring
+from tests.fresh_interpreter import last_line_of
 from tests.service.helpers import customer
-from tests.service.processes import ROOT
 
 LAZY = ("numba", "llvmlite", "alembic", "mako")
 
@@ -49,15 +47,5 @@ def test_a_worker_on_an_empty_store_never_loads_numba_or_alembic_for_a_10000_row
     }
     for name in ("API_KEYS", "MODEL_SIGNING_KEY", "PROMETHEUS_MULTIPROC_DIR", "MAX_BODY_BYTES"):
         environment.pop(name, None)
-    finished = subprocess.run(
-        [sys.executable, "-c", WORKER, json.dumps([LAZY, customer(), rows])],
-        cwd=ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert finished.returncode == 0, finished.stderr[-3000:]
-    outcome = json.loads(finished.stdout.strip().splitlines()[-1])
+    outcome = last_line_of(WORKER, json.dumps([LAZY, customer(), rows]), env=environment)
     assert outcome == {"status": 200, "loaded": []}

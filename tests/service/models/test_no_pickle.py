@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
+from tests.fresh_interpreter import last_line_of
 from tests.service.helpers import ADMIN_KEY, customer
-from tests.service.processes import ROOT
 
 HEAVY = ("sklearn", "scipy", "pandas", "matplotlib", "joblib", "pyarrow")
 
@@ -56,16 +54,6 @@ def test_a_worker_never_loads_scikit_learn_scipy_pandas_or_matplotlib(
     for name in ("API_KEYS", "MODEL_SIGNING_KEY", "PROMETHEUS_MULTIPROC_DIR"):
         environment.pop(name, None)
     arguments = json.dumps([other, HEAVY, ADMIN_KEY, customer()])
-    finished = subprocess.run(
-        [sys.executable, "-c", WORKER, arguments],
-        cwd=ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert finished.returncode == 0, finished.stderr[-3000:]
-    outcome = json.loads(finished.stdout.strip().splitlines()[-1])
+    outcome = last_line_of(WORKER, arguments, env=environment)
     assert outcome["statuses"] == [200, 200, 200, 200, 200]
     assert outcome["loaded"] == []

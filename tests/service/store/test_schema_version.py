@@ -4,8 +4,6 @@ is imported only to migrate a store from an older migration."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,7 +17,7 @@ from sqlalchemy import inspect
 
 from service.store.customer_store import CustomerStore
 from service.store.schema_version import HEAD_REVISION, current_revision, upgrade_to_head
-from tests.service.processes import ROOT
+from tests.fresh_interpreter import last_line_of
 from tests.service.store.conftest import fresh_postgres_database, store_at_migration
 
 
@@ -124,25 +122,17 @@ def test_a_store_created_at_the_head_migrates_down_and_up_with_alembic(
 
 # In a fresh interpreter: this one has Alembic loaded by the other tests.
 MIGRATE = """
-import sys
+import json, sys
 from service.store.customer_store import CustomerStore
 
 CustomerStore(sys.argv[1]).migrate()
-print("alembic" in sys.modules)
+print(json.dumps("alembic" in sys.modules))
 """
 
 
 def alembic_imported_by_migrating(url: str) -> bool:
-    finished = subprocess.run(
-        [sys.executable, "-c", MIGRATE, url],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert finished.returncode == 0, finished.stderr[-3000:]
-    return {"True": True, "False": False}[finished.stdout.strip()]
+    imported: bool = last_line_of(MIGRATE, url, timeout=120)
+    return imported
 
 
 @pytest.mark.parametrize("older", [False, True])
