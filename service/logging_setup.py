@@ -37,14 +37,14 @@ class JsonFormatter(logging.Formatter):
         self._second_text = ""
 
     def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "time": self._time(record.created),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-            "request_id": getattr(record, "request_id", None) or REQUEST_ID.get(),
-            "client": getattr(record, "client", None) or CLIENT_NAME.get(),
-        }
+        entry = self._head(
+            record.created,
+            record.levelname,
+            record.name,
+            record.getMessage(),
+            getattr(record, "request_id", None),
+            getattr(record, "client", None),
+        )
         for name in sorted(record.__dict__.keys() - _STANDARD_ATTRIBUTES - entry.keys()):
             entry[name] = record.__dict__[name]
         if record.exc_info:
@@ -52,6 +52,35 @@ class JsonFormatter(logging.Formatter):
         if record.stack_info:
             entry["stack"] = self.formatStack(record.stack_info)
         return orjson.dumps(entry, default=str).decode()
+
+    def format_access(self, created: float, message: str, fields: dict[str, Any]) -> str:
+        """The line ``format`` writes for an access record of ``fields`` (see
+        :func:`log_access`), made without the record."""
+        entry = self._head(
+            created, "INFO", ACCESS_LOGGER, message, fields.get("request_id"), fields.get("client")
+        )
+        for name in sorted(fields.keys() - entry.keys()):
+            entry[name] = fields[name]
+        return orjson.dumps(entry, default=str).decode()
+
+    def _head(
+        self,
+        created: float,
+        level: str,
+        logger: str,
+        message: str,
+        request_id: str | None,
+        client: str | None,
+    ) -> dict[str, Any]:
+        """What every line starts with: time, level, logger, message, request id, client."""
+        return {
+            "time": self._time(created),
+            "level": level,
+            "logger": logger,
+            "message": message,
+            "request_id": request_id or REQUEST_ID.get(),
+            "client": client or CLIENT_NAME.get(),
+        }
 
     def _time(self, created: float) -> str:
         """ISO 8601 in UTC with milliseconds; the date part is formatted once a second."""
@@ -90,6 +119,11 @@ class JsonHandler(logging.StreamHandler):  # type: ignore[type-arg]
         self._pending.append(line)  # Handler.handle holds the handler's lock here
         if record.name != ACCESS_LOGGER:
             self.flush()
+
+    def take_line(self, line: str) -> None:
+        """Keep an access line already formatted (:func:`log_access`), as ``emit`` keeps one."""
+        with self.lock:  # type: ignore[union-attr]
+            self._pending.append(line)
 
     def flush(self) -> None:
         with self.lock:  # type: ignore[union-attr]
@@ -137,6 +171,45 @@ class AccessRecord(logging.LogRecord):
         self.created = created
         self.msecs = (created - int(created)) * 1000
         self.relativeCreated = (created - logging._startTime) * 1000  # type: ignore[attr-defined]
+
+
+def log_access(message: str, fields: dict[str, Any]) -> None:
+    """Log one request's access line (``fields`` as ``extra=``), at INFO.
+
+    Where the service's JSON handler is the only place the line goes (as
+    ``configure_logging`` leaves it), the line is rendered straight from ``fields``: making
+    a record and formatting it was most of the request metrics' cost, a tenth of the live
+    call. With any other set-up (a test's capture, a filter, another handler) a record goes
+    through logging as any other, and comes out as the same line.
+    """
+    handler = _sole_json_handler(_ACCESS)
+    formatter = handler.formatter if handler is not None else None
+    if handler is None or not isinstance(formatter, JsonFormatter):
+        _ACCESS.handle(AccessRecord(message, fields))
+        return
+    handler.take_line(formatter.format_access(time.time(), message, fields) + handler.terminator)
+
+
+def _sole_json_handler(logger: logging.Logger) -> JsonHandler | None:
+    """The JsonHandler that an INFO record of ``logger`` would reach alone, unfiltered."""
+    if logger.disabled or logger.filters:
+        return None
+    found: list[logging.Handler] = []
+    current: logging.Logger | None = logger
+    while current is not None:
+        found += current.handlers
+        if not current.propagate:
+            break
+        current = current.parent
+    if len(found) != 1:
+        return None
+    (handler,) = found
+    if type(handler) is not JsonHandler or handler.filters or handler.level > logging.INFO:
+        return None
+    return handler
+
+
+_ACCESS = logging.getLogger(ACCESS_LOGGER)
 
 
 def _access_template() -> dict[str, Any]:

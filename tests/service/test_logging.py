@@ -18,6 +18,7 @@ from service.logging_setup import (
     JsonFormatter,
     JsonHandler,
     configure_logging,
+    log_access,
 )
 from service.request_context import CLIENT_NAME, REQUEST_ID
 from tests.service.conftest import serve, settings_for
@@ -84,6 +85,45 @@ def test_an_access_record_is_the_record_logging_would_have_made() -> None:
     # What any formatter may ask of a record, a %-style one included.
     line = logging.Formatter("%(levelname)s %(name)s %(filename)s %(asctime)s %(message)s")
     assert line.format(fast).startswith("INFO service.access ")
+
+
+def test_an_access_line_is_written_straight_only_where_the_json_handler_alone_takes_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fields = {"method": "POST", "route": "/segment", "status": 200, "duration_ms": 1.25}
+    stream = io.StringIO()
+    handler = JsonHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    records: list[logging.LogRecord] = []
+    capture = logging.Handler()
+    capture.emit = records.append  # type: ignore[method-assign]
+    root, access = logging.getLogger(), logging.getLogger(ACCESS_LOGGER)
+    try:
+        # As configure_logging leaves it: rendered straight, the line a record would give.
+        monkeypatch.setattr(root, "handlers", [handler])
+        log_access("POST /segment 200 1.2ms", {**fields, "request_id": "r-1", "client": "crm"})
+        # Another handler beside it (a test's capture): a record, to both.
+        monkeypatch.setattr(root, "handlers", [handler, capture])
+        log_access("POST /segment 200 1.2ms", {**fields, "request_id": "r-2", "client": None})
+        # A filter on the access logger is obeyed.
+        monkeypatch.setattr(root, "handlers", [handler])
+        refuse = logging.Filter("somewhere.else")
+        access.addFilter(refuse)
+        try:
+            log_access("POST /segment 200 1.2ms", {**fields, "request_id": "r-3", "client": None})
+        finally:
+            access.removeFilter(refuse)
+        handler.flush()
+    finally:
+        handler.close()
+    straight, through_logging = (json.loads(text) for text in stream.getvalue().splitlines())
+    assert [r.request_id for r in records] == ["r-2"]  # type: ignore[attr-defined]
+    expected = json.loads(handler.formatter.format(records[0]))  # type: ignore[union-attr]
+    assert through_logging == expected
+    for line in (straight, expected):
+        line.pop("time")
+    assert {**expected, "request_id": "r-1", "client": "crm"} == straight
+    assert list(straight) == list(expected)  # the same fields in the same order
 
 
 def test_configure_logging_installs_one_handler_however_often_called() -> None:

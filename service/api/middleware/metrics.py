@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service import metrics
 from service.api.middleware.asgi import route_path, scope_state
-from service.logging_setup import ACCESS_LOGGER, AccessRecord
+from service.logging_setup import ACCESS_LOGGER, log_access
 
 access_logger = logging.getLogger(ACCESS_LOGGER)
 
@@ -100,7 +100,7 @@ class RequestMetrics:
             if trace is not None:  # the caller's W3C trace, to find this line from it
                 fields["trace_id"], fields["parent_id"] = trace
             message = f"{method} {route} {status} {seconds * 1000:.1f}ms"
-            access_logger.handle(AccessRecord(message, fields))
+            log_access(message, fields)
 
     def _counter(self, method: str, route: str, status: str) -> Counter:
         key = (method, route, status)
