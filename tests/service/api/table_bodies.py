@@ -14,6 +14,20 @@ MEDIA_TYPES = {"arrow": ARROW, "parquet": PARQUET}
 BATCH = "/segment/batch"
 
 
+_SCALAR_FIELDS = (
+    "index",
+    "customer_key",
+    "segment_id",
+    "segment_name",
+    "confidence",
+    "runner_up_segment_id",
+    "atypical",
+    "atypical_reasons",
+    "model_version",
+)
+"""A result's fields that a table answer holds as they are (one column each)."""
+
+
 def arrow_body(table: arrow.Table, *, rows_per_batch: int | None = None) -> bytes:
     """``table`` as an Arrow IPC stream (in record batches of ``rows_per_batch`` rows)."""
     sink = arrow.BufferOutputStream()
@@ -66,20 +80,7 @@ def as_results(table: arrow.Table) -> list[dict[str, Any]]:
                 {"index": row["index"], "customer_key": row["customer_key"], "error": row["error"]}
             )
             continue
-        result = {
-            name: row[name]
-            for name in (
-                "index",
-                "customer_key",
-                "segment_id",
-                "segment_name",
-                "confidence",
-                "runner_up_segment_id",
-                "atypical",
-                "atypical_reasons",
-                "model_version",
-            )
-        }
+        result = {name: row[name] for name in _SCALAR_FIELDS}
         result["distances"] = {
             name.removeprefix("distance_"): row[name] for name in distance_columns
         }
@@ -91,19 +92,7 @@ def as_results(table: arrow.Table) -> list[dict[str, Any]]:
 
 def comparable(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """JSON results cut to the fields a table answer has (an error as its CSV text)."""
-    kept = (
-        "index",
-        "customer_key",
-        "segment_id",
-        "segment_name",
-        "confidence",
-        "runner_up_segment_id",
-        "atypical",
-        "atypical_reasons",
-        "model_version",
-        "distances",
-        "recorded",
-    )
+    kept = (*_SCALAR_FIELDS, "distances", "recorded")
     out = []
     for result in results:
         if "error" in result:

@@ -10,21 +10,13 @@ from unittest.mock import patch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from segmentation.features import FEATURES
+from segmentation.features import BANK_COLUMN_NAMES, FEATURES
 from service.errors import BatchTooLarge, InvalidInput, MalformedBody
 from service.scoring import batch_screening, customer_input
 from service.scoring.customer_input import parse_csv_batch
 
 HEADERS = [
-    [
-        "Sl_No",
-        "Customer Key",
-        "Avg_Credit_Limit",
-        "Total_Credit_Cards",
-        "Total_visits_bank",
-        "Total_visits_online",
-        "Total_calls_made",
-    ],
+    list(BANK_COLUMN_NAMES),  # the bank's own header
     [*FEATURES, "customer_key"],
     list(FEATURES),
     [*FEATURES[:4], "income"],
