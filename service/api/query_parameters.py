@@ -6,6 +6,8 @@ word, and the client would get an answer to another question than the one it ask
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from fastapi import Request
 from fastapi.routing import APIRoute
 
@@ -30,7 +32,12 @@ async def refuse_unknown_query_parameters(request: Request) -> None:
         known = _KNOWN[operation] = frozenset(
             parameter["name"] for parameter in parameters if parameter["in"] == "query"
         )
-    unknown = sorted(set(request.query_params) - known)
+    refuse_unknown(request.query_params, known)
+
+
+def refuse_unknown(names: Iterable[str], known: frozenset[str]) -> None:
+    """422 naming each of the query parameters ``names`` that is not one of ``known``."""
+    unknown = sorted(set(names) - known)
     if unknown:
         takes = ", ".join(sorted(known)) or "none"
         message = (

@@ -19,12 +19,14 @@ from typing import Any
 
 import orjson
 from fastapi import FastAPI
+from starlette.datastructures import QueryParams
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.api.error_handlers import service_error_response
 from service.api.media_types import JSON_TYPES, body_media_type, unsupported
 from service.api.middleware.asgi import route_path
+from service.api.query_parameters import refuse_unknown
 from service.api.routes.scoring import LIVE_PATH, router
 from service.errors import ServiceError
 from service.scoring.single_scoring import score_one
@@ -80,6 +82,8 @@ class LiveRoute:
         scope["route"] = self._route
         state = scope["app"].state
         try:
+            if scope["query_string"]:  # the route takes none, as FastAPI's dependency checks
+                refuse_unknown(QueryParams(scope["query_string"]), frozenset())
             body_type = body_media_type(scope)
             if body_type not in JSON_TYPES:
                 raise unsupported(body_type, "application/json")

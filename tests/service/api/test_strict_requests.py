@@ -28,6 +28,19 @@ async def test_a_query_parameter_the_route_does_not_take_is_refused_by_name(
     assert known.status_code == 200
 
 
+async def test_the_live_call_refuses_a_query_parameter_as_every_route_does(
+    client: httpx.AsyncClient,
+) -> None:
+    """``POST /segment`` is answered ahead of FastAPI's dependencies (routes.live_path)."""
+    refused = await client.post("/segment?x=1&verbose=", json=customer())
+    assert refused.status_code == 422
+    error = refused.json()["error"]
+    assert [item["field"] for item in error["details"]] == ["verbose", "x"]
+    assert {item["rule"] for item in error["details"]} == {"unknown_parameter"}
+    assert "this route takes: none" in error["message"]
+    assert (await client.post("/segment?", json=customer())).status_code == 200
+
+
 @pytest.mark.parametrize("path", ["/segment", "/segment/batch"])
 async def test_integer_keys_must_be_safe_integers_and_integral_numbers_are_integers(
     client: httpx.AsyncClient, path: str
