@@ -69,6 +69,11 @@ class Settings(BaseSettings):
     )
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     max_batch_size: int = Field(default=10_000, ge=1)
+    batch_threads: int = Field(
+        default=2,
+        ge=1,
+        description="Batches parsed and scored at once in each worker; more wait their turn.",
+    )
     rate_limit_per_minute: int | None = Field(default=None, ge=1)
     redis_url: str | None = Field(
         default=None,

@@ -16,6 +16,7 @@ from fastapi import Depends, FastAPI
 from fastapi.concurrency import run_in_threadpool
 
 from service.allocator import keep_large_buffers
+from service.api.batch_threads import BatchThreads
 from service.api.docs import install_docs
 from service.api.error_handlers import install_error_handlers
 from service.api.middleware import install_middleware
@@ -61,6 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(settings.log_level)
         keep_large_buffers()
+        app.state.batch_threads = BatchThreads(settings.batch_threads)
         warn_if_open(settings)
         store = CustomerStore(
             settings.database_url, round_trip_seconds=settings.store_timeout_seconds

@@ -12,6 +12,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from service.api.batch_threads import BatchThreads
 from service.api.middleware.shared_budget import SharedBudget
 from service.config import Settings
 from service.customer_records import CustomerRecords
@@ -68,6 +69,11 @@ async def get_shadow(request: Request) -> Shadow:
     return shadow_for(request)
 
 
+async def get_batch_threads(request: Request) -> BatchThreads:
+    threads: BatchThreads = request.app.state.batch_threads
+    return threads
+
+
 async def get_rate_limits(request: Request) -> str | None:
     """How clients' requests are counted: None without a limit, else ``per process``,
     ``shared`` (in Redis) or why they are counted per process although Redis is set."""
@@ -90,4 +96,5 @@ RecordsDep = Annotated[CustomerRecords, Depends(get_records)]
 WindowDep = Annotated[DriftWindow, Depends(get_window)]
 ShadowDep = Annotated[Shadow, Depends(get_shadow)]
 RescoringDep = Annotated[StoreRescoring, Depends(get_rescoring)]
+BatchThreadsDep = Annotated[BatchThreads, Depends(get_batch_threads)]
 RateLimitsDep = Annotated[str | None, Depends(get_rate_limits)]

@@ -21,6 +21,7 @@ BAD_VALUES: dict[str, tuple[str, str]] = {
     "model_signing_previous_keys": ("", ""),  # any text: a list of keys
     "max_body_bytes": ("abc", "valid integer"),
     "max_batch_size": ("0", "greater than or equal to 1"),
+    "batch_threads": ("0", "greater than or equal to 1"),
     "rate_limit_per_minute": ("-5", "greater than or equal to 1"),
     "redis_url": ("http://cache:6379", "should be a Redis URL"),
     "request_timeout_seconds": ("soon", "valid number"),

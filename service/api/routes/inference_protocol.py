@@ -12,11 +12,11 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Path, Request
-from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 from starlette.responses import Response
 
-from service.api.deps import HolderDep, ServingDep
+from service.api.batch_threads import BatchThreads
+from service.api.deps import BatchThreadsDep, HolderDep, ServingDep
 from service.api.responses import JSONBytesResponse
 from service.api.routes.openapi import errors
 from service.errors import InvalidInput
@@ -130,10 +130,12 @@ _INFER_BODY = {
     responses=_REFUSALS,
     openapi_extra=_INFER_BODY,
 )
-async def infer_model(name: ModelName, request: Request, serving: ServingDep) -> Response:
+async def infer_model(
+    name: ModelName, request: Request, serving: ServingDep, threads: BatchThreadsDep
+) -> Response:
     """Segments of the customers given as five feature tensors: ``segment_id``,
     ``confidence`` and ``distances`` (``[n, k]``, in the metadata's ``segment_ids`` order)."""
-    return await _infer(name, None, request, serving.model)
+    return await _infer(name, None, request, serving.model, threads)
 
 
 @router.post(
@@ -143,13 +145,19 @@ async def infer_model(name: ModelName, request: Request, serving: ServingDep) ->
     openapi_extra=_INFER_BODY,
 )
 async def infer_model_version(
-    name: ModelName, version: Version, request: Request, serving: ServingDep
+    name: ModelName,
+    version: Version,
+    request: Request,
+    serving: ServingDep,
+    threads: BatchThreadsDep,
 ) -> Response:
     """The same, for the active version only."""
-    return await _infer(name, version, request, serving.model)
+    return await _infer(name, version, request, serving.model, threads)
 
 
-async def _infer(name: str, version: str | None, request: Request, model: ActiveModel) -> Response:
+async def _infer(
+    name: str, version: str | None, request: Request, model: ActiveModel, threads: BatchThreads
+) -> Response:
     refusal = _unknown(name, version, model)
     if refusal is not None:
         return refusal
@@ -158,7 +166,7 @@ async def _infer(name: str, version: str | None, request: Request, model: Active
     except orjson.JSONDecodeError as error:
         return _error(400, f"the request body is not valid JSON: {error}")
     try:
-        answer = await run_in_threadpool(infer, model, document)
+        answer = await threads.run(infer, model, document)
     except ProtocolError as error:
         return _error(400, str(error))
     except InvalidInput as error:

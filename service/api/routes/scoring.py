@@ -8,13 +8,14 @@ from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Header, Query, Request
-from fastapi.concurrency import run_in_threadpool
 from starlette.background import BackgroundTask
 from starlette.datastructures import UploadFile
 from starlette.responses import Response
 
 from service import metrics
+from service.api.batch_threads import BatchThreads
 from service.api.deps import (
+    BatchThreadsDep,
     RecordsDep,
     ServingDep,
     SettingsDep,
@@ -127,6 +128,7 @@ async def score_customers(
     settings: SettingsDep,
     window: WindowDep,
     shadow: ShadowDep,
+    threads: BatchThreadsDep,
     strict: Annotated[
         bool, Query(description="Reject the whole batch if any item is invalid.")
     ] = False,
@@ -151,12 +153,12 @@ async def score_customers(
 ) -> Response:
     """Assign many customers (JSON, CSV, Arrow or Parquet) to segments; results in input order."""
     answer_format = format or _asked_format(accept)
-    batch = await _read_batch(request, settings.max_batch_size)
+    batch = await _read_batch(request, settings.max_batch_size, threads)
     if strict:
         reject_invalid_items(batch)
     model = serving.model
     if answer_format in ("arrow", "parquet"):
-        body, table = await run_in_threadpool(
+        body, table = await threads.run(
             _score_as_table, model, batch, records, window, answer_format
         )
         later = (
@@ -168,9 +170,7 @@ async def score_customers(
     as_csv = answer_format == "csv"
     if as_csv:
         layout = "rows"  # a CSV answer has one row per customer, whatever the layout asked
-    answer = await run_in_threadpool(
-        _score_and_render, model, batch, records, window, layout, as_csv
-    )
+    answer = await threads.run(_score_and_render, model, batch, records, window, layout, as_csv)
     assert answer.body is not None
     # After the answer has gone: the shadow never holds an answer back.
     later = (
@@ -253,16 +253,16 @@ def _render_csv(segment_ids: list[str], response: dict[str, Any]) -> bytes:
     return results_as_csv(response, segment_ids).encode()
 
 
-async def _read_batch(request: Request, max_size: int) -> CustomerBatch:
+async def _read_batch(request: Request, max_size: int, threads: BatchThreads) -> CustomerBatch:
     media_type = body_media_type(request.scope)
     if media_type in JSON_TYPES:
-        return await run_in_threadpool(parse_json_batch, await request.body(), max_size=max_size)
+        return await threads.run(parse_json_batch, await request.body(), max_size=max_size)
     if media_type in {"text/csv", "application/csv"}:
-        return await run_in_threadpool(parse_csv_batch, await request.body(), max_size=max_size)
+        return await threads.run(parse_csv_batch, await request.body(), max_size=max_size)
     if media_type == ARROW_STREAM:
-        return await run_in_threadpool(parse_arrow_batch, await request.body(), max_size=max_size)
+        return await threads.run(parse_arrow_batch, await request.body(), max_size=max_size)
     if media_type == PARQUET:
-        return await run_in_threadpool(parse_parquet_batch, await request.body(), max_size=max_size)
+        return await threads.run(parse_parquet_batch, await request.body(), max_size=max_size)
     if media_type == "multipart/form-data":
         async with request.form(max_files=1, max_fields=1) as form:
             upload = form.get("file")
@@ -272,7 +272,7 @@ async def _read_batch(request: Request, max_size: int) -> CustomerBatch:
                     details=[detail("file", "missing", "no file field")],
                 )
             content = await upload.read()
-        return await run_in_threadpool(parse_csv_batch, content, max_size=max_size)
+        return await threads.run(parse_csv_batch, content, max_size=max_size)
     raise unsupported(
         media_type,
         f"application/json, text/csv, a multipart/form-data upload, {ARROW_STREAM} or {PARQUET}",
