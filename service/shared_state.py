@@ -18,12 +18,12 @@ import logging
 import os
 import uuid
 from pathlib import Path
-from typing import Protocol
-
-from redis import Redis
-from redis.exceptions import RedisError
+from typing import TYPE_CHECKING, Protocol
 
 from segmentation.artifact import write_bytes_atomically
+
+if TYPE_CHECKING:
+    from redis import Redis
 
 logger = logging.getLogger(__name__)
 
@@ -115,7 +115,10 @@ class RedisState:
     """
 
     def __init__(self, url: str) -> None:
-        self._redis = Redis.from_url(
+        # redis is imported by the workers that use it alone (some 6 MB of memory).
+        from redis import Redis
+
+        self._redis: Redis = Redis.from_url(
             url, socket_timeout=TIMEOUT_SECONDS, socket_connect_timeout=TIMEOUT_SECONDS
         )
         self._worker = worker_id()
@@ -129,6 +132,8 @@ class RedisState:
         self._published.add(kind)
 
     def pieces(self, kind: str) -> list[bytes]:
+        from redis.exceptions import RedisError  # loaded with the client (see __init__)
+
         try:
             workers = [_text(member) for member in self._redis.smembers(REDIS_PREFIX + kind)]
             others = [worker for worker in workers if worker != self._worker]
@@ -158,6 +163,8 @@ class RedisState:
                 pipeline.execute()
 
     def read(self, name: str) -> bytes | None:
+        from redis.exceptions import RedisError  # loaded with the client (see __init__)
+
         try:
             value = self._redis.get(REDIS_PREFIX + name)
         except RedisError as error:

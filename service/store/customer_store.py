@@ -29,18 +29,18 @@ from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
-import psycopg
 from sqlalchemy import Connection, func, select, text, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
 from segmentation.features import FEATURES, could_be_customer_key
-from service.store import deadlines, postgres_bulk
+from service.store import postgres_bulk
 from service.store.assignments import ASSIGNMENT_FIELDS, Assignments
 from service.store.engine import create_store_engine, sqlalchemy_url
 from service.store.errors import (
     InvalidCursor,
     StoreUnavailable,
+    database_errors,
     is_lock_conflict,
     reason,
     unavailable,
@@ -106,7 +106,7 @@ class CustomerStore:
         try:
             with self.engine.begin() if write else self.engine.connect() as connection:
                 yield connection
-        except (SQLAlchemyError, psycopg.Error) as error:
+        except database_errors() as error:
             raise unavailable(error) from error
 
     @contextmanager
@@ -137,7 +137,7 @@ class CustomerStore:
                 yield held
             finally:
                 if held:
-                    with contextlib.suppress(SQLAlchemyError, psycopg.Error):
+                    with contextlib.suppress(*database_errors()):
                         # A connection that failed has taken the lock with it.
                         connection.execute(text("SELECT pg_advisory_unlock(hashtext(:name))"), lock)
 
@@ -169,7 +169,7 @@ class CustomerStore:
         # Callers hold _MIGRATION_LOCK: Alembic's `context` is one global per process, and
         # two threads migrating at once would run on each other's connection and deadlock.
         try:
-            with deadlines.relaxed(LONG_ROUND_TRIP_SECONDS), self.engine.begin() as connection:
+            with self._long_round_trips(), self.engine.begin() as connection:
                 bring_to_head(connection)
         except SQLAlchemyError as error:
             raise StoreUnavailable(reason(error)) from error
@@ -230,7 +230,7 @@ class CustomerStore:
             self._write_rows(connection, assignments)
             return True
 
-        with deadlines.relaxed(LONG_ROUND_TRIP_SECONDS):
+        with self._long_round_trips():
             return self._write(claim_and_write)
 
     def _write(self, operation: Callable[[Connection], _T]) -> _T:
@@ -246,6 +246,19 @@ class CustomerStore:
 
     def _insert(self, table: Any) -> Any:
         return postgresql.insert(table) if self.dialect == "postgresql" else sqlite.insert(table)
+
+    def _long_round_trips(self) -> contextlib.AbstractContextManager[None]:
+        """This thread's round trips may take ``LONG_ROUND_TRIP_SECONDS`` each, for the block.
+
+        Only PostgreSQL's connections have deadlines; :mod:`service.store.deadlines` is
+        imported for them alone, since it loads psycopg (some 8 MB a worker on SQLite
+        would carry for nothing).
+        """
+        if self.dialect != "postgresql":
+            return contextlib.nullcontext()
+        from service.store import deadlines
+
+        return deadlines.relaxed(LONG_ROUND_TRIP_SECONDS)
 
     def _write_rows(self, connection: Connection, assignments: Assignments) -> None:
         if self.dialect == "postgresql" and len(assignments) >= _COPY_THRESHOLD:

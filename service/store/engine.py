@@ -8,8 +8,6 @@ from typing import Any
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
-from service.store.deadlines import BoundedConnection
-
 
 def sqlalchemy_url(url: str) -> str:
     """Accept ``postgresql://`` as well as ``postgresql+psycopg://`` (psycopg 3 either way)."""
@@ -30,6 +28,9 @@ def create_store_engine(
     """
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
+        # Here, not at the top: it loads psycopg, which a store on SQLite never needs.
+        from service.store.deadlines import BoundedConnection
+
         engine = create_engine(
             url,
             pool_pre_ping=True,

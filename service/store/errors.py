@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import sqlite3
+import sys
+from typing import TYPE_CHECKING, NamedTuple
 
-import psycopg
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-from service.store.deadlines import NoAnswer
+if TYPE_CHECKING:
+    from service.store.deadlines import NoAnswer
 
 
 class StoreUnavailable(Exception):
@@ -33,7 +36,8 @@ def unavailable(error: Exception) -> StoreUnavailable:
     """The store's error for a SQLAlchemy or driver error, saying whether it was refused
     and whether what was sent may have been kept all the same."""
     origin = getattr(error, "orig", None) or error
-    unknown = isinstance(origin, NoAnswer) and origin.outcome_unknown
+    no_answer = _drivers().no_answer
+    unknown = no_answer is not None and isinstance(origin, no_answer) and origin.outcome_unknown
     return StoreUnavailable(reason(error), refused=is_refusal(error), unknown=unknown)
 
 
@@ -43,15 +47,65 @@ def reason(error: Exception) -> str:
     return f"{type(origin).__name__}: {str(origin).strip().splitlines()[0] if str(origin) else ''}"
 
 
-DRIVER_ERRORS = (psycopg.Error, sqlite3.Error)
-# PEP 249's classes for a connection that failed, timed out or was lost (a deadlock or a
-# busy SQLite file too): the statement itself may be fine.
-_NOT_REFUSALS = (
-    psycopg.OperationalError,
-    psycopg.InterfaceError,
-    sqlite3.OperationalError,
-    sqlite3.InterfaceError,
+class _Drivers(NamedTuple):
+    """The drivers' exception classes that the store tells apart."""
+
+    errors: tuple[type[Exception], ...]
+    """Every error of the drivers (PEP 249's ``Error``)."""
+    with_sqlalchemy: tuple[type[Exception], ...]
+    """The same and SQLAlchemy's."""
+    not_refusals: tuple[type[Exception], ...]
+    """PEP 249's classes for a connection that failed, timed out or was lost (a deadlock or
+    a busy SQLite file too): the statement itself may be fine."""
+    no_answer: type[NoAnswer] | None
+    """PostgreSQL's missed deadline (:mod:`service.store.deadlines`)."""
+
+
+_SQLITE = _Drivers(
+    errors=(sqlite3.Error,),
+    with_sqlalchemy=(SQLAlchemyError, sqlite3.Error),
+    not_refusals=(sqlite3.OperationalError, sqlite3.InterfaceError),
+    no_answer=None,
 )
+
+
+def driver_errors() -> tuple[type[Exception], ...]:
+    """Every error the drivers in use raise, for ``except`` clauses: sqlite3's, and
+    psycopg's once it is loaded (see :func:`_drivers`)."""
+    return _drivers().errors
+
+
+def database_errors() -> tuple[type[Exception], ...]:
+    """SQLAlchemy's errors and :func:`driver_errors`: what a statement on the store may
+    raise about the database."""
+    return _drivers().with_sqlalchemy
+
+
+def _drivers() -> _Drivers:
+    """sqlite3's classes, and psycopg's once something has loaded it.
+
+    psycopg costs a worker some 8 MB of memory, and a store on SQLite never loads it (the
+    PostgreSQL engine does, :mod:`service.store.engine`); until it is loaded none of its
+    errors can be raised, so there is nothing of it to catch. Looked up when an error is
+    told apart, never on the way of a statement that succeeds.
+    """
+    return _with_psycopg() if "psycopg" in sys.modules else _SQLITE
+
+
+@functools.cache
+def _with_psycopg() -> _Drivers:
+    # Loaded already (by the engine or by whoever imported psycopg): nothing new is paid
+    # here, and the import waits for another thread that may be loading it still.
+    import psycopg
+
+    from service.store.deadlines import NoAnswer
+
+    return _Drivers(
+        errors=(*_SQLITE.errors, psycopg.Error),
+        with_sqlalchemy=(*_SQLITE.with_sqlalchemy, psycopg.Error),
+        not_refusals=(*_SQLITE.not_refusals, psycopg.OperationalError, psycopg.InterfaceError),
+        no_answer=NoAnswer,
+    )
 
 
 def is_refusal(error: Exception) -> bool:
@@ -63,7 +117,8 @@ def is_refusal(error: Exception) -> bool:
         if error.connection_invalidated:
             return False
         error = error.orig if isinstance(error.orig, Exception) else error
-    return isinstance(error, DRIVER_ERRORS) and not isinstance(error, _NOT_REFUSALS)
+    drivers = _drivers()
+    return isinstance(error, drivers.errors) and not isinstance(error, drivers.not_refusals)
 
 
 def is_lock_conflict(error: BaseException | None) -> bool:

@@ -20,13 +20,12 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import PoolProxiedConnection
 
 from service.store import postgres_bulk
 from service.store.assignments import COLUMNS, Assignments
 from service.store.customer_store import CustomerStore
-from service.store.errors import DRIVER_ERRORS, is_refusal, unavailable
+from service.store.errors import database_errors, driver_errors, is_refusal, unavailable
 from service.store.statements import COLUMN_LIST, REPLACES_LATEST, UPDATES
 from service.store.tables import latest_assignments
 
@@ -90,7 +89,7 @@ class GroupWriter:
         connection = self.connect()
         try:
             self._write_group(connection.driver_connection, blocks)
-        except (SQLAlchemyError, *DRIVER_ERRORS) as error:
+        except database_errors() as error:
             if not is_refusal(error):
                 self.close()
             raise unavailable(error) from error
@@ -108,7 +107,7 @@ class GroupWriter:
         self._store.ensure_migrated()
         try:
             return self._usable_connection()
-        except (SQLAlchemyError, *DRIVER_ERRORS) as error:
+        except database_errors() as error:
             self.close()
             raise unavailable(error) from error
 
@@ -119,7 +118,7 @@ class GroupWriter:
         if self._connection is not None and time.monotonic() - self._last_used > IDLE_CHECK_SECONDS:
             try:
                 self._connection.driver_connection.execute("SELECT 1")  # type: ignore[union-attr]
-            except DRIVER_ERRORS:
+            except driver_errors():
                 self.close()
         if self._connection is None:
             self._connection = self._connect()

@@ -17,14 +17,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
-
-from redis.asyncio import Redis
-from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
-from redis.retry import Retry
+from typing import TYPE_CHECKING, Any
 
 from service.api.middleware.rate_limit import Admission, RequestBudget
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +64,12 @@ class SharedBudget:
     """
 
     def __init__(self, per_minute: int, url: str) -> None:
+        # redis is imported here, by the workers that count in it alone: this module is
+        # loaded by every worker, and redis costs one some 6 MB of memory.
+        from redis.exceptions import RedisError
+
+        self._failures: tuple[type[Exception], ...] = (TimeoutError, RedisError, OSError)
+        """What a request that Redis did not count raises."""
         self.per_minute = per_minute
         interval = 60.0 / per_minute
         self._arguments = (round(interval * 1e6), round((60.0 - interval) * 1e6))
@@ -86,7 +90,7 @@ class SharedBudget:
             wait, ahead = await self._script_for_this_loop()(
                 keys=[KEY_PREFIX + client], args=self._arguments
             )
-        except (TimeoutError, RedisError, OSError) as error:
+        except self._failures as error:
             self._lost(error)
             return await self._fallback.take(client)
         if self._failed_at is not None:
@@ -111,6 +115,10 @@ class SharedBudget:
         belong to the loop that opened them)."""
         loop = asyncio.get_running_loop()
         if self._loop is not loop:
+            from redis.asyncio import Redis
+            from redis.backoff import NoBackoff
+            from redis.retry import Retry
+
             self._redis = Redis.from_url(
                 self._url,
                 socket_timeout=TIMEOUT_SECONDS,
