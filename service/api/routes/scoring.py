@@ -101,11 +101,12 @@ The body is JSON, CSV (raw or as a `file` upload), an Arrow IPC stream (`{ARROW_
 or a Parquet file (`{PARQUET}`). A CSV, Arrow or Parquet body has one customer per row,
 its columns named as in the bank's export or in snake_case: the five features, optionally
 `customer_key` and the export's row number (not read); any other column is refused (422).
-In Arrow and Parquet the features may be of any integer or floating-point type and the key
-text or integers; a column of another type is refused naming it and its type (422,
+In Arrow and Parquet the features may be of any integer, floating-point or decimal type and
+the key text or integers; a column of another type is refused naming it and its type (422,
 `column_type`). Bad rows get CSV's errors (a null is a missing field); a truncated or
 unreadable body is 400, more than MAX_BATCH_SIZE rows 413 (found before decoding where the
-body states its size), a stream with compressed buffers 415.
+body states its size), as is a stream of more than 1,000 record batches, a stream with
+compressed buffers 415.
 
 The answer is JSON, or CSV, Arrow IPC or Parquet (`format`, else `Accept`): one row per
 item in input order with the CSV answer's columns, typed in Arrow and Parquet (segment ids

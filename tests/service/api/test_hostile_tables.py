@@ -21,6 +21,7 @@ import pytest
 import pytest_asyncio
 
 from segmentation.features import FEATURES
+from service.scoring.arrow_input import parse_arrow_batch
 from tests.service.api.table_bodies import (
     ARROW,
     BATCH,
@@ -37,6 +38,7 @@ from tests.service.api.test_hostile_inputs import (
     UNSUPPORTED,
     assert_refused,
 )
+from tests.service.api.test_table_bodies import csv_of
 from tests.service.conftest import serve, settings_for
 from tests.service.helpers import CRM_KEY, KEYS, customer
 from training.job import TrainingResult
@@ -148,9 +150,6 @@ async def test_a_broken_parquet_file_is_400(client: httpx.AsyncClient, body: byt
 WRONG_TYPES = [
     pytest.param("avg_credit_limit", arrow.array(["50000"] * 3), "string", id="text-feature"),
     pytest.param("total_credit_cards", arrow.array([True] * 3), "bool", id="bool-feature"),
-    pytest.param(
-        "avg_credit_limit", arrow.array([Decimal("1000.5")] * 3), "decimal", id="decimal-feature"
-    ),
     pytest.param("total_visits_bank", arrow.array([[1], [2], [3]]), "list<", id="list-feature"),
     pytest.param(
         "total_calls_made",
@@ -232,6 +231,64 @@ async def test_a_stream_over_the_batch_limit_is_413_in_however_many_batches(
     assert f"more than {MAX_BATCH} customers" in error["message"]
     at_the_limit = await post_table(client, "arrow", arrow_body(customers(MAX_BATCH)))
     assert read_answer(at_the_limit, "arrow").num_rows == MAX_BATCH
+
+
+async def test_a_stream_of_more_record_batches_than_a_writer_makes_is_413(
+    client: httpx.AsyncClient,
+) -> None:
+    """1,001 empty batches are 300 KB without a customer; a thousand batches are taken."""
+    empty = customers().slice(0, 0)
+    sink = arrow.BufferOutputStream()
+    with arrow.ipc.new_stream(sink, empty.schema) as writer:
+        for _ in range(1_001):
+            writer.write_batch(arrow.RecordBatch.from_pylist([], schema=empty.schema))
+    error = assert_refused(await send(client, sink.getvalue().to_pybytes(), ARROW), BATCH_TOO_LARGE)
+    assert "more than 1,000 record batches" in error["message"]
+    one_a_batch = arrow_body(customers(1_000), rows_per_batch=1)
+    assert read_answer(await post_table(client, "arrow", one_a_batch), "arrow").num_rows == 1_000
+
+
+ROUNDED_TWICE_BY_ARROW = [
+    Decimal("5.11065404809806667551"),
+    Decimal("2166.98537777245360300863"),
+    Decimal("8421.48094555304578536033"),
+]
+"""Credit limits that Arrow's own cast to float64 turns into another float than the
+nearest (which CSV reads from their text)."""
+
+
+@pytest.mark.parametrize("form", ["arrow", "parquet"])
+async def test_decimal_features_are_read_as_csv_reads_their_text(
+    client: httpx.AsyncClient, form: str
+) -> None:
+    """A database's NUMERIC columns (credit limits with cents, counts as decimals) are
+    read as the numbers they write, nulls as missing fields, bad values as CSV's errors."""
+    limits = [Decimal("12500.00"), *ROUNDED_TWICE_BY_ARROW, None, Decimal("-1.00")]
+    counts = [Decimal("2"), Decimal("3"), Decimal("1"), Decimal("4"), Decimal("2"), Decimal("2.5")]
+    decimal = customers(
+        len(limits),
+        avg_credit_limit=arrow.array(limits, type=arrow.decimal128(38, 20)),
+        total_credit_cards=arrow.array(counts, type=arrow.decimal128(10, 1)),
+    )
+    body = arrow_body(decimal) if form == "arrow" else parquet_body(decimal)
+    answered = (await post_table(client, form, body, accept="application/json")).json()
+    rows = [
+        {**customer(), "avg_credit_limit": limit, "total_credit_cards": count}
+        for limit, count in zip(limits, counts, strict=True)
+    ]
+    as_csv = (await send(client, csv_of(rows), "text/csv")).json()
+    assert answered["results"] == as_csv["results"]
+    assert [bool(result.get("error")) for result in answered["results"]] == [False] * 4 + [True] * 2
+    for value in ROUNDED_TWICE_BY_ARROW:
+        one = arrow.table(
+            {name: [customer()[name]] for name in FEATURES}
+            | {"avg_credit_limit": arrow.array([value], type=arrow.decimal128(38, 20))}
+        )
+        batch = parse_arrow_batch(arrow_body(one), max_size=1)
+        assert batch.features[0][FEATURES.index("avg_credit_limit")] == float(value)
+        assert arrow.compute.cast(one["avg_credit_limit"], arrow.float64())[0].as_py() != float(
+            value
+        )
 
 
 async def test_a_parquet_file_over_the_batch_limit_is_413_before_it_is_decoded(
