@@ -5,7 +5,7 @@ render it: the body, its parsed columns, the answer as text and as bytes (8 MB e
 JSON). glibc gives a block that large a mapping of its own, or returns the top of a heap
 to the kernel once more than a few megabytes of it are free; either way, every batch then
 began on fresh pages, and the kernel zeroed each one on first touch. That page-faulting
-was a third of a batch's time in a worker (README, performance).
+was a third of a batch's time in a worker (README, tests and benchmarks).
 
 So a worker raises both limits to the size that glibc's own adaptive limit stops at
 (32 MB), and keeps to two arenas, so that what the pool's threads free is reused by the

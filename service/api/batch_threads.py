@@ -5,7 +5,7 @@ use about two cores for it. Through the framework's thread pool (40 threads), 16
 concurrent 10,000-row batches all ran at once: each held its buffers (some 30 MB) sixteen
 times as long, the threads took the GIL from one another, and the allocator kept mapping
 fresh memory for them. Two at a time, the others waiting their turn on the event loop,
-a worker answered more batches a second in less memory (README, performance).
+a worker answered more batches a second in less memory (README, tests and benchmarks).
 """
 
 from __future__ import annotations

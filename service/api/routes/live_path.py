@@ -82,7 +82,7 @@ class LiveRoute:
         scope["route"] = self._route
         state = scope["app"].state
         try:
-            if scope["query_string"]:  # the route takes none, as FastAPI's dependency checks
+            if scope.get("query_string"):  # the route takes none, as FastAPI's dependency checks
                 refuse_unknown(QueryParams(scope["query_string"]), frozenset())
             body_type = body_media_type(scope)
             if body_type not in JSON_TYPES:
