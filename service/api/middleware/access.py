@@ -12,6 +12,7 @@ import logging
 from collections.abc import Mapping
 
 from pydantic import SecretStr
+from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.api.middleware.asgi import (
@@ -26,6 +27,7 @@ from service.api.middleware.asgi import (
 from service.api.middleware.rate_limit import RequestBudget, too_many
 from service.client_keys import client_with_key, key_digest
 from service.config import RESERVED_CLIENT_NAME, Settings
+from service.dashboard.sessions import SESSION_COOKIE, DashboardKeys
 from service.request_context import CLIENT_NAME
 
 logger = logging.getLogger(__name__)
@@ -87,13 +89,32 @@ class ApiKeyAccess:
         )
         self._admin = key_digest(admin_key.get_secret_value()) if admin_key is not None else None
         self._failures = wrong_key_budget() if failures is None else failures
+        self._sessions = (
+            DashboardKeys(
+                {name: key.get_secret_value() for name, key in client_keys.items()},
+                admin_key.get_secret_value() if admin_key is not None else None,
+            )
+            if client_keys
+            else None
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         path = route_path(scope)
-        if path in OPEN_PATHS or is_documentation(path) or is_dashboard(path):
+        if path in OPEN_PATHS or is_documentation(path):
+            await self.app(scope, receive, send)
+            return
+        if is_dashboard(path):
+            # Its routes check the session themselves; the client it names is recorded here
+            # so that the rate limit counts a signed-in colleague as that client, not by
+            # address (an office behind one proxy would share one budget).
+            session = (
+                self._sessions.check(_cookie(scope, SESSION_COOKIE)) if self._sessions else None
+            )
+            if session is not None:
+                scope_state(scope)["client_name"] = session.client
             await self.app(scope, receive, send)
             return
         admin = is_admin_path(path)
@@ -150,3 +171,9 @@ def warn_if_open(settings: Settings) -> None:
         logger.info("API keys required for clients: %s", ", ".join(sorted(settings.api_keys)))
     if settings.admin_api_key is None:
         logger.info("ADMIN_API_KEY is not set: /admin/* refuses every call")
+
+
+def _cookie(scope: Scope, name: str) -> str | None:
+    """A cookie of the request, as ``request.cookies`` reads it."""
+    cookies = header(scope, b"cookie")
+    return cookie_parser(cookies.decode("latin-1")).get(name) if cookies else None

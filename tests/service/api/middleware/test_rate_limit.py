@@ -8,7 +8,9 @@ import httpx
 
 from service.api.app import create_app
 from service.api.middleware.rate_limit import RequestBudget
+from service.dashboard.sessions import SESSION_COOKIE
 from tests.service.conftest import serve, settings_for
+from tests.service.dashboard.sign_in import signed_in
 from tests.service.helpers import CRM_KEY, KEYS, WEB_KEY, assert_error, serve_app
 
 
@@ -127,3 +129,27 @@ async def test_without_a_limit_nothing_is_refused(models_dir: Path) -> None:
     async with serve(settings_for(models_dir)) as client:
         statuses = {(await client.get("/model")).status_code for _ in range(200)}
     assert statuses == {200}
+
+
+async def test_dashboard_sessions_are_limited_as_their_clients_not_by_address(
+    models_dir: Path,
+) -> None:
+    """Colleagues behind one proxy share an address: each session has its client's budget,
+    and a forged cookie is counted by the address."""
+    settings = settings_for(models_dir, rate_limit_per_minute=3, **KEYS)
+    async with serve(settings) as client:
+        crm = {"Cookie": await signed_in(client, CRM_KEY)}  # the address's first request
+        web = {"Cookie": await signed_in(client, WEB_KEY)}  # and its second
+        for _ in range(3):
+            assert (await client.get("/dashboard", headers=crm)).status_code == 200
+        assert_error(await client.get("/dashboard", headers=crm), 429, "rate_limited")
+        assert (await client.get("/dashboard", headers=web)).status_code == 200
+        # The web client's key on the API draws on the same budget as its session.
+        for _ in range(2):
+            assert (
+                await client.get("/segments", headers={"X-API-Key": WEB_KEY})
+            ).status_code == 200
+        assert_error(await client.get("/dashboard", headers=web), 429, "rate_limited")
+        forged = {"Cookie": f"{SESSION_COOKIE}=Y3Jt.9999999999.c2lnbmVk"}
+        assert (await client.get("/dashboard", headers=forged)).status_code == 303  # sign in
+        assert_error(await client.get("/dashboard", headers=forged), 429, "rate_limited")
