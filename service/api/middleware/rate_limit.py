@@ -9,9 +9,9 @@ Each client has a bucket of ``per_minute`` requests that refills continuously at
 ``per_minute`` a minute: a quiet client may send a whole minute's worth at once, a busy
 one is held to the rate. A bucket is one float; a client is its name from ``API_KEYS``
 (or ``admin``), the client a dashboard session was signed in as, or its remote address
-when keys are off (and for the dashboard's pages before signing in). The table is an LRU of at most
-``max_clients`` entries, so memory stays bounded whatever the number of addresses;
-forgetting a client is the same as giving it a full bucket. This table is per process:
+when keys are off (and for the dashboard's pages before signing in). The table is an LRU
+of at most ``max_clients`` entries, so memory stays bounded whatever the number of
+addresses; forgetting a client is the same as giving it a full bucket. This table is per process:
 with N workers a client can get up to N times the limit. With ``REDIS_URL`` set the buckets
 live in Redis instead (:mod:`service.api.middleware.shared_budget`) and the limit holds
 across every worker and replica.
