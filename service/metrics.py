@@ -13,6 +13,7 @@ worker answers for all of them; the active-model gauge keeps one series per work
 from __future__ import annotations
 
 import collections
+import functools
 import os
 from collections.abc import Iterable, Mapping, Sequence
 
@@ -197,16 +198,11 @@ def record_assignments(segment_ids: Sequence[str]) -> None:
         ASSIGNMENTS.labels(segment_id).inc(count)
 
 
+@functools.cache
 def _assigned_to(segment_id: str) -> Counter:
     """The assignments counter of one segment (``labels`` costs more than the increment,
     and one customer's call pays it; segment ids are few)."""
-    counter = _ASSIGNED.get(segment_id)
-    if counter is None:
-        counter = _ASSIGNED[segment_id] = ASSIGNMENTS.labels(segment_id)
-    return counter
-
-
-_ASSIGNED: dict[str, Counter] = {}
+    return ASSIGNMENTS.labels(segment_id)
 
 
 def record_segment_counts(counts: Mapping[str, int]) -> None:

@@ -52,8 +52,6 @@ class _Drivers(NamedTuple):
 
     errors: tuple[type[Exception], ...]
     """Every error of the drivers (PEP 249's ``Error``)."""
-    with_sqlalchemy: tuple[type[Exception], ...]
-    """The same and SQLAlchemy's."""
     not_refusals: tuple[type[Exception], ...]
     """PEP 249's classes for a connection that failed, timed out or was lost (a deadlock or
     a busy SQLite file too): the statement itself may be fine."""
@@ -63,7 +61,6 @@ class _Drivers(NamedTuple):
 
 _SQLITE = _Drivers(
     errors=(sqlite3.Error,),
-    with_sqlalchemy=(SQLAlchemyError, sqlite3.Error),
     not_refusals=(sqlite3.OperationalError, sqlite3.InterfaceError),
     no_answer=None,
 )
@@ -78,7 +75,7 @@ def driver_errors() -> tuple[type[Exception], ...]:
 def database_errors() -> tuple[type[Exception], ...]:
     """SQLAlchemy's errors and :func:`driver_errors`: what a statement on the store may
     raise about the database."""
-    return _drivers().with_sqlalchemy
+    return (SQLAlchemyError, *_drivers().errors)
 
 
 def _drivers() -> _Drivers:
@@ -102,7 +99,6 @@ def _with_psycopg() -> _Drivers:
 
     return _Drivers(
         errors=(*_SQLITE.errors, psycopg.Error),
-        with_sqlalchemy=(*_SQLITE.with_sqlalchemy, psycopg.Error),
         not_refusals=(*_SQLITE.not_refusals, psycopg.OperationalError, psycopg.InterfaceError),
         no_answer=NoAnswer,
     )
