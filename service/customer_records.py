@@ -33,7 +33,7 @@ from service.models.snapshot import TrainingSnapshot
 from service.store.assignments import Assignments
 from service.store.customer_store import CustomerStore
 from service.store.errors import InvalidCursor, StoreUnavailable
-from service.store.group_commit import WAIT_SECONDS, GroupCommit
+from service.store.group_commit import WAIT_SECONDS, group_commit_for
 
 logger = logging.getLogger(__name__)
 _P = ParamSpec("_P")
@@ -71,7 +71,7 @@ class CustomerRecords:
         # Imports are rare and off the request path; one at a time keeps `pending` right.
         self._import_lock = threading.Lock()
         self._writer = ThreadPoolExecutor(max_workers=WRITERS, thread_name_prefix="store-writer")
-        self._live_writes = GroupCommit(
+        self._live_writes = group_commit_for(
             store, wait_seconds=record_wait_seconds, on_commit=metrics.record_live_commit
         )
         self._answered_at = -math.inf

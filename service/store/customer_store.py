@@ -31,6 +31,7 @@ import numpy as np
 import numpy.typing as npt
 from sqlalchemy import Connection, func, select, text, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from segmentation.features import FEATURES, could_be_customer_key
@@ -95,7 +96,20 @@ class CustomerStore:
         self.url = sqlalchemy_url(url)
         self.engine = create_store_engine(self.url, connect_timeout_seconds, round_trip_seconds)
         self.dialect = self.engine.dialect.name
+        self.connect_timeout_seconds = connect_timeout_seconds
+        self.round_trip_seconds = round_trip_seconds
         self._migrated = False
+
+    @property
+    def driver_url(self) -> str:
+        """The URL as the driver itself takes it (libpq's ``postgresql://``, for a
+        connection made without the engine)."""
+        return make_url(self.url).set(drivername=self.dialect).render_as_string(hide_password=False)
+
+    @property
+    def migrated(self) -> bool:
+        """Whether the schema is known to be at the newest migration (see ensure_migrated)."""
+        return self._migrated
 
     def dispose(self) -> None:
         self.engine.dispose()

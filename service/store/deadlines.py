@@ -6,7 +6,8 @@ keepalives nor a server-side ``statement_timeout`` ever fire, and a plain connec
 for ever. Every wait of psycopg's (a statement, a commit, each chunk of a COPY, a fetch)
 goes through :meth:`psycopg.Connection.wait`, which takes a timeout: here each connection
 passes its own, and a connection whose wait ran out is closed, since it stopped in the
-middle of the protocol.
+middle of the protocol. The asynchronous connections of the live group commit keep the
+same deadline (:class:`BoundedAsyncConnection`).
 
 Whether the database kept what it was sent is then unknown only when the wait was for a
 commit (or a statement in autocommit, its own transaction): anything earlier in a
@@ -72,27 +73,19 @@ class BoundedConnection(psycopg.Connection[Any]):
     ) -> _RV:
         if timeout is not None:  # psycopg's own timed wait (for notifications): its to handle
             return super().wait(gen, interval=interval, timeout=timeout)
-        relaxed_seconds: float | None = getattr(_relaxed, "seconds", None)
-        seconds = self.round_trip_seconds if relaxed_seconds is None else relaxed_seconds
+        seconds = _round_trip_seconds(self.round_trip_seconds)
         try:
             return super().wait(gen, interval=interval, timeout=seconds)
         except _WaitTimeout:
             # Stopped mid-protocol: the connection cannot be used again.
             unknown = self.autocommit or self._committing
             self.close()
-            raise NoAnswer(
-                f"the database did not answer within {seconds:g} s",
-                outcome_unknown=unknown,
-            ) from None
+            raise _timed_out(seconds, unknown=unknown) from None
         except psycopg.OperationalError as error:
-            # No SQLSTATE: the connection itself failed (reset, closed), not the database
-            # refusing; if a commit was on its way, it may have landed all the same.
-            if error.sqlstate is None and (self.autocommit or self._committing):
-                raise NoAnswer(
-                    f"the connection was lost before the database answered: {error}",
-                    outcome_unknown=True,
-                ) from error
-            raise
+            lost = _lost(error, committing=self.autocommit or self._committing)
+            if lost is None:
+                raise
+            raise lost from error
 
     def commit(self) -> None:
         self._committing = True
@@ -100,3 +93,50 @@ class BoundedConnection(psycopg.Connection[Any]):
             super().commit()
         finally:
             self._committing = False
+
+
+class BoundedAsyncConnection(psycopg.AsyncConnection[Any]):
+    """The asynchronous connection under the same rule: every wait for the server ends
+    within ``round_trip_seconds`` (the live group commit's, on the event loop)."""
+
+    round_trip_seconds: float = 5.0
+
+    async def wait(
+        self, gen: PQGen[_RV], interval: float = _WAIT_INTERVAL, timeout: float | None = None
+    ) -> _RV:
+        if timeout is not None:
+            return await super().wait(gen, interval=interval, timeout=timeout)
+        seconds = _round_trip_seconds(self.round_trip_seconds)
+        try:
+            return await super().wait(gen, interval=interval, timeout=seconds)
+        except _WaitTimeout:
+            # A timeout, not a cancellation: cancelling would send the server a cancel
+            # request over a new connection, to a server that is not answering.
+            unknown = self.autocommit
+            await self.close()
+            raise _timed_out(seconds, unknown=unknown) from None
+        except psycopg.OperationalError as error:
+            lost = _lost(error, committing=self.autocommit)
+            if lost is None:
+                raise
+            raise lost from error
+
+
+def _round_trip_seconds(own: float) -> float:
+    relaxed_seconds: float | None = getattr(_relaxed, "seconds", None)
+    return own if relaxed_seconds is None else relaxed_seconds
+
+
+def _timed_out(seconds: float, *, unknown: bool) -> NoAnswer:
+    return NoAnswer(f"the database did not answer within {seconds:g} s", outcome_unknown=unknown)
+
+
+def _lost(error: psycopg.OperationalError, *, committing: bool) -> NoAnswer | None:
+    """When the connection itself failed (no SQLSTATE: reset, closed, not the database
+    refusing) while a commit was on its way: that it may have landed all the same."""
+    if error.sqlstate is None and committing:
+        return NoAnswer(
+            f"the connection was lost before the database answered: {error}",
+            outcome_unknown=True,
+        )
+    return None

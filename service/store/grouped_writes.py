@@ -19,7 +19,6 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-import orjson
 from sqlalchemy.pool import PoolProxiedConnection
 
 from service.store import postgres_bulk
@@ -148,9 +147,8 @@ class GroupWriter:
 
 
 def _write_postgresql(driver: Any, blocks: Sequence[Assignments]) -> None:
-    rows = orjson.dumps([row for block in blocks for row in block.rows()])
     with driver.cursor() as cursor:
-        cursor.execute(postgres_bulk.GROUP_STATEMENT, (rows.decode(),))
+        cursor.execute(postgres_bulk.GROUP_STATEMENT, (postgres_bulk.group_rows(blocks),))
 
 
 def _sqlite_writer(store: CustomerStore) -> Callable[[Any, Sequence[Assignments]], None]:

@@ -3,10 +3,11 @@ filled by the server (the order of the two is the store's rule: see customer_sto
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from itertools import repeat
 from typing import Any
 
+import orjson
 from sqlalchemy import Connection
 
 from segmentation.features import FEATURES
@@ -119,3 +120,8 @@ history rows are made to wait for the upsert: they are joined with the count of 
 which exists only once every latest row has been written and locked. History ids are
 therefore taken after the locks, as in the other write paths.
 """
+
+
+def group_rows(blocks: Sequence[Assignments]) -> str:
+    """The parameter of ``GROUP_STATEMENT``: every row of ``blocks``, in order."""
+    return orjson.dumps([row for block in blocks for row in block.rows()]).decode()

@@ -26,7 +26,7 @@ from service.store import grouped_writes
 from service.store.assignments import Assignments
 from service.store.customer_store import CustomerStore
 from service.store.errors import StoreUnavailable
-from service.store.group_commit import GroupCommit, Outcome
+from service.store.group_commit import GroupCommit, Outcome, group_commit_for
 from service.store.grouped_writes import GroupWriter
 from tests.service.conftest import serve, settings_for
 from tests.service.processes import service_process, wait_for_log
@@ -319,7 +319,7 @@ async def test_blocks_queued_behind_a_commit_share_the_next_one_and_a_refusal_fa
     refuse_latest_rows_for(store, POISON)
     commits: list[int] = []
     # One writer thread: a second would take some of the queued blocks for a group of its own.
-    writer = GroupCommit(store, wait_seconds=30, on_commit=commits.append, writers=1)
+    writer = group_commit_for(store, wait_seconds=30, on_commit=commits.append, writers=1)
     try:
         together = await queued_behind_a_held_lock(
             writer, database_url, [f"a{n}" for n in range(16)]
@@ -330,7 +330,7 @@ async def test_blocks_queued_behind_a_commit_share_the_next_one_and_a_refusal_fa
         poisoned = [*(f"b{n}" for n in range(8)), POISON, *(f"b{n}" for n in range(8, 16))]
         outcomes = await queued_behind_a_held_lock(writer, database_url, poisoned)
     finally:
-        writer.close()
+        await asyncio.to_thread(writer.close)
     refusal = outcomes.pop(8)
     assert isinstance(refusal, StoreUnavailable) and refusal.refused
     assert outcomes == [None] * 16
@@ -346,11 +346,11 @@ async def test_blocks_queued_behind_a_commit_share_the_next_one_and_a_refusal_fa
 
 async def test_unreachable_store_fails_the_whole_group_at_once() -> None:
     store = CustomerStore("postgresql://postgres@127.0.0.1:1/unreachable")
-    writer = GroupCommit(store)
+    writer = group_commit_for(store)
     try:
         outcomes = await asyncio.gather(*(writer.write(block(f"k{n}", n)) for n in range(5)))
     finally:
-        writer.close()
+        await asyncio.to_thread(writer.close)
         store.dispose()
     assert all(isinstance(outcome, StoreUnavailable) for outcome in outcomes)
     assert not any(outcome.refused for outcome in outcomes if outcome is not None)
@@ -362,7 +362,7 @@ async def test_writes_queued_at_close_are_committed_and_later_ones_refused(
     database_url = f"sqlite:///{tmp_path / 'store.db'}"
     store = CustomerStore(database_url)
     store.migrate()
-    writer = GroupCommit(store, wait_seconds=30)
+    writer = group_commit_for(store, wait_seconds=30)
     with writes_held(database_url):
         pending = [queued_now(writer, block(f"k{n}", n)) for n in range(10)]
         await asyncio.sleep(0)
@@ -381,14 +381,14 @@ async def test_a_connection_dropped_while_idle_is_replaced_before_the_next_group
     monkeypatch.setattr(grouped_writes, "IDLE_CHECK_SECONDS", 0.0)
     store = CustomerStore(postgres_url)
     store.migrate()
-    writer = GroupCommit(store)
+    writer = group_commit_for(store)
     try:
         assert await writer.write(block("before", 1)) is None
         set_connections(postgres_url, allowed=False)  # drops every open connection
         set_connections(postgres_url, allowed=True)
         assert await writer.write(block("after", 2)) is None
     finally:
-        writer.close()
+        await asyncio.to_thread(writer.close)
     with store.engine.connect() as connection:
         keys = connection.execute(text("SELECT customer_key FROM assignment_history")).scalars()
         assert sorted(keys) == ["after", "before"]
@@ -426,7 +426,7 @@ async def test_a_late_commit_withdraws_what_was_not_sent_and_says_what_was_is_un
 ) -> None:
     store = CustomerStore(database_url)
     store.migrate()
-    writer = GroupCommit(store, wait_seconds=1.0, writers=writers)
+    writer = group_commit_for(store, wait_seconds=1.0, writers=writers)
     sent_keys = [f"sent-{n}" for n in range(writers)]
     try:
         with writes_held(database_url):
@@ -439,7 +439,8 @@ async def test_a_late_commit_withdraws_what_was_not_sent_and_says_what_was_is_un
             # Every writer is still stuck: a new block is not even queued.
             refused = await writer.write(block("refused", 9))
     finally:
-        writer.close()  # lets the stuck groups finish
+        # Off the loop, as the application closes it: the stuck groups finish first.
+        await asyncio.to_thread(writer.close)
     late, withdrawn = outcomes[:writers], outcomes[writers:]
     assert all(isinstance(o, StoreUnavailable) and o.unknown for o in late)
     assert all(isinstance(o, StoreUnavailable) and not o.unknown for o in withdrawn)
