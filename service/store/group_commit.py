@@ -25,6 +25,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
+from typing import TypedDict, Unpack
 
 from service.store.assignments import Assignments
 from service.store.customer_store import CustomerStore
@@ -90,10 +91,10 @@ class GroupCommit:
     def __init__(
         self,
         *,
-        wait_seconds: float,
-        max_group_rows: int,
-        on_commit: Callable[[int], None],
-        writers: int,
+        wait_seconds: float = WAIT_SECONDS,
+        max_group_rows: int = MAX_GROUP_ROWS,
+        on_commit: Callable[[int], None] = lambda blocks: None,
+        writers: int = WRITERS,
     ) -> None:
         self._wait_seconds = wait_seconds
         self._max_group_rows = max_group_rows
@@ -196,56 +197,60 @@ class GroupCommit:
                 item.state = _SENT
         return wanted
 
+    def _unconnected(self, error: Exception, count: int) -> StoreUnavailable:
+        """What the requests of a group that could not be sent learn (nothing was sent)."""
+        if not isinstance(error, StoreUnavailable):
+            logger.exception("preparing to record %d live answers failed", count)
+            error = StoreUnavailable(f"{type(error).__name__}: {error}")
+        self._suspect_connections()
+        return error
 
-def group_commit_for(
-    store: CustomerStore,
-    *,
-    wait_seconds: float = WAIT_SECONDS,
-    max_group_rows: int = MAX_GROUP_ROWS,
-    on_commit: Callable[[int], None] = lambda blocks: None,
-    writers: int = WRITERS,
-) -> GroupCommit:
+    def _unwritten(self, error: Exception, count: int) -> StoreUnavailable | None:
+        """What the requests of a group whose write failed learn; None when the database
+        refused some of its rows, and each block is to be written alone (refused rows fail
+        their own request only: an unreachable store would fail them all again, and
+        slowly, so that is not retried)."""
+        if not isinstance(error, StoreUnavailable):  # a bug, not the store
+            logger.exception("recording %d live answers failed unexpectedly", count)
+            return StoreUnavailable(f"{type(error).__name__}: {error}", unknown=True)
+        if error.refused and count > 1:
+            return None
+        self._suspect_connections()
+        return error
+
+    def _suspect_connections(self) -> None:
+        """After a failure to reach the store, every connection is checked before its next
+        group (a group lost with its connection cannot be safely retried)."""
+        raise NotImplementedError
+
+
+class GroupCommitOptions(TypedDict, total=False):
+    """:class:`GroupCommit`'s settings, as keywords."""
+
+    wait_seconds: float
+    max_group_rows: int
+    on_commit: Callable[[int], None]
+    writers: int
+
+
+def group_commit_for(store: CustomerStore, **options: Unpack[GroupCommitOptions]) -> GroupCommit:
     """The group commit for ``store``: from the event loop on PostgreSQL, by a writer
-    thread on SQLite (``writers``: groups under way at once, each on its own connection)."""
+    thread on SQLite."""
     if store.dialect == "postgresql":
         # Here, not at the top: it loads psycopg, which a store on SQLite never needs.
         from service.store.loop_group_commit import LoopGroupCommit
 
-        return LoopGroupCommit(
-            store,
-            wait_seconds=wait_seconds,
-            max_group_rows=max_group_rows,
-            on_commit=on_commit,
-            writers=writers,
-        )
-    return ThreadGroupCommit(
-        store,
-        wait_seconds=wait_seconds,
-        max_group_rows=max_group_rows,
-        on_commit=on_commit,
-        writers=writers,
-    )
+        return LoopGroupCommit(store, **options)
+    return ThreadGroupCommit(store, **options)
 
 
 class ThreadGroupCommit(GroupCommit):
     """Writer threads that commit the groups, each through a :class:`GroupWriter` (and a
     connection) of its own."""
 
-    def __init__(
-        self,
-        store: CustomerStore,
-        *,
-        wait_seconds: float = WAIT_SECONDS,
-        max_group_rows: int = MAX_GROUP_ROWS,
-        on_commit: Callable[[int], None] = lambda blocks: None,
-        writers: int = WRITERS,
-    ) -> None:
-        super().__init__(
-            wait_seconds=wait_seconds,
-            max_group_rows=max_group_rows,
-            on_commit=on_commit,
-            writers=writers,
-        )
+    def __init__(self, store: CustomerStore, **options: Unpack[GroupCommitOptions]) -> None:
+        super().__init__(**options)
+        writers = len(self._busy_since)
         self._writers = [GroupWriter(store) for _ in range(writers)]
         self._threads = [
             threading.Thread(
@@ -287,35 +292,26 @@ class ThreadGroupCommit(GroupCommit):
         try:
             writer.connect()
         except Exception as error:  # nothing was sent; the writer thread must live on
-            if not isinstance(error, StoreUnavailable):
-                logger.exception("preparing to record %d live answers failed", len(group))
-                error = StoreUnavailable(f"{type(error).__name__}: {error}")
-            self._suspect_connections()
-            _settle(group, [error] * len(group))
+            _settle(group, [self._unconnected(error, len(group))] * len(group))
             return
         group = self._claim(group)
         if not group:
             return
         try:
             writer.write([item.block for item in group])
-            outcomes: Sequence[Outcome] = [None] * len(group)
+        except Exception as error:  # no request may wait forever on a writer that failed
+            failure = self._unwritten(error, len(group))
+            outcomes: Sequence[Outcome] = (
+                [failure] * len(group)
+                if failure is not None
+                else [self._alone(writer, item.block) for item in group]
+            )
+        else:
+            outcomes = [None] * len(group)
             self._on_commit(len(group))
-        except StoreUnavailable as error:
-            # Refused rows fail their own request only: the others are written one by one.
-            # An unreachable store would fail them all again, and slowly: not retried.
-            if error.refused and len(group) > 1:
-                outcomes = [self._alone(writer, item.block) for item in group]
-            else:
-                self._suspect_connections()
-                outcomes = [error] * len(group)
-        except Exception as error:  # no request may wait forever on a writer that died
-            logger.exception("recording %d live answers failed unexpectedly", len(group))
-            outcomes = [died_with(error)] * len(group)
         _settle(group, outcomes)
 
     def _suspect_connections(self) -> None:
-        """After a failure to reach the store, every writer checks its connection before
-        its next group (a group lost with its connection cannot be safely retried)."""
         for writer in self._writers:
             writer.suspect()
 
@@ -326,12 +322,6 @@ class ThreadGroupCommit(GroupCommit):
             return error
         self._on_commit(1)
         return None
-
-
-def died_with(error: Exception) -> StoreUnavailable:
-    """What the requests of a group learn when writing it failed unexpectedly (a bug, not
-    the store): it may have been sent, so whether it was kept is unknown."""
-    return StoreUnavailable(f"{type(error).__name__}: {error}", unknown=True)
 
 
 def _settle(group: Sequence[_Waiting], outcomes: Sequence[Outcome]) -> None:

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import queue
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from typing import Unpack
 
 from service.store import grouped_writes, postgres_bulk
 from service.store.assignments import Assignments
@@ -31,15 +33,7 @@ from service.store.errors import (
     is_refusal,
     unavailable,
 )
-from service.store.group_commit import (
-    MAX_GROUP_ROWS,
-    WAIT_SECONDS,
-    WRITERS,
-    GroupCommit,
-    Outcome,
-    _Waiting,
-    died_with,
-)
+from service.store.group_commit import GroupCommit, GroupCommitOptions, Outcome, _Waiting
 
 logger = logging.getLogger(__name__)
 
@@ -59,23 +53,10 @@ class _Lane:
 class LoopGroupCommit(GroupCommit):
     """Groups sent on ``writers`` asynchronous connections from the event loop."""
 
-    def __init__(
-        self,
-        store: CustomerStore,
-        *,
-        wait_seconds: float = WAIT_SECONDS,
-        max_group_rows: int = MAX_GROUP_ROWS,
-        on_commit: Callable[[int], None] = lambda blocks: None,
-        writers: int = WRITERS,
-    ) -> None:
-        super().__init__(
-            wait_seconds=wait_seconds,
-            max_group_rows=max_group_rows,
-            on_commit=on_commit,
-            writers=writers,
-        )
+    def __init__(self, store: CustomerStore, **options: Unpack[GroupCommitOptions]) -> None:
+        super().__init__(**options)
         self._store = store
-        self._lanes = [_Lane(number) for number in range(writers)]
+        self._lanes = [_Lane(number) for number in range(len(self._busy_since))]
         self._free = list(reversed(self._lanes))
         self._sending: set[asyncio.Task[None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -112,10 +93,16 @@ class LoopGroupCommit(GroupCommit):
 
     def _home(self, loop: asyncio.AbstractEventLoop) -> asyncio.AbstractEventLoop:
         """The loop the writer lives on: ``loop`` when it had none, or its own no longer
-        runs (a connection of one loop cannot be used from another)."""
+        runs (a connection of one loop cannot be used from another, and what was under
+        way on it will not finish: nobody waits for it any more)."""
         if self._loop is None or self._loop.is_closed() or not self._loop.is_running():
             for lane in self._lanes:
                 _finish(lane)
+            self._free = list(reversed(self._lanes))
+            self._sending = set()
+            self._busy_since = [None] * len(self._lanes)
+            self._queue = queue.SimpleQueue()
+            self._turn = []
             self._loop = loop
         return self._loop
 
@@ -161,29 +148,23 @@ class LoopGroupCommit(GroupCommit):
         try:
             connection = await self._connected(lane)
         except Exception as error:  # nothing was sent
-            if not isinstance(error, StoreUnavailable):
-                logger.exception("preparing to record %d live answers failed", len(group))
-                error = StoreUnavailable(f"{type(error).__name__}: {error}")
-            self._suspect_connections()
-            return [(item, error) for item in group]
+            unconnected = self._unconnected(error, len(group))
+            return [(item, unconnected) for item in group]
         claimed = self._claim(group)
         if not claimed:
             return []
         try:
             await self._write(lane, connection, [item.block for item in claimed])
-            outcomes: Sequence[Outcome] = [None] * len(claimed)
-            self._on_commit(len(claimed))
-        except StoreUnavailable as error:
-            # Refused rows fail their own request only: the others are written one by one.
-            # An unreachable store would fail them all again, and slowly: not retried.
-            if error.refused and len(claimed) > 1:
-                outcomes = [await self._alone(lane, connection, item.block) for item in claimed]
-            else:
-                self._suspect_connections()
-                outcomes = [error] * len(claimed)
         except Exception as error:  # no request may wait forever on a group that failed
-            logger.exception("recording %d live answers failed unexpectedly", len(claimed))
-            outcomes = [died_with(error)] * len(claimed)
+            failure = self._unwritten(error, len(claimed))
+            outcomes: Sequence[Outcome] = (
+                [failure] * len(claimed)
+                if failure is not None
+                else [await self._alone(lane, connection, item.block) for item in claimed]
+            )
+        else:
+            outcomes = [None] * len(claimed)
+            self._on_commit(len(claimed))
         return list(zip(claimed, outcomes, strict=True))
 
     async def _connected(self, lane: _Lane) -> BoundedAsyncConnection:

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 
 from service.store.customer_store import CustomerStore
-from service.store.group_commit import ThreadGroupCommit, group_commit_for
+from service.store.group_commit import Outcome, ThreadGroupCommit, group_commit_for
 from service.store.loop_group_commit import LoopGroupCommit
 from tests.service.store.test_live_recording import block, queued_now, writes_held
 
@@ -88,4 +89,37 @@ async def test_closing_on_the_writers_own_loop_with_a_group_under_way_is_refused
     assert await stuck is None
     await asyncio.to_thread(writer.close)
     assert stored_keys(store) == ["stuck"]
+    store.dispose()
+
+
+def test_a_writer_whose_loop_stopped_with_a_group_under_way_serves_the_next_loop(
+    postgres_url: str,
+) -> None:
+    store = CustomerStore(postgres_url)
+    store.migrate()
+    writer = group_commit_for(store, wait_seconds=30)
+    first_loop = asyncio.new_event_loop()
+    left: list[asyncio.Task[Outcome]] = []
+
+    async def leave_a_group_under_way() -> None:
+        left.append(first_loop.create_task(writer.write(block("stuck", 1))))
+        await asyncio.sleep(0.2)  # sent, and waiting on the lock
+
+    try:
+        with writes_held(postgres_url):
+            first_loop.run_until_complete(leave_a_group_under_way())
+        # That loop no longer runs: the next one gets the writer's connection back at once
+        # (its group would otherwise hold it for ever, and this write wait out 30 s).
+        started = time.monotonic()
+        assert asyncio.run(writer.write(block("next", 2))) is None
+        assert time.monotonic() - started < 5
+        assert not left[0].done()  # its loop stopped before its answer came
+    finally:
+        writer.close()
+        pending = asyncio.all_tasks(first_loop)
+        for task in pending:
+            task.cancel()
+        first_loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        first_loop.close()
+    assert "next" in stored_keys(store)
     store.dispose()
