@@ -97,7 +97,9 @@ class BoundedConnection(psycopg.Connection[Any]):
 
 class BoundedAsyncConnection(psycopg.AsyncConnection[Any]):
     """The asynchronous connection under the same rule: every wait for the server ends
-    within ``round_trip_seconds`` (the live group commit's, on the event loop)."""
+    within ``round_trip_seconds`` (the live group commit's, on the event loop). Used in
+    autocommit, where every statement is its own transaction: a statement that ran out of
+    time may have been kept."""
 
     round_trip_seconds: float = 5.0
 

@@ -197,6 +197,14 @@ class GroupCommit:
                 item.state = _SENT
         return wanted
 
+    def _count_commit(self, blocks: int) -> None:
+        """Tell ``on_commit`` of a commit that landed: its failing must neither kill a
+        writer nor turn rows that are kept into rows reported unknown."""
+        try:
+            self._on_commit(blocks)
+        except Exception:
+            logger.exception("counting a commit of %d live answers failed", blocks)
+
     def _unconnected(self, error: Exception, count: int) -> StoreUnavailable:
         """What the requests of a group that could not be sent learn (nothing was sent)."""
         if not isinstance(error, StoreUnavailable):
@@ -308,7 +316,7 @@ class ThreadGroupCommit(GroupCommit):
             )
         else:
             outcomes = [None] * len(group)
-            self._on_commit(len(group))
+            self._count_commit(len(group))
         _settle(group, outcomes)
 
     def _suspect_connections(self) -> None:
@@ -320,7 +328,7 @@ class ThreadGroupCommit(GroupCommit):
             writer.write([block])
         except StoreUnavailable as error:
             return error
-        self._on_commit(1)
+        self._count_commit(1)
         return None
 
 

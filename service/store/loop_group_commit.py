@@ -81,14 +81,18 @@ class LoopGroupCommit(GroupCommit):
         if self._closed:
             return
         loop = self._loop
-        off_its_loop = loop is not None and loop.is_running() and not _running_on(loop)
-        if not off_its_loop and (self._sending or self._turn or not self._queue.empty()):
-            raise RuntimeError("close() waits for groups under way: call it off the event loop")
+        if loop is not None and loop.is_running():
+            if _running_on(loop):
+                if self._sending or self._turn or not self._queue.empty():
+                    raise RuntimeError(
+                        "close() waits for groups under way: call it off the event loop"
+                    )
+            else:
+                self._closed = True
+                asyncio.run_coroutine_threadsafe(self._drain(), loop).result()
+        # What a loop no longer running left under way will not finish: nobody waits for it.
         self._closed = True
-        if off_its_loop:
-            assert loop is not None
-            asyncio.run_coroutine_threadsafe(self._drain(), loop).result()
-        for lane in self._lanes:  # connections a loop no longer running left open
+        for lane in self._lanes:
             _finish(lane)
 
     def _home(self, loop: asyncio.AbstractEventLoop) -> asyncio.AbstractEventLoop:
@@ -98,6 +102,8 @@ class LoopGroupCommit(GroupCommit):
         if self._loop is None or self._loop.is_closed() or not self._loop.is_running():
             for lane in self._lanes:
                 _finish(lane)
+            # New lanes: a group the old loop left under way keeps its own (see _send).
+            self._lanes = [_Lane(number) for number in range(len(self._lanes))]
             self._free = list(reversed(self._lanes))
             self._sending = set()
             self._busy_since = [None] * len(self._lanes)
@@ -137,9 +143,10 @@ class LoopGroupCommit(GroupCommit):
                 if not item.outcome.done():  # expired, or a request that no longer waits
                     item.outcome.set_result(outcome)
         finally:
-            self._busy_since[lane.number] = None
-            self._free.append(lane)
-            self._dispatch()
+            if self._lanes[lane.number] is lane:  # not a lane of a loop left behind
+                self._busy_since[lane.number] = None
+                self._free.append(lane)
+                self._dispatch()
 
     async def _commit(
         self, lane: _Lane, group: list[_Waiting]
@@ -160,11 +167,11 @@ class LoopGroupCommit(GroupCommit):
             outcomes: Sequence[Outcome] = (
                 [failure] * len(claimed)
                 if failure is not None
-                else [await self._alone(lane, connection, item.block) for item in claimed]
+                else [await self._alone(lane, item.block) for item in claimed]
             )
         else:
             outcomes = [None] * len(claimed)
-            self._on_commit(len(claimed))
+            self._count_commit(len(claimed))
         return list(zip(claimed, outcomes, strict=True))
 
     async def _connected(self, lane: _Lane) -> BoundedAsyncConnection:
@@ -214,14 +221,13 @@ class LoopGroupCommit(GroupCommit):
             raise unavailable(error) from error
         lane.last_used = time.monotonic()
 
-    async def _alone(
-        self, lane: _Lane, connection: BoundedAsyncConnection, block: Assignments
-    ) -> Outcome:
+    async def _alone(self, lane: _Lane, block: Assignments) -> Outcome:
         try:
-            await self._write(lane, connection, [block])
+            # Connected again if the block before failed otherwise than by a refusal.
+            await self._write(lane, await self._connected(lane), [block])
         except StoreUnavailable as error:
             return error
-        self._on_commit(1)
+        self._count_commit(1)
         return None
 
     def _suspect_connections(self) -> None:

@@ -357,9 +357,8 @@ async def test_unreachable_store_fails_the_whole_group_at_once() -> None:
 
 
 async def test_writes_queued_at_close_are_committed_and_later_ones_refused(
-    tmp_path: Path,
+    database_url: str,
 ) -> None:
-    database_url = f"sqlite:///{tmp_path / 'store.db'}"
     store = CustomerStore(database_url)
     store.migrate()
     writer = group_commit_for(store, wait_seconds=30)
@@ -372,6 +371,27 @@ async def test_writes_queued_at_close_are_committed_and_later_ones_refused(
     assert await asyncio.gather(*pending) == [None] * 10
     late = await writer.write(block("late", 1))
     assert isinstance(late, StoreUnavailable) and "shutting down" in str(late)
+    store.dispose()
+
+
+async def test_a_commit_whose_counting_fails_is_still_recorded_and_the_writer_goes_on(
+    database_url: str,
+) -> None:
+    store = CustomerStore(database_url)
+    store.migrate()
+
+    def broken_counter(blocks: int) -> None:
+        raise OSError("no space left on device")
+
+    writer = group_commit_for(store, on_commit=broken_counter)
+    try:
+        assert await writer.write(block("first", 1)) is None
+        assert await writer.write(block("second", 2)) is None
+    finally:
+        await asyncio.to_thread(writer.close)
+    with store.engine.connect() as connection:
+        keys = connection.execute(text("SELECT customer_key FROM assignment_history")).scalars()
+        assert sorted(keys) == ["first", "second"]
     store.dispose()
 
 
