@@ -7,6 +7,7 @@ so in its answer)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import time
 from pathlib import Path
@@ -24,6 +25,16 @@ from tests.service.store.test_live_recording import live_customer, stored_rows
 FROZEN_SECONDS = 8.0
 STORE_TIMEOUT_SECONDS = 2.0
 """The service's deadline on each round trip to the database, in this test."""
+
+
+def live_call_seconds(log: Path) -> list[float]:
+    """How long each ``POST /segment`` took by the service's access log."""
+    lines = (json.loads(line) for line in log.read_text().splitlines() if line.startswith("{"))
+    return [
+        line["duration_ms"] / 1000
+        for line in lines
+        if line.get("logger") == "service.access" and line.get("route") == "/segment"
+    ]
 
 
 async def keep_calling(
@@ -111,12 +122,19 @@ def test_a_database_that_hangs_costs_live_answers_nothing_and_no_failed_write_la
             seen = asyncio.run(through_a_freeze(f"http://127.0.0.1:{port}", relay))
             process.send_signal(signal.SIGTERM)
             assert process.wait(timeout=60) == 0
+            served = live_call_seconds(log)
         time.sleep(1)  # statements the relay delivered late have run
 
+    # No live answer waits longer than its commit's deadline, by the service's own clock
+    # (its access log: from the request's arrival to its answer)...
+    assert max(served) < WAIT_SECONDS + 0.5, sorted(served)[-10:]
     during = seen["during"]
     times = sorted(seconds for _, seconds in during)
-    # No live answer waits longer than its commit's deadline (plus scheduling).
-    assert times[-1] < WAIT_SECONDS + 1.0, times[-10:]
+    # ...nor, seen from the client, by more than scheduling on this busy machine. The client's
+    # clock also counts its own process and the kernel: with either group commit, about one
+    # run in five had a call or two taking up to 3.0 s end to end while the service's
+    # clock never passed 1.1 s.
+    assert times[-1] < WAIT_SECONDS + STORE_TIMEOUT_SECONDS + 1.0, times[-10:]
     # Once the store is known to hang, answers do not wait for it at all.
     assert times[len(times) * 9 // 10] < WAIT_SECONDS / 4, times[len(times) * 9 // 10]
     assert sum(answer["recorded"] is False for answer, _ in during) > len(during) // 2
