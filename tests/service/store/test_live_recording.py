@@ -62,6 +62,14 @@ def stored_rows(database_url: str, table: str, keys: set[str]) -> list[dict[str,
     return [row for row in rows if row["customer_key"] in keys]
 
 
+def stored_keys(store: CustomerStore) -> list[str]:
+    """Every key in the store's history, one per row, sorted."""
+    with store.engine.connect() as connection:
+        return sorted(
+            connection.execute(text("SELECT customer_key FROM assignment_history")).scalars()
+        )
+
+
 def check_store_against_answers(database_url: str, answers: list[dict[str, Any]]) -> None:
     """Every answer said recorded is in the history once, with its segment and version;
     nothing else is; and each customer's latest row is its newest history row."""
@@ -336,11 +344,9 @@ async def test_blocks_queued_behind_a_commit_share_the_next_one_and_a_refusal_fa
     assert outcomes == [None] * 16
     # The group was refused as a whole, then its blocks were written one by one.
     assert commits == [1] * 17
-    with store.engine.connect() as connection:
-        keys = connection.execute(text("SELECT customer_key FROM assignment_history")).scalars()
-        assert sorted(keys) == sorted(
-            ["first-a0", "first-b0", *(f"a{n}" for n in range(16)), *(f"b{n}" for n in range(16))]
-        )
+    assert stored_keys(store) == sorted(
+        ["first-a0", "first-b0", *(f"a{n}" for n in range(16)), *(f"b{n}" for n in range(16))]
+    )
     store.dispose()
 
 
@@ -389,9 +395,7 @@ async def test_a_commit_whose_counting_fails_is_still_recorded_and_the_writer_go
         assert await writer.write(block("second", 2)) is None
     finally:
         await asyncio.to_thread(writer.close)
-    with store.engine.connect() as connection:
-        keys = connection.execute(text("SELECT customer_key FROM assignment_history")).scalars()
-        assert sorted(keys) == ["first", "second"]
+    assert stored_keys(store) == ["first", "second"]
     store.dispose()
 
 
@@ -409,9 +413,7 @@ async def test_a_connection_dropped_while_idle_is_replaced_before_the_next_group
         assert await writer.write(block("after", 2)) is None
     finally:
         await asyncio.to_thread(writer.close)
-    with store.engine.connect() as connection:
-        keys = connection.execute(text("SELECT customer_key FROM assignment_history")).scalars()
-        assert sorted(keys) == ["after", "before"]
+    assert stored_keys(store) == ["after", "before"]
     store.dispose()
 
 
@@ -434,9 +436,7 @@ def test_a_writer_told_of_an_outage_checks_its_connection_before_the_next_group(
     finally:
         unaware.close()
         told.close()
-    with store.engine.connect() as connection:
-        keys = connection.execute(text("SELECT customer_key FROM assignment_history")).scalars()
-        assert sorted(keys) == ["after", "before", "before"]
+    assert stored_keys(store) == ["after", "before", "before"]
     store.dispose()
 
 
@@ -466,8 +466,6 @@ async def test_a_late_commit_withdraws_what_was_not_sent_and_says_what_was_is_un
     assert all(isinstance(o, StoreUnavailable) and not o.unknown for o in withdrawn)
     assert isinstance(refused, StoreUnavailable) and not refused.unknown
     assert "has not finished a commit" in str(refused)
-    with store.engine.connect() as connection:
-        keys = connection.execute(text("SELECT customer_key FROM assignment_history")).scalars()
-        # The groups that were sent landed once the lock went; nothing reported unsent did.
-        assert sorted(keys) == sent_keys
+    # The groups that were sent landed once the lock went; nothing reported unsent did.
+    assert stored_keys(store) == sent_keys
     store.dispose()

@@ -9,19 +9,11 @@ import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
 
 from service.store.customer_store import CustomerStore
 from service.store.group_commit import Outcome, ThreadGroupCommit, group_commit_for
 from service.store.loop_group_commit import LoopGroupCommit
-from tests.service.store.test_live_recording import block, queued_now, writes_held
-
-
-def stored_keys(store: CustomerStore) -> list[str]:
-    with store.engine.connect() as connection:
-        return sorted(
-            connection.execute(text("SELECT customer_key FROM assignment_history")).scalars()
-        )
+from tests.service.store.test_live_recording import block, queued_now, stored_keys, writes_held
 
 
 def commit_threads() -> list[str]:
