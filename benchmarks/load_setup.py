@@ -26,6 +26,7 @@ from benchmarks.servers import (
     ServerFailed,
     ServerSpec,
     free_port,
+    service_command,
 )
 from benchmarks.service_probes import active_versions, metric_series, worker_pids
 from segmentation.artifact import MANIFEST_FILE, ArtifactError, point_latest, read_latest
@@ -139,20 +140,9 @@ def service_spec(
         "DATABASE_URL": database_url or f"sqlite:///{work_dir / 'store.db'}",
         "API_KEYS": f"load:{keys.client}",
         "ADMIN_API_KEY": keys.admin,
-        "LOG_LEVEL": log_level.upper(),
         "MODEL_POLL_SECONDS": f"{poll_seconds:g}",
     }
-    command = [
-        sys.executable,
-        "-m",
-        "service",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        str(workers),
-    ]
+    command = service_command(Path(sys.executable), port, workers=workers, log_level=log_level)
     return ServerSpec("service", command, "/ready", port, environment, ready_timeout_seconds=120)
 
 

@@ -32,6 +32,7 @@ from benchmarks.servers import (
     ServerSpec,
     free_port,
     post,
+    service_command,
     start_shadow,
     uvicorn_command,
 )
@@ -42,6 +43,9 @@ from segmentation.lifecycle import published_versions
 logger = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+POD_WORKERS = 2
+"""A pod's workers on its two cores (README, deployment)."""
 
 _UVICORN_APPS = {
     "ours": "service.main:app",
@@ -129,7 +133,13 @@ class BenchmarkRun:
     def _spec(self, server: str, database_url: str | None) -> ServerSpec | str:
         port = free_port()
         if server != "mlflow":
-            command = uvicorn_command(Path(sys.executable), _UVICORN_APPS[server], port)
+            command = (
+                service_command(
+                    Path(sys.executable), port, workers=POD_WORKERS, log_level="warning"
+                )
+                if server == "ours-pod"
+                else uvicorn_command(Path(sys.executable), _UVICORN_APPS[server], port)
+            )
             environment = dict(self.environment)
             if server.startswith("ours"):
                 # Production configuration: client keys checked (and metrics, always on).

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
 
-from benchmarks.report import SHADOWED
+from benchmarks.report import SHADOWED, batch_case_name
 from benchmarks.request_bodies import (
     Customer,
     arrow_batch_body,
@@ -26,13 +28,15 @@ SERVERS: tuple[str, ...] = (
     "ours",
     "ours-postgres",
     "ours-shadow",
+    "ours-pod",
     "naive",
     "mlflow",
     "ceiling",
 )
 """Every server, in the order they are run and shown. ``ours-postgres`` is our service again,
 its store on PostgreSQL, for the keyed case only; ``ours-shadow`` our service with a second
-version shadowing every request, for the single case only."""
+version shadowing every request, for the single case only; ``ours-pod`` our service as a pod
+runs it on two cores (``python -m service --workers 2``), for the largest batches only."""
 
 KEYED_SQLITE = "ours /segment keyed, SQLite"
 KEYED_POSTGRES = "ours /segment keyed, PostgreSQL"
@@ -43,9 +47,12 @@ JSON = "application/json"
 CSV = "text/csv"
 ARROW = "application/vnd.apache.arrow.stream"
 ARROW_BATCH_ROWS = 100_000
-ARROW_CASE = f"ours /segment/batch Arrow {ARROW_BATCH_ROWS:,}"
+ARROW_NAME = f"Arrow {ARROW_BATCH_ROWS:,}"
 """Arrow IPC in and out (issue 19's columnar target); the server's MAX_BATCH_SIZE is raised
 for it (``servers.OURS_LIMITS``)."""
+CSV_BOTH_WAYS = "in and out"
+"""Suffix of the CSV cases answered in CSV (``Accept: text/csv``), as a campaign tool that
+sends a CSV asks; the plain CSV cases are answered in JSON."""
 
 
 @dataclass(frozen=True)
@@ -92,6 +99,7 @@ def build_cases(customers: list[Customer], work_dir: Path) -> dict[str, list[Cas
         ],
         "ceiling": [Case("ceiling /segment", "ceiling", "/segment", JSON, singles, rows=1)],
     }
+    largest: dict[str, Path] = {}
     for form, content_type, render in (
         ("json", JSON, json_batch_body),
         ("csv", CSV, csv_batch_body),
@@ -101,16 +109,9 @@ def build_cases(customers: list[Customer], work_dir: Path) -> dict[str, list[Cas
                 work_dir / f"batch_{form}_{size}.bodies", [render(customers, size)]
             )
             cases["ours"].append(
-                Case(
-                    f"ours /segment/batch {form.upper()} {size:,}",
-                    "ours",
-                    "/segment/batch",
-                    content_type,
-                    bodies_file,
-                    rows=size,
-                    is_batch=True,
-                )
+                _batch_case(f"{form.upper()} {size:,}", "ours", content_type, bodies_file, size)
             )
+        largest[form] = bodies_file
         # The same largest batch, answered as columns (each segment's actions once).
         cases["ours"].append(
             Case(
@@ -123,22 +124,42 @@ def build_cases(customers: list[Customer], work_dir: Path) -> dict[str, list[Cas
                 is_batch=True,
             )
         )
-    cases["ours"].append(
-        Case(
-            ARROW_CASE,
-            "ours",
-            "/segment/batch",
-            ARROW,
-            write_bodies(
-                work_dir / "batch_arrow_100000.bodies",
-                [arrow_batch_body(customers, ARROW_BATCH_ROWS)],
-            ),
-            rows=ARROW_BATCH_ROWS,
-            is_batch=True,
-            accept=ARROW,
-        )
+    arrow = write_bodies(
+        work_dir / "batch_arrow_100000.bodies", [arrow_batch_body(customers, ARROW_BATCH_ROWS)]
     )
+    # The batch targets' cases (issue 19), on one worker and on a pod's two.
+    size = BATCH_SIZES[-1]
+    for server in ("ours", "ours-pod"):
+        if server == "ours-pod":
+            cases[server] = [_batch_case(f"JSON {size:,}", server, JSON, largest["json"], size)]
+        cases[server] += [
+            _batch_case(
+                f"CSV {size:,} {CSV_BOTH_WAYS}", server, CSV, largest["csv"], size, accept=CSV
+            ),
+            _batch_case(ARROW_NAME, server, ARROW, arrow, ARROW_BATCH_ROWS, accept=ARROW),
+        ]
     return cases
+
+
+def _batch_case(
+    name: str,
+    server: str,
+    content_type: str,
+    bodies_file: Path,
+    rows: int,
+    *,
+    accept: str | None = None,
+) -> Case:
+    return Case(
+        batch_case_name(server, name),
+        server,
+        "/segment/batch",
+        content_type,
+        bodies_file,
+        rows=rows,
+        is_batch=True,
+        accept=accept,
+    )
 
 
 def first_body(case: Case) -> bytes:
@@ -154,6 +175,8 @@ def check_answer(case: Case, status: int, body: bytes) -> str | None:
         return f"answered {status} to a sample request: {body[:200]!r}"
     if case.accept == ARROW:
         return _check_arrow_answer(case, body)
+    if case.accept == CSV:
+        return _check_csv_answer(case, body)
     try:
         document = orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -178,6 +201,16 @@ def check_answer(case: Case, status: int, body: bytes) -> str | None:
         return f"the answer has no {expected!r}: {body[:200]!r}"
     elif case.recorded and document.get("recorded") is not True:
         return f"the answer was not recorded in the store: {body[:200]!r}"
+    return None
+
+
+def _check_csv_answer(case: Case, body: bytes) -> str | None:
+    """Why a CSV case's answer is not a CSV of every customer scored."""
+    rows = list(csv.DictReader(io.StringIO(body.decode("utf-8"), newline="")))
+    failed = sum(1 for row in rows if row.get("error"))
+    scored = sum(1 for row in rows if row.get("segment_id"))
+    if len(rows) != case.rows or scored != case.rows or failed:
+        return f"{scored} customers scored ({failed} errors) of {case.rows} in the CSV answer"
     return None
 
 

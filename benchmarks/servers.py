@@ -97,6 +97,12 @@ def uvicorn_command(python: Path, app: str, port: int) -> list[str]:
     ]
 
 
+def service_command(python: Path, port: int, *, workers: int, log_level: str) -> list[str]:
+    """The service as deployed: ``python -m service`` and its workers."""
+    command = [str(python), "-m", "service", "--host", "127.0.0.1", "--port", str(port)]
+    return [*command, "--workers", str(workers), "--log-level", log_level]
+
+
 def resident_memory_mb(pid: int) -> float | None:
     """VmRSS of a process in MB (10^6 bytes), or None when it cannot be read."""
     return _status_field_mb(pid, "VmRSS")

@@ -128,7 +128,7 @@ def _heading(report: Report) -> str:
     return (
         f"{report.created_at}: wrk -t{settings['threads']} -c{settings['connections']}, "
         f"{settings['duration_seconds']:g} s per case after {settings['warmup_seconds']:g} s "
-        f"of warm-up, one uvicorn worker per server; {report.environment['machine']}"
+        f"of warm-up, one uvicorn worker per server but the pod (two); {report.environment['machine']}"
     )
 
 
@@ -141,7 +141,7 @@ def render_text(report: Report) -> str:
         "in-process and footprint",
         *("  " + line for line in _align(_inprocess_rows(report))),
     ]
-    lines += ["", "targets (issues 7 and 14; a miss does not fail the run)"]
+    lines += ["", "targets (issues 14 and 19; a miss does not fail the run)"]
     lines += ["  " + line for line in _align(_target_rows(report))]
     return "\n".join(lines) + "\n"
 
