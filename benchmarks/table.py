@@ -128,7 +128,8 @@ def _heading(report: Report) -> str:
     return (
         f"{report.created_at}: wrk -t{settings['threads']} -c{settings['connections']}, "
         f"{settings['duration_seconds']:g} s per case after {settings['warmup_seconds']:g} s "
-        f"of warm-up, one uvicorn worker per server but the pod (two); {report.environment['machine']}"
+        "of warm-up, one uvicorn worker per server but the pod (two); "
+        f"{report.environment['machine']}"
     )
 
 
