@@ -189,6 +189,14 @@ _NUMBER_BYTES = b"0123456789.eE+- \t,"
 
 def _json_numbers(columns: Sequence[Sequence[str]]) -> npt.NDArray[np.float64] | None:
     """The columns' cells as one array, ``(rows, columns)``, when every cell is a JSON
+    number (see :func:`numbers_in_text`); None otherwise."""
+    count = sum(map(len, columns))
+    numbers = numbers_in_text(",".join(itertools.chain.from_iterable(columns)), count)
+    return None if numbers is None else numbers.reshape(len(columns), -1).T
+
+
+def numbers_in_text(text: str, count: int) -> npt.NDArray[np.float64] | None:
+    """The ``count`` comma-separated cells of ``text`` as floats, when every cell is a JSON
     number (blanks around it allowed); None otherwise.
 
     A JSON number is read as Python's ``float`` reads its text (both round correctly), and
@@ -196,17 +204,16 @@ def _json_numbers(columns: Sequence[Sequence[str]]) -> npt.NDArray[np.float64] |
     one by one. Only digits, signs, points, exponents, blanks and the commas put between
     cells are let through, so the list read can hold nothing but numbers.
     """
-    count = sum(map(len, columns))
-    text = ",".join(itertools.chain.from_iterable(columns)).encode("utf-8")
-    if text.translate(None, _NUMBER_BYTES) or text.count(b",") != count - 1:
+    data = text.encode("utf-8")
+    if data.translate(None, _NUMBER_BYTES) or data.count(b",") != count - 1:
         return None  # not numbers only, or a cell holding a comma
     try:
-        numbers = orjson.loads(b"[" + text + b"]")
+        numbers = orjson.loads(b"[" + data + b"]")
     except orjson.JSONDecodeError:  # 1., .5, +1, 01, 1e400, an empty cell...
         return None
     if len(numbers) != count:  # a single cell, empty
         return None
-    return np.array(numbers, dtype=np.float64).reshape(len(columns), -1).T
+    return np.fromiter(numbers, np.float64, count)
 
 
 def _cells_as_floats(cells: Sequence[str]) -> npt.NDArray[np.float64]:

@@ -43,8 +43,10 @@ from service.scoring.batch_screening import (
     Screened,
     decode_plain_batch,
     is_plain_number_text,
+    numbers_in_text,
     screen_cells,
     screen_items,
+    within_bounds,
 )
 from service.scoring.duplicate_keys import DuplicateKeyError, check_no_duplicate_keys
 
@@ -232,7 +234,7 @@ def parse_csv_batch(body: bytes, *, max_size: int) -> CustomerBatch:
     delimiter = _delimiter(text)
     table = _plain_table(text, delimiter, max_size)
     if table is not None:
-        batch = _plain_csv_batch(*table)
+        batch = _plain_csv_batch(table)
         if batch is not None:
             return batch
     rows = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
@@ -271,13 +273,37 @@ _CSV_FIELD_LIMIT = csv.field_size_limit()
 """The longest cell the csv module reads (it refuses a longer one)."""
 
 
-def _plain_table(
-    text: str, delimiter: str, max_size: int
-) -> tuple[list[str], list[list[str]], int] | None:
-    """The header, the columns and the number of rows of a CSV that the csv module would
-    read as plain splitting does: no quotes, lines ended by ``\\n`` or ``\\r\\n``, every
-    line as wide as the header, at most ``max_size`` rows and no cell too long. None for
-    any other CSV, which the csv module reads.
+@dataclass(frozen=True)
+class PlainTable:
+    """A CSV that plain splitting reads as the csv module does (see :func:`_plain_table`)."""
+
+    header: list[str]
+    rows: list[str]
+    """Its lines past the header, the empty ones left out."""
+    delimiter: str
+
+    def columns(self) -> list[list[str]]:
+        """The cells, a list per column."""
+        width = len(self.header)
+        cells = self.delimiter.join(self.rows).split(self.delimiter) if self.rows else []
+        return [cells[column::width] for column in range(width)]
+
+    def numbers(self) -> FloatArray | None:
+        """Every cell as a float, ``(rows, columns)``, when every cell is a JSON number (see
+        :func:`~service.scoring.batch_screening.numbers_in_text`); None otherwise."""
+        text = self.delimiter.join(self.rows)
+        if self.delimiter != ",":
+            if "," in text:  # a decimal comma, say: not one number a cell
+                return None
+            text = text.replace(self.delimiter, ",")
+        numbers = numbers_in_text(text, len(self.rows) * len(self.header))
+        return None if numbers is None else numbers.reshape(len(self.rows), len(self.header))
+
+
+def _plain_table(text: str, delimiter: str, max_size: int) -> PlainTable | None:
+    """The CSV, when the csv module would read it as plain splitting does: no quotes, lines
+    ended by ``\\n`` or ``\\r\\n``, every line as wide as the header, at most ``max_size``
+    rows and no cell too long. None for any other CSV, which the csv module reads.
 
     Splitting the whole text at once instead of reading row by row is most of what makes
     a CSV batch as quick to read as a JSON one.
@@ -301,23 +327,28 @@ def _plain_table(
         or set(map(str.count, rows, itertools.repeat(delimiter))) - {width - 1}
     ):
         return None
-    cells = delimiter.join(rows).split(delimiter) if rows else []
-    return header.split(delimiter), [cells[column::width] for column in range(width)], len(rows)
+    return PlainTable(header=header.split(delimiter), rows=rows, delimiter=delimiter)
 
 
-def _plain_csv_batch(header: list[str], table: list[list[str]], size: int) -> CustomerBatch | None:
-    """The batch of a plainly split CSV (see :func:`_plain_table`), or None when a row is
-    blank (the csv module's reading skips it, and counts rows without it)."""
-    columns = _header_columns(header)
-    key_cells = table[columns.index(CUSTOMER_KEY)] if CUSTOMER_KEY in columns else None
+def _plain_csv_batch(table: PlainTable) -> CustomerBatch | None:
+    """The batch of a plainly split CSV, or None when a row is blank (the csv module's
+    reading skips it, and counts rows without it)."""
+    columns = _header_columns(table.header)
+    if CUSTOMER_KEY not in columns:
+        batch = _numbers_only_batch(table, columns)
+        if batch is not None:
+            return batch
+    cells = table.columns()
+    size = len(table.rows)
+    key_cells = cells[columns.index(CUSTOMER_KEY)] if CUSTOMER_KEY in columns else None
     features, keys, good = screen_cells(
-        [table[columns.index(feature)] for feature in FEATURES], key_cells
+        [cells[columns.index(feature)] for feature in FEATURES], key_cells
     )
     kept = np.flatnonzero(good)
     leftovers = np.flatnonzero(~good).tolist()
     records: list[list[str]] = [[]] * size
     for index in leftovers:
-        records[index] = [column[index] for column in table]
+        records[index] = [column[index] for column in cells]
         if not "".join(records[index]).strip():
             return None
     screened = Screened(
@@ -327,6 +358,22 @@ def _plain_csv_batch(header: list[str], table: list[list[str]], size: int) -> Cu
         leftovers=leftovers,
     )
     return _csv_batch(columns, records, screened)
+
+
+def _numbers_only_batch(table: PlainTable, columns: list[str]) -> CustomerBatch | None:
+    """The batch of a keyless CSV of numbers only (the features and the export's row
+    number, say), read in one pass without a string per cell, when every row is valid;
+    None otherwise, and the cells are screened one column at a time."""
+    numbers = table.numbers() if table.rows else None
+    if numbers is None:
+        return None
+    features = numbers[:, [columns.index(feature) for feature in FEATURES]]
+    if not within_bounds(features).all():
+        return None
+    size = len(table.rows)
+    return CustomerBatch(
+        size=size, features=features, keys=[None] * size, positions=list(range(size))
+    )
 
 
 _WORKBOOK_SIGNATURES = (b"PK\x03\x04", b"\xd0\xcf\x11\xe0")

@@ -129,3 +129,34 @@ def test_cells_read_at_once_are_what_float_reads(texts: list[str]) -> None:
         expected = float(text)
         assert math.isfinite(number)
         assert number == expected
+
+
+NUMBERS_ONLY = [
+    # The export's row number and the features: numbers only, read in one pass.
+    "Sl_No,Avg_Credit_Limit,Total_Credit_Cards,Total_visits_bank,Total_visits_online,"
+    "Total_calls_made\n1,100000,2,1,1,0\n2,50000, 3 ,0,10,9\n",
+    "\t".join(FEATURES) + "\n25000\t4\t2\t3\t1\n12000.5\t1\t0\t2\t2\n",
+    # A decimal comma where semicolons separate the cells: not a number a cell.
+    ";".join(FEATURES) + "\n25000,5;4;2;3;1\n",
+    # A row number that is not a number (it is not read), an invalid row, an empty cell.
+    "Sl_No," + ",".join(FEATURES) + "\nfirst,25000,4,2,3,1\n",
+    ",".join(FEATURES) + "\n25000,4,2,3,1\n-1,4,2,3,1\n",
+    ",".join(FEATURES) + "\n25000,4,2,,1\n",
+]
+
+
+def test_a_keyless_csv_of_numbers_reads_as_the_csv_module_reads_it() -> None:
+    for text in NUMBERS_ONLY:
+        body = text.encode()
+        with patch.object(customer_input, "_plain_table", lambda *arguments: None):
+            by_module = read(body)
+        assert read(body) == by_module, text
+
+
+def test_a_keyless_csv_of_valid_numbers_is_read_without_a_string_per_cell() -> None:
+    body = NUMBERS_ONLY[0].encode()
+    with patch.object(customer_input.PlainTable, "columns", side_effect=AssertionError):
+        batch = parse_csv_batch(body, max_size=10)
+    assert batch.features.tolist() == [[100000, 2, 1, 1, 0], [50000, 3, 0, 10, 9]]
+    assert batch.positions == [0, 1]
+    assert batch.keys == [None, None]
