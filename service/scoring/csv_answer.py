@@ -87,9 +87,15 @@ def _scored_pieces(fragments: AnswerFragments, rows: ScoredRows) -> list[str]:
     for code, state in enumerate(rows.recorded_states):
         tails[code] = fragments.csv_tails(state)
     pieces[5::width] = tails[rows.recorded, rows.runner_up_labels].tolist()
+    # Atypical rows share a few runner-ups, reasons and records: each tail is written once.
+    atypical_tails: dict[tuple[int, int, tuple[str, ...]], str] = {}
     for row, reasons in rows.reasons.items():
-        state = rows.recorded_states[rows.recorded[row]]
-        pieces[row * width + 5] = fragments.csv_tail(rows.runner_up_labels[row], reasons, state)
+        code, label = int(rows.recorded[row]), int(rows.runner_up_labels[row])
+        tail = atypical_tails.get((code, label, tuple(reasons)))
+        if tail is None:
+            tail = fragments.csv_tail(label, reasons, rows.recorded_states[code])
+            atypical_tails[code, label, tuple(reasons)] = tail
+        pieces[row * width + 5] = tail
     return pieces
 
 
