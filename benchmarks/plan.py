@@ -10,7 +10,7 @@ from pathlib import Path
 
 import orjson
 
-from benchmarks.report import SHADOWED, batch_case_name
+from benchmarks.report import CSV_BOTH_WAYS, SHADOWED, batch_case_name
 from benchmarks.request_bodies import (
     Customer,
     arrow_batch_body,
@@ -50,9 +50,6 @@ ARROW_BATCH_ROWS = 100_000
 ARROW_NAME = f"Arrow {ARROW_BATCH_ROWS:,}"
 """Arrow IPC in and out (issue 19's columnar target); the server's MAX_BATCH_SIZE is raised
 for it (``servers.OURS_LIMITS``)."""
-CSV_BOTH_WAYS = "in and out"
-"""Suffix of the CSV cases answered in CSV (``Accept: text/csv``), as a campaign tool that
-sends a CSV asks; the plain CSV cases are answered in JSON."""
 
 
 @dataclass(frozen=True)
@@ -129,15 +126,21 @@ def build_cases(customers: list[Customer], work_dir: Path) -> dict[str, list[Cas
     )
     # The batch targets' cases (issue 19), on one worker and on a pod's two.
     size = BATCH_SIZES[-1]
-    for server in ("ours", "ours-pod"):
-        if server == "ours-pod":
-            cases[server] = [_batch_case(f"JSON {size:,}", server, JSON, largest["json"], size)]
-        cases[server] += [
+
+    def both_ways(server: str) -> list[Case]:
+        return [
             _batch_case(
                 f"CSV {size:,} {CSV_BOTH_WAYS}", server, CSV, largest["csv"], size, accept=CSV
             ),
             _batch_case(ARROW_NAME, server, ARROW, arrow, ARROW_BATCH_ROWS, accept=ARROW),
         ]
+
+    cases["ours"] += both_ways("ours")
+    # One worker's JSON case is among its batch sizes above.
+    cases["ours-pod"] = [
+        _batch_case(f"JSON {size:,}", "ours-pod", JSON, largest["json"], size),
+        *both_ways("ours-pod"),
+    ]
     return cases
 
 

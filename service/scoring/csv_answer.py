@@ -91,11 +91,10 @@ def _scored_pieces(fragments: AnswerFragments, rows: ScoredRows) -> list[str]:
     atypical_tails: dict[tuple[int, int, tuple[str, ...]], str] = {}
     for row, reasons in rows.reasons.items():
         code, label = int(rows.recorded[row]), int(rows.runner_up_labels[row])
-        tail = atypical_tails.get((code, label, tuple(reasons)))
-        if tail is None:
-            tail = fragments.csv_tail(label, reasons, rows.recorded_states[code])
-            atypical_tails[code, label, tuple(reasons)] = tail
-        pieces[row * width + 5] = tail
+        key = (code, label, tuple(reasons))
+        if key not in atypical_tails:
+            atypical_tails[key] = fragments.csv_tail(label, reasons, rows.recorded_states[code])
+        pieces[row * width + 5] = atypical_tails[key]
     return pieces
 
 
